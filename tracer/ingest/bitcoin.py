@@ -1,0 +1,525 @@
+"""Bitcoin ingestion: Bitcoin Core ``blocks/`` directories and ``blk*.dat`` files, raw block files
+(binary or hex) and a Bitcoin Core JSON-RPC endpoint, into blocks / transactions / outputs / inputs /
+addresses.
+
+Each source unit (one blk file, one raw block file, one range of RPC heights) is a batch: it is read
+and framed, every block parsed and verified, and only then loaded in one transaction. A unit that
+fails loads nothing; the refused item goes to ``quarantine`` and the error names the file and byte
+offset (or the RPC call and height) and the block hash. Blocks already in the store are skipped, so
+re-running adds nothing; ``checkpoints`` lets a rerun skip units already done.
+
+After the units are loaded, inputs are resolved in SQL to the output they spend (also when the funding
+block arrived later), ``spent_by_txid`` is set, and fees are computed where every input is known.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from tracer.errors import IngestError
+from tracer.ingest.bitcoin_network import MAGICS, Network, network
+from tracer.ingest.bitcoin_parse import BlockBatch, BlockError, parse_blocks
+from tracer.ingest.bitcoin_rpc import BitcoinRPC
+from tracer.store import Run, Store
+
+CHAIN = "bitcoin"
+_BLK_NAME = re.compile(r"^blk(\d+)\.dat$")
+_HEX_CHARS = frozenset(b"0123456789abcdefABCDEF \t\r\n")
+
+
+@dataclass
+class Unit:
+    """One batch of the source: a file (blk or raw) or a range of RPC heights."""
+
+    kind: str  # blk, raw, rpc
+    name: str
+    path: Path | None = None
+    heights: range | None = None
+
+
+@dataclass
+class IngestSummary:
+    run_id: int
+    units: int = 0
+    units_skipped: int = 0
+    blocks: int = 0
+    blocks_skipped: int = 0
+    transactions: int = 0
+    inputs: int = 0
+    outputs: int = 0
+    inputs_resolved: int = 0
+    counts: dict = field(default_factory=dict)
+
+
+Progress = Callable[[int, int], None]  # (blocks, transactions) just loaded
+
+
+# -- source framing ----------------------------------------------------------------------------------
+def file_units(paths: Iterable[str | Path]) -> list[Unit]:
+    """Expand directories (Bitcoin Core ``blocks/``: blk*.dat in file-number order) and files."""
+    units: list[Unit] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            blks = sorted((p for p in path.iterdir() if _BLK_NAME.match(p.name)), key=lambda p: int(_BLK_NAME.match(p.name).group(1)))
+            if not blks:
+                raise IngestError(str(path), "directory", "no blk*.dat files in this directory")
+            units.extend(Unit("blk", str(p), p) for p in blks)
+        elif path.is_file():
+            units.append(Unit("file", str(path), path))
+        else:
+            raise IngestError(str(path), "path", "no such file or directory")
+    return units
+
+
+def frame_blk(data: bytes, net: Network, source: str) -> list[tuple[int, int]]:
+    """Split a blk*.dat file into (offset, size) spans: [magic][size LE u32][block] repeated.
+
+    Bitcoin Core pre-allocates blk files, so zero bytes after the last block mark the end of data.
+    A wrong magic or a block running past the end of the file is an error naming the byte offset.
+    """
+    spans: list[tuple[int, int]] = []
+    pos, total = 0, len(data)
+    while pos < total:
+        magic = data[pos : pos + 4]
+        if magic == b"\x00\x00\x00\x00" or (len(magic) < 4 and not magic.strip(b"\x00")):
+            if data[pos:].strip(b"\x00"):
+                raise IngestError(source, f"byte offset {pos}", "non-zero data after the zero padding that ends the block data")
+            break
+        if magic != net.magic:
+            other = MAGICS.get(bytes(magic))
+            hint = f" (that is {other.name}'s magic)" if other else ""
+            raise IngestError(
+                source, f"byte offset {pos}",
+                f"wrong magic {bytes(magic).hex()}{hint}; expected {net.magic.hex()} for {net.name}",
+            )
+        if pos + 8 > total:
+            raise IngestError(source, f"byte offset {pos}", "truncated blk file: the size field is cut off")
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if pos + 8 + size > total:
+            raise IngestError(
+                source, f"byte offset {pos}",
+                f"truncated blk file: block declares {size} bytes but only {total - pos - 8} remain",
+            )
+        spans.append((pos + 8, size))
+        pos += 8 + size
+    return spans
+
+
+def read_unit(unit: Unit, net: Network) -> tuple[bytes, list[tuple[int, int]]]:
+    """Bytes of a file unit and the spans of its blocks (blk framing, raw binary or raw hex)."""
+    assert unit.path is not None
+    try:
+        data = unit.path.read_bytes()
+    except OSError as exc:
+        raise IngestError(unit.name, "file", f"cannot read: {exc}") from None
+    if not data.strip():
+        raise IngestError(unit.name, "byte offset 0", "empty file")
+    head = data[:4]
+    if unit.kind == "blk" or head in MAGICS or head == net.magic:
+        return data, frame_blk(data, net, unit.name)
+    if all(c in _HEX_CHARS for c in data[:4096]):
+        text = data.decode("ascii", errors="replace")
+        compact = "".join(text.split())
+        try:
+            raw = bytes.fromhex(compact)
+        except ValueError:
+            bad = next((i for i, c in enumerate(compact) if c not in "0123456789abcdefABCDEF"), len(compact) - 1)
+            raise IngestError(unit.name, f"hex character {bad}", f"not valid hex ({compact[bad:bad + 8]!r}…)") from None
+        if len(raw) < 81:
+            raise IngestError(unit.name, "byte offset 0", f"{len(raw)} bytes of hex are too short to be a block")
+        return raw, [(0, len(raw))]
+    return data, [(0, len(data))]
+
+
+# -- loading -------------------------------------------------------------------------------------------
+def ingest_bitcoin(
+    store: Store,
+    paths: Iterable[str | Path] = (),
+    *,
+    rpc: BitcoinRPC | None = None,
+    from_height: int | None = None,
+    to_height: int | None = None,
+    network_name: str = "mainnet",
+    rpc_batch: int = 50,
+    progress: Progress | None = None,
+    on_units: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Ingest Bitcoin blocks from files/directories and/or a JSON-RPC node into the store."""
+    net = network(network_name)
+    units = file_units(paths)
+    params: dict = {"network": net.name, "paths": [u.name for u in units]}
+    if rpc is not None:
+        start = 0 if from_height is None else from_height
+        if to_height is None:
+            to_height = int(rpc.call("getblockchaininfo")["blocks"])
+        params.update(rpc=rpc.url, from_height=start, to_height=to_height)
+        for lo in range(start, to_height + 1, rpc_batch):
+            hi = min(lo + rpc_batch, to_height + 1)
+            units.append(Unit("rpc", f"{rpc.url} heights {lo}-{hi - 1}", heights=range(lo, hi)))
+    target = ", ".join(u.name for u in units[:3]) + (f" (+{len(units) - 3} more)" if len(units) > 3 else "")
+    run = store.begin_run("bitcoin", target or None, params)
+    summary = IngestSummary(run.run_id)
+    if on_units:
+        on_units(len(units), 0)
+    try:
+        store.claim_chain(CHAIN, "utxo", net.name, None, run.run_id)
+        for unit in units:
+            _ingest_unit(store, run, unit, net, rpc, summary, progress)
+        with store.transaction():
+            summary.inputs_resolved = resolve_inputs(store)
+    except IngestError as exc:
+        run.fail(exc)
+        raise
+    except Exception as exc:
+        run.fail(exc)
+        raise
+    run.add(blocks=summary.blocks, transactions=summary.transactions, inputs=summary.inputs,
+            outputs=summary.outputs, blocks_skipped=summary.blocks_skipped, units_skipped=summary.units_skipped)
+    run.finish()
+    summary.counts = dict(run.counts)
+    return summary
+
+
+def _checkpoint_done(store: Store, unit: Unit) -> bool:
+    if unit.kind == "rpc" or unit.path is None:
+        return False
+    row = store.con.execute(
+        "SELECT position FROM checkpoints WHERE source = 'bitcoin' AND unit = ? AND done ORDER BY updated DESC LIMIT 1",
+        [str(unit.path.resolve())],
+    ).fetchone()
+    return row is not None and row[0] == str(unit.path.stat().st_size)
+
+
+def _ingest_unit(store: Store, run: Run, unit: Unit, net: Network, rpc: BitcoinRPC | None,
+                 summary: IngestSummary, progress: Progress | None) -> None:
+    if _checkpoint_done(store, unit):
+        summary.units_skipped += 1
+        return
+    heights_by_offset: dict[int, int] = {}
+    if unit.kind == "rpc":
+        assert rpc is not None and unit.heights is not None
+        data, spans, heights_by_offset = _fetch_rpc(rpc, unit.heights)
+    else:
+        try:
+            data, spans = read_unit(unit, net)
+        except IngestError as exc:
+            run.quarantine(exc.position, None, exc.reason, source=unit.name)
+            raise
+    try:
+        batch, _ = parse_blocks(data, spans, net, unit.name)
+    except BlockError as exc:
+        size = next((s for o, s in spans if o == exc.offset), 0)
+        if unit.kind == "rpc":
+            height = heights_by_offset.get(exc.offset)
+            position = f"block height {height}"
+            source = f"{rpc.url if rpc else unit.name} getblock"
+        else:
+            position, source = f"byte offset {exc.offset}", unit.name
+        run.quarantine(position, memoryview(data)[exc.offset : exc.offset + min(size, 4096)], exc.reason, source=source)
+        raise IngestError(source, position, exc.reason, item=f"block {exc.block_hash}" if exc.block_hash else None) from None
+
+    with store.transaction():
+        loaded = load_batch(store, run, batch, unit, net, heights_by_offset)
+        if unit.kind != "rpc" and unit.path is not None:
+            store.con.execute(
+                "INSERT INTO checkpoints VALUES ('bitcoin', ?, ?, true, ?, now())",
+                [str(unit.path.resolve()), str(unit.path.stat().st_size), run.run_id],
+            )
+    summary.units += 1
+    summary.blocks += loaded[0]
+    summary.blocks_skipped += len(batch.blocks) - loaded[0]
+    summary.transactions += loaded[1]
+    summary.inputs += loaded[2]
+    summary.outputs += loaded[3]
+    if progress:
+        progress(len(batch.blocks), loaded[1])
+
+
+def _fetch_rpc(rpc: BitcoinRPC, heights: range) -> tuple[bytes, list[tuple[int, int]], dict[int, int]]:
+    hashes = rpc.batch([("getblockhash", [h]) for h in heights])
+    hexes = rpc.batch([("getblock", [h, 0]) for h in hashes])
+    parts, spans, by_offset, pos = [], [], {}, 0
+    for height, block_hash, hx in zip(heights, hashes, hexes):
+        try:
+            raw = bytes.fromhex(hx)
+        except (TypeError, ValueError):
+            raise IngestError(rpc.url, f"block height {height}", f"getblock({block_hash}, 0) did not return hex") from None
+        parts.append(raw)
+        spans.append((pos, len(raw)))
+        by_offset[pos] = height
+        pos += len(raw)
+    return b"".join(parts), spans, by_offset
+
+
+def _block_heights(store: Store, blocks: list[dict], net: Network, rpc_heights: list[int | None]) -> list[tuple[int | None, str | None]]:
+    """Heights from the node (RPC), the genesis hash, BIP34 and chaining (parent +1, child −1)."""
+    hashes = [b["hash"] for b in blocks]
+    in_batch = {h: i for i, h in enumerate(hashes)}
+    relatives = store.con.execute(
+        "SELECT hash, prev_hash, height FROM blocks WHERE chain = ? AND height IS NOT NULL AND "
+        "(hash IN (SELECT unnest(?)) OR prev_hash IN (SELECT unnest(?)))",
+        [CHAIN, [b["prev_hash"] for b in blocks], hashes],
+    ).fetchall()
+    heights: dict[str, tuple[int, str]] = {}
+    queue: list[str] = []
+
+    def seed(h: str, height: int, how: str) -> None:
+        if h not in heights:
+            heights[h] = (height, how)
+            queue.append(h)
+
+    stored = {h: height for h, _, height in relatives}
+    for i, b in enumerate(blocks):
+        if rpc_heights[i] is not None:
+            seed(b["hash"], rpc_heights[i], "rpc")
+        elif b["hash"] == net.genesis:
+            seed(b["hash"], 0, "genesis")
+        elif b["prev_hash"] in stored:
+            seed(b["hash"], stored[b["prev_hash"]] + 1, "chain")
+    for h, prev, height in relatives:
+        if prev in in_batch:
+            seed(prev, height - 1, "chain")
+    for b in blocks:
+        if b["bip34_height"] is not None:
+            seed(b["hash"], b["bip34_height"], "bip34")
+    children: dict[str, list[str]] = defaultdict(list)
+    for b in blocks:
+        children[b["prev_hash"]].append(b["hash"])
+    while queue:
+        h = queue.pop()
+        height = heights[h][0]
+        for c in children.get(h, ()):
+            _agree(heights, c, height + 1, blocks[in_batch[c]], net, queue)
+        prev = blocks[in_batch[h]]["prev_hash"] if h in in_batch else None
+        if prev in in_batch:
+            _agree(heights, prev, height - 1, blocks[in_batch[prev]], net, queue)
+    return [heights.get(h, (None, None)) for h in hashes]
+
+
+def _agree(heights: dict, h: str, height: int, block: dict, net: Network, queue: list[str]) -> None:
+    if h not in heights:
+        heights[h] = (height, "chain")
+        queue.append(h)
+    elif heights[h][0] != height and height >= net.bip34_height:
+        raise BlockError(block.get("_source", "?"), block["source_offset"], h,
+                         f"height {heights[h][0]} ({heights[h][1]}) disagrees with prev-hash chaining ({height})")
+
+
+def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Network,
+               heights_by_offset: dict[int, int]) -> tuple[int, int, int, int]:
+    """Load one verified batch; skip blocks already stored. Returns (blocks, txs, inputs, outputs)."""
+    blocks = batch.blocks
+    if not blocks:
+        return 0, 0, 0, 0
+    hashes = [b["hash"] for b in blocks]
+    present = {r[0] for r in store.con.execute(
+        "SELECT hash FROM blocks WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, hashes]).fetchall()}
+    keep = np.array([h not in present for h in hashes])
+    # the same block twice in one unit (Core can write a block again after a crash) counts once
+    seen: set[str] = set()
+    for i, h in enumerate(hashes):
+        if keep[i] and h in seen:
+            keep[i] = False
+        seen.add(h)
+    if not keep.any():
+        return 0, 0, 0, 0
+    for b in blocks:
+        b["_source"] = unit.name
+    try:
+        heights = _block_heights(store, blocks, net, [heights_by_offset.get(b["source_offset"]) for b in blocks])
+    except BlockError as exc:
+        run.quarantine(f"byte offset {exc.offset}", None, exc.reason, source=unit.name)
+        raise IngestError(unit.name, f"byte offset {exc.offset}", exc.reason, item=f"block {exc.block_hash}") from None
+    if unit.kind == "rpc":
+        _check_rpc_chaining(store, blocks, heights, unit)
+    height_arr = pa.array([h for h, _ in heights], pa.int64())
+    time_arr = pa.array([b["time"] for b in blocks], pa.int64()).cast(pa.timestamp("s"))
+    hash_arr = pa.array(hashes, pa.string())
+    block_table = pa.table({
+        "chain": pa.array([CHAIN] * len(blocks)),
+        "height": height_arr,
+        "hash": hash_arr,
+        "prev_hash": pa.array([b["prev_hash"] for b in blocks]),
+        "time": time_arr,
+        "tx_count": pa.array([b["tx_count"] for b in blocks], pa.int32()),
+        "size": pa.array([b["size"] for b in blocks], pa.int32()),
+        "version": pa.array([b["version"] for b in blocks], pa.int64()),
+        "merkle_root": pa.array([b["merkle_root"] for b in blocks]),
+        "bits": pa.array([b["bits"] for b in blocks], pa.int64()),
+        "nonce": pa.array([b["nonce"] for b in blocks], pa.int64()),
+        "height_source": pa.array([s for _, s in heights], pa.string()),
+        "source": pa.array([unit.name if unit.kind != "rpc" else f"{unit.name.split(' heights')[0]} getblock"] * len(blocks)),
+        "source_offset": pa.array([None if unit.kind == "rpc" else b["source_offset"] for b in blocks], pa.int64()),
+        "run_id": pa.array([run.run_id] * len(blocks), pa.int64()),
+    }).filter(pa.array(keep))
+
+    txs, outs, ins = batch.transactions, batch.outputs, batch.inputs
+    tx_block = txs["block_index"].to_numpy()
+    tx_keep = keep[tx_block]
+    blk_idx = pa.array(tx_block)
+    txs = txs.append_column("block_hash", hash_arr.take(blk_idx)) \
+             .append_column("block_height", height_arr.take(blk_idx)) \
+             .append_column("block_time", time_arr.take(blk_idx))
+    tx_height = txs["block_height"].combine_chunks()
+    tx_time = txs["block_time"].combine_chunks()
+    txs = txs.filter(pa.array(tx_keep)).drop_columns(["block_index"])
+    n = len(txs)
+    txs = txs.append_column("chain", pa.array([CHAIN] * n)).append_column("run_id", pa.array([run.run_id] * n, pa.int64()))
+
+    out_tx = outs["tx_index"].combine_chunks()
+    outs = outs.append_column("block_height", tx_height.take(out_tx)).append_column("block_time", tx_time.take(out_tx))
+    outs = outs.filter(pa.array(tx_keep[out_tx.to_numpy()]))
+    in_tx = ins["tx_index"].combine_chunks()
+    ins = ins.append_column("block_height", tx_height.take(in_tx)).filter(pa.array(tx_keep[in_tx.to_numpy()])).drop_columns(["tx_index"])
+    n_out, n_in = len(outs), len(ins)
+    outs = outs.append_column("chain", pa.array([CHAIN] * n_out)).append_column("run_id", pa.array([run.run_id] * n_out, pa.int64()))
+    ins = ins.append_column("chain", pa.array([CHAIN] * n_in)).append_column("run_id", pa.array([run.run_id] * n_in, pa.int64()))
+
+    store.append("blocks", block_table)
+    store.append("transactions", txs)
+    store.append("outputs", outs.drop_columns(["tx_index", "block_time"]))
+    store.append("inputs", ins)
+    _add_addresses(store, run, outs)
+    if store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height IS NULL", [CHAIN]):
+        _propagate_heights(store)
+    return len(block_table), n, n_in, n_out
+
+
+def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list, unit: Unit) -> None:
+    """A node's block at height h must name the block at h−1 as its parent, where that is known."""
+    by_height = {h: b["hash"] for b, (h, _) in zip(blocks, heights)}
+    wanted = [h - 1 for h, _ in heights if h and h - 1 not in by_height]
+    if wanted:
+        for height, block_hash in store.con.execute(
+            "SELECT height, hash FROM blocks WHERE chain = ? AND height IN (SELECT unnest(?))", [CHAIN, wanted]
+        ).fetchall():
+            by_height.setdefault(height, block_hash)
+    for b, (h, _) in zip(blocks, heights):
+        parent = by_height.get(h - 1) if h else None
+        if parent is not None and parent != b["prev_hash"]:
+            raise IngestError(unit.name, f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
+                              f"but the block at height {h - 1} is {parent}", item=f"block {b['hash']}")
+
+
+def _add_addresses(store: Store, run: Run, outs: pa.Table) -> None:
+    """Give each address seen for the first time the next dense id, in order of first sight."""
+    view = outs.select(["address", "script_type", "block_time"]).append_column("seq", pa.array(np.arange(len(outs))))
+    store.con.register("_new_outputs", view)
+    try:
+        store.con.execute(
+            """
+            INSERT INTO addresses (chain, address, address_id, first_seen, script_type, run_id)
+            SELECT ?, n.address,
+                   (SELECT coalesce(max(address_id), 0) FROM addresses) + row_number() OVER (ORDER BY n.first_seq),
+                   n.first_seen, n.script_type, ?
+            FROM (SELECT address, min(seq) AS first_seq, min(block_time) AS first_seen,
+                         arg_min(script_type, seq) AS script_type
+                  FROM _new_outputs WHERE address IS NOT NULL GROUP BY address) n
+            WHERE NOT EXISTS (SELECT 1 FROM addresses a WHERE a.chain = ? AND a.address = n.address)
+            """,
+            [CHAIN, run.run_id, CHAIN],
+        )
+        store.con.execute(
+            """
+            UPDATE addresses SET first_seen = n.first_seen
+            FROM (SELECT address, min(block_time) AS first_seen FROM _new_outputs
+                  WHERE address IS NOT NULL GROUP BY address) n
+            WHERE addresses.chain = ? AND addresses.address = n.address AND n.first_seen < addresses.first_seen
+            """,
+            [CHAIN],
+        )
+    finally:
+        store.con.unregister("_new_outputs")
+
+
+def _propagate_heights(store: Store) -> None:
+    """Blocks stored without a height get one once a relative's height is known (out-of-order files):
+    a descendant of a known block is its height plus the distance, an ancestor its height minus it."""
+    walks = {
+        "forward": ("b.prev_hash = p.hash", "p.height + 1", "b.prev_hash = walk.hash", "walk.height + 1", "min"),
+        "backward": ("p.prev_hash = b.hash", "p.height - 1", "walk.prev_hash = b.hash", "walk.height - 1", "max"),
+    }
+    for _ in range(4):
+        before = store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height IS NULL", [CHAIN])
+        if not before:
+            break
+        for seed_join, seed_height, step_join, step_height, pick in walks.values():
+            store.con.execute(
+                f"""
+                UPDATE blocks SET height = w.height, height_source = 'chain'
+                FROM (
+                    WITH RECURSIVE walk(hash, prev_hash, height) AS (
+                        SELECT b.hash, b.prev_hash, {seed_height} FROM blocks b
+                        JOIN blocks p ON {seed_join} AND p.chain = b.chain
+                        WHERE b.chain = ? AND b.height IS NULL AND p.height IS NOT NULL
+                        UNION ALL
+                        SELECT b.hash, b.prev_hash, {step_height} FROM blocks b JOIN walk ON {step_join}
+                        WHERE b.chain = ? AND b.height IS NULL
+                    ) SELECT hash, {pick}(height) AS height FROM walk GROUP BY hash
+                ) w
+                WHERE blocks.chain = ? AND blocks.hash = w.hash
+                """,
+                [CHAIN, CHAIN, CHAIN],
+            )
+        if store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height IS NULL", [CHAIN]) == before:
+            break
+    store.con.execute(
+        """UPDATE transactions SET block_height = b.height FROM blocks b
+           WHERE transactions.chain = ? AND transactions.block_height IS NULL AND b.chain = ?
+             AND b.hash = transactions.block_hash AND b.height IS NOT NULL""", [CHAIN, CHAIN])
+    for table in ("outputs", "inputs"):
+        store.con.execute(
+            f"""UPDATE {table} SET block_height = t.block_height FROM transactions t
+                WHERE {table}.chain = ? AND {table}.block_height IS NULL AND t.chain = ?
+                  AND t.txid = {table}.txid AND t.block_height IS NOT NULL""", [CHAIN, CHAIN])
+
+
+def resolve_inputs(store: Store, chain: str = CHAIN) -> int:
+    """Resolve unresolved inputs to the outputs they spend; mark outputs spent; compute fees.
+
+    Set-based: one join of the still-unresolved inputs against outputs, so a funding block that
+    arrives after its spending block resolves on the next ingest. Returns the inputs resolved now.
+    """
+    con = store.con
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _resolved AS
+        SELECT i.txid, i.n, i.prev_txid, i.prev_n, o.address, o.value
+        FROM inputs i JOIN outputs o ON o.chain = i.chain AND o.txid = i.prev_txid AND o.n = i.prev_n
+        WHERE i.chain = ? AND i.value IS NULL AND i.prev_txid IS NOT NULL
+        """,
+        [chain],
+    )
+    resolved = int(con.execute("SELECT count(*) FROM _resolved").fetchone()[0])
+    if resolved:
+        con.execute(
+            """UPDATE inputs SET address = r.address, value = r.value FROM _resolved r
+               WHERE inputs.chain = ? AND inputs.txid = r.txid AND inputs.n = r.n""", [chain])
+        con.execute(
+            """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _resolved r
+               WHERE outputs.chain = ? AND outputs.txid = r.prev_txid AND outputs.n = r.prev_n""", [chain])
+    con.execute(
+        """
+        UPDATE transactions SET fee = f.vin - f.vout
+        FROM (
+            WITH open AS (SELECT txid FROM transactions WHERE chain = ? AND fee IS NULL AND NOT is_coinbase),
+            vin AS (SELECT txid, sum(value) AS vin FROM inputs WHERE chain = ? AND txid IN (SELECT txid FROM open)
+                    GROUP BY txid HAVING count(*) = count(value)),
+            vout AS (SELECT txid, sum(value) AS vout FROM outputs WHERE chain = ? AND txid IN (SELECT txid FROM vin)
+                     GROUP BY txid)
+            SELECT vin.txid, vin.vin, coalesce(vout.vout, 0) AS vout FROM vin LEFT JOIN vout USING (txid)
+        ) f
+        WHERE transactions.chain = ? AND transactions.txid = f.txid
+        """,
+        [chain, chain, chain, chain],
+    )
+    con.execute("DROP TABLE IF EXISTS _resolved")
+    return resolved

@@ -1,0 +1,167 @@
+"""Reading text sources with their line numbers, and loading rows so that re-running adds nothing.
+
+Shared by the human-side ingesters (bank, reports, ads, labels, prices). Every refused row must be
+named by file and line, so the readers here keep the physical line number of every record:
+
+* :func:`read_lines` splits a byte buffer into lines with numpy (newline positions), finds lines that
+  are not valid UTF-8 without decoding line by line, and returns the good text plus the refused lines.
+* :func:`csv_records` parses CSV with the standard library when fields may hold quoted newlines
+  (``reader.line_num`` gives the line each record ends on).
+* :func:`append_new` inserts an Arrow table minus the rows whose key is already stored (an anti-join
+  in DuckDB), which is what makes every ingest idempotent.
+* :func:`quarantine_many` records refused rows in one bulk insert, skipping ones already recorded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from tracer.store import Store
+from tracer.store.store import Run, utcnow
+
+
+@dataclass
+class Refused:
+    """Rows refused while reading: (position, raw text, reason)."""
+
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, position: str, raw: str, reason: str) -> None:
+        self.rows.append((position, raw, reason))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def line_starts(buf: bytes) -> np.ndarray:
+    """Byte offsets at which each line of ``buf`` starts (vectorised newline search)."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], ends + 1)).astype(np.int64)
+    if len(starts) and starts[-1] == len(buf):
+        starts = starts[:-1]
+    return starts
+
+
+def bad_utf8_lines(buf: bytes, starts: np.ndarray) -> list[int]:
+    """Indexes (0-based) of lines that are not valid UTF-8.
+
+    The whole buffer is decoded once; only when that fails do we look for the failing lines, and we
+    jump from one error to the next instead of decoding every line on its own.
+    """
+    bad: list[int] = []
+    pos = 0
+    decoder_errors = 0
+    while pos < len(buf):
+        try:
+            codecs.decode(buf[pos:], "utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            decoder_errors += 1
+            where = pos + exc.start
+            line = int(np.searchsorted(starts, where, side="right") - 1)
+            bad.append(line)
+            pos = int(starts[line + 1]) if line + 1 < len(starts) else len(buf)
+    return bad
+
+
+@dataclass
+class Lines:
+    """Text of the good lines, their 1-based line numbers, and the refused ones."""
+
+    text: str
+    numbers: np.ndarray
+    refused: Refused
+
+
+def read_lines(buf: bytes, first_line: int = 1, skip_blank: bool = True) -> Lines:
+    """Split ``buf`` (whole lines) into good UTF-8 lines with their numbers; refuse broken encoding."""
+    starts = line_starts(buf)
+    refused = Refused()
+    bad = bad_utf8_lines(buf, starts)
+    keep = np.ones(len(starts), dtype=bool)
+    ends = np.concatenate((starts[1:], [len(buf)]))
+    for i in bad:
+        keep[i] = False
+        raw = buf[starts[i]:ends[i]].rstrip(b"\r\n")
+        refused.add(f"line {first_line + i}", raw.decode("utf-8", "backslashreplace"),
+                    "broken encoding: not valid UTF-8")
+    if skip_blank:
+        lengths = ends - starts
+        # a blank line is "\n" or "\r\n"
+        blank = lengths <= 1
+        two = lengths == 2
+        if two.any():
+            arr = np.frombuffer(buf, dtype=np.uint8)
+            blank |= two & (arr[np.minimum(starts, len(buf) - 1)] == 13)
+        keep &= ~blank
+    if keep.all():
+        text = codecs.decode(buf, "utf-8")
+    else:
+        text = b"".join(buf[s:e] for s, e in zip(starts[keep], ends[keep])).decode("utf-8")
+    numbers = np.flatnonzero(keep).astype(np.int64) + first_line
+    return Lines(text, numbers, refused)
+
+
+def csv_records(text: str, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each CSV record, quoted newlines allowed (standard library csv)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    prev = 0
+    for fields in reader:
+        start = prev + 1
+        prev = reader.line_num
+        if not fields or fields == [""]:
+            continue
+        yield first_line + start - 1, fields
+
+
+def append_new(store: Store, table: str, data: pa.Table, key: Sequence[str]) -> int:
+    """Insert the rows of ``data`` whose ``key`` is not yet in ``table`` (and each key once).
+
+    The anti-join runs in DuckDB over the whole batch, so re-running an ingest adds nothing and
+    costs one hash join, not a lookup per row.
+    """
+    if len(data) == 0:
+        return 0
+    name = f"_new_{table}"
+    store.con.register(name, data)
+    try:
+        match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in key)
+        part = ", ".join(f"n.{k}" for k in key)
+        order = "n.source_line" if "source_line" in data.column_names else "1"
+        fresh = store.con.sql(
+            f"SELECT * EXCLUDE (_dup) FROM ("
+            f"  SELECT n.*, row_number() OVER (PARTITION BY {part} ORDER BY {order}) AS _dup"
+            f"  FROM {name} n WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
+            f") WHERE _dup = 1"
+        ).to_arrow_table()
+    finally:
+        store.con.unregister(name)
+    return store.append(table, fresh)
+
+
+def quarantine_many(store: Store, run: Run, source: str, refused: Refused | Sequence[tuple[str, str, str]]) -> int:
+    """Record refused rows in one insert; a row already quarantined for the same reason is skipped."""
+    rows = refused.rows if isinstance(refused, Refused) else list(refused)
+    if not rows:
+        return 0
+    positions, raws, reasons = zip(*rows)
+    raws = [r if len(r) <= 8192 else r[:8192] + "…" for r in raws]
+    data = pa.table({
+        "run_id": pa.array([run.run_id] * len(rows), pa.int64()),
+        "source": pa.array([source] * len(rows), pa.string()),
+        "position": pa.array(positions, pa.string()),
+        "raw": pa.array(raws, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+        "created": pa.array([utcnow()] * len(rows), pa.timestamp("us")),
+    })
+    added = append_new(store, "quarantine", data, ["source", "position", "reason"])
+    run.add(quarantined=len(rows))
+    return added

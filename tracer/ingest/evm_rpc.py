@@ -1,0 +1,314 @@
+"""A small Ethereum JSON-RPC client built for bulk reads: batches, retries, shrinking log ranges.
+
+It knows JSON-RPC and nothing of the store (fetch → map → load, as in ethereum-etl's jobs/mappers
+split). Every failure is an :class:`~tracer.errors.IngestError` naming the node URL, the block (or
+block range) and the JSON-RPC method, so an analyst can tell *which* call failed and retry it.
+
+Why not web3.py's provider for the hot path: web3 formats every response through its middleware
+stack (checksummed addresses, AttributeDicts, HexBytes), which costs more than the JSON decode
+itself; ingest wants the raw hex strings, which map straight to the store's lowercase columns.
+web3 is still used for ABI work and signing (tests, benchmark).
+
+Batching follows the JSON-RPC 2.0 spec (https://www.jsonrpc.org/specification#batch): one HTTP POST
+carries many calls, answered in any order and matched by ``id``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from tracer.errors import IngestError
+
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+# JSON-RPC error codes and messages that mean "method not available on this node".
+_METHOD_MISSING_CODES = {-32601, -32004}
+# Messages nodes use when an eth_getLogs range returns too much (geth, erigon, nethermind,
+# Alchemy/Infura-style providers). The range is split in two and both halves retried.
+_TOO_LARGE_HINTS = (
+    "more than",
+    "too many",
+    "too large",
+    "limit exceeded",
+    "response size",
+    "query timeout",
+    "block range",
+    "range is too",
+    "exceed",
+)
+
+
+class RpcError(IngestError):
+    """A JSON-RPC call failed (after retries): names node, block and method."""
+
+    def __init__(self, url: str, position: str, method: str, reason: str, code: int | None = None):
+        self.method, self.code = method, code
+        super().__init__(url, position, reason, item=method)
+
+
+class MethodNotSupported(RpcError):
+    """The node does not offer this method (JSON-RPC -32601)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One JSON-RPC call plus where it points in the chain (for error messages)."""
+
+    method: str
+    params: list[Any]
+    position: str  # e.g. "block 17", "blocks 10-20", "tx 0xab…"
+
+
+class RpcClient:
+    """Thread-safe JSON-RPC over HTTP with batches, timeouts and retries with backoff.
+
+    ``retries`` counts extra attempts after the first; the wait doubles each time from ``backoff``
+    seconds (with jitter), as recommended for rate-limited providers (HTTP 429) and nodes that are
+    restarting. Errors answered by the node itself (bad params, reverted eth_call) are not retried.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        max_batch: int = 500,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_batch = max_batch
+        self._local = threading.local()
+        self.requests_sent = 0
+        self.calls_sent = 0
+
+    # -- transport ----------------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["Content-Type"] = "application/json"
+            self._local.session = s
+        return s
+
+    def _post(self, payload: bytes, position: str, method: str) -> Any:
+        """POST with retries on transport failures; return the decoded JSON body."""
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4))
+            try:
+                r = self._session().post(self.url, data=payload, timeout=self.timeout)
+            except requests.Timeout:
+                last = f"timed out after {self.timeout:g} s"
+                continue
+            except requests.ConnectionError as exc:
+                last = f"node unreachable ({type(exc).__name__})"
+                self._local.session = None
+                continue
+            self.requests_sent += 1
+            if r.status_code == 429 or r.status_code >= 500:
+                last = f"HTTP {r.status_code}"
+                continue
+            if r.status_code != 200:
+                raise RpcError(self.url, position, method, f"HTTP {r.status_code}: {r.text[:200]}")
+            try:
+                return json.loads(r.content)
+            except ValueError:
+                last = f"malformed JSON response ({r.content[:80]!r})"
+                continue
+        raise RpcError(
+            self.url, position, method, f"{last}; gave up after {self.retries + 1} attempts"
+        )
+
+    # -- calls --------------------------------------------------------------------------------------
+    def call(self, method: str, params: Sequence[Any] = (), position: str = "node") -> Any:
+        """One call; returns its ``result``."""
+        return self.batch([Call(method, list(params), position)])[0]
+
+    def batch(self, calls: Sequence[Call], node_errors: str = "raise") -> list[Any]:
+        """Many calls in as few HTTP requests as ``max_batch`` allows; results in call order.
+
+        Raises the first node error (with the failing call's block and method) unless
+        ``node_errors="return"``, which puts the :class:`RpcError` in that call's slot. A whole
+        HTTP request is retried when the transport fails or the reply does not match the request.
+        """
+        out: list[Any] = []
+        for start in range(0, len(calls), self.max_batch):
+            out.extend(self._batch_once(calls[start : start + self.max_batch], node_errors))
+        return out
+
+    def _batch_once(self, calls: Sequence[Call], node_errors: str = "raise") -> list[Any]:
+        if not calls:
+            return []
+        payload = json.dumps(
+            [{"jsonrpc": "2.0", "id": i, "method": c.method, "params": c.params} for i, c in enumerate(calls)],
+            separators=(",", ":"),
+        ).encode()
+        self.calls_sent += len(calls)
+        where = calls[0].position if len(calls) == 1 else f"{calls[0].position} … {calls[-1].position}"
+        methods = sorted({c.method for c in calls})
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)))
+            body = self._post(payload, where, ",".join(methods))
+            if isinstance(body, dict) and "error" in body and len(calls) > 0 and body.get("id") is None:
+                # A node that refuses the whole batch (some providers cap batch size).
+                err = body["error"] or {}
+                raise RpcError(self.url, where, ",".join(methods), _error_text(err), err.get("code"))
+            if not isinstance(body, list):
+                body = [body]
+            by_id: dict[int, dict] = {}
+            for item in body:
+                if isinstance(item, dict) and isinstance(item.get("id"), int):
+                    by_id[item["id"]] = item
+            if len(by_id) != len(calls) or any(i not in by_id for i in range(len(calls))):
+                last = f"malformed batch reply: {len(by_id)} answers for {len(calls)} calls"
+                continue
+            results = []
+            for i, c in enumerate(calls):
+                item = by_id[i]
+                if "error" in item and item["error"] is not None:
+                    err = item["error"] if isinstance(item["error"], dict) else {"message": str(item["error"])}
+                    code = err.get("code")
+                    cls = MethodNotSupported if _is_method_missing(err) else RpcError
+                    exc = cls(self.url, c.position, c.method, _error_text(err), code)
+                    if node_errors == "return" and cls is RpcError:
+                        results.append(exc)
+                        continue
+                    raise exc
+                if "result" not in item:
+                    last = f"malformed reply to {c.method} at {c.position}: no result"
+                    break
+                results.append(item["result"])
+            else:
+                return results
+        raise RpcError(self.url, where, ",".join(methods), f"{last}; gave up after {self.retries + 1} attempts")
+
+    # -- chain reads ----------------------------------------------------------------------------------
+    def chain_id(self) -> int:
+        return _int(self.call("eth_chainId", [], "node"), self.url, "node", "eth_chainId")
+
+    def block_number(self) -> int:
+        return _int(self.call("eth_blockNumber", [], "node"), self.url, "node", "eth_blockNumber")
+
+    def get_blocks(self, heights: Sequence[int], full: bool = True) -> list[dict]:
+        """Blocks by height; a missing block (``null``) is an error naming its height."""
+        res = self.batch([Call("eth_getBlockByNumber", [hex(h), full], f"block {h}") for h in heights])
+        for h, b in zip(heights, res):
+            if not isinstance(b, dict):
+                raise RpcError(self.url, f"block {h}", "eth_getBlockByNumber",
+                               "node returned no block" if b is None else f"malformed block: {str(b)[:80]}")
+        return res
+
+    def get_block_receipts(self, heights: Sequence[int]) -> list[list[dict]]:
+        res = self.batch([Call("eth_getBlockReceipts", [hex(h)], f"block {h}") for h in heights])
+        for h, r in zip(heights, res):
+            if not isinstance(r, list):
+                raise RpcError(self.url, f"block {h}", "eth_getBlockReceipts",
+                               "node returned no receipts" if r is None else f"malformed receipts: {str(r)[:80]}")
+        return res
+
+    def get_receipts(self, tx_hashes: Sequence[str], heights: Sequence[int]) -> list[dict]:
+        """Receipts one by one (batched) for nodes without eth_getBlockReceipts."""
+        res = self.batch([
+            Call("eth_getTransactionReceipt", [t], f"block {h} tx {t}") for t, h in zip(tx_hashes, heights)
+        ])
+        for t, h, r in zip(tx_hashes, heights, res):
+            if not isinstance(r, dict):
+                raise RpcError(self.url, f"block {h} tx {t}", "eth_getTransactionReceipt", "node returned no receipt")
+        return res
+
+    def trace_blocks(self, heights: Sequence[int]) -> list[list[dict]]:
+        """callTracer traces per block (geth/anvil ``debug_traceBlockByNumber``)."""
+        res = self.batch([
+            Call("debug_traceBlockByNumber", [hex(h), {"tracer": "callTracer"}], f"block {h}") for h in heights
+        ])
+        for h, r in zip(heights, res):
+            if not isinstance(r, list):
+                raise RpcError(self.url, f"block {h}", "debug_traceBlockByNumber", "malformed trace reply")
+        return res
+
+    def get_logs(
+        self,
+        lo: int,
+        hi: int,
+        address: Sequence[str] | None = None,
+        topics: Sequence[Any] | None = None,
+        max_range: int = 2000,
+    ) -> list[dict]:
+        """eth_getLogs over [lo, hi], split into ranges that shrink when the node says "too large".
+
+        Providers cap log queries by result count or block span and answer with an error
+        (geth: "query returned more than 10000 results"; others: "block range too large").
+        The range is halved until it passes; a single block that still fails is an error.
+        """
+        out: list[dict] = []
+        pending = [(a, min(a + max_range - 1, hi)) for a in range(lo, hi + 1, max_range)]
+        pending.reverse()
+        while pending:
+            a, b = pending.pop()
+            flt: dict[str, Any] = {"fromBlock": hex(a), "toBlock": hex(b)}
+            if address:
+                flt["address"] = list(address)
+            if topics:
+                flt["topics"] = list(topics)
+            position = f"blocks {a}-{b}"
+            try:
+                logs = self.call("eth_getLogs", [flt], position)
+            except RpcError as exc:
+                if b > a and isinstance(exc, RpcError) and _too_large(exc.reason):
+                    mid = (a + b) // 2
+                    pending.append((mid + 1, b))
+                    pending.append((a, mid))
+                    self.shrinks = getattr(self, "shrinks", 0) + 1
+                    continue
+                raise
+            if not isinstance(logs, list):
+                raise RpcError(self.url, position, "eth_getLogs", f"malformed logs reply: {str(logs)[:80]}")
+            out.extend(logs)
+        return out
+
+    def eth_call(self, calls: Sequence[tuple[str, str]], block: str = "latest") -> list[str | None]:
+        """Read-only contract calls (to, data) in one batch; a reverted call gives ``None``."""
+        res = self.batch(
+            [Call("eth_call", [{"to": to, "data": data}, block], f"contract {to}") for to, data in calls],
+            node_errors="return",
+        )
+        return [None if isinstance(r, RpcError) or not isinstance(r, str) else r for r in res]
+
+
+def _error_text(err: dict) -> str:
+    msg = str(err.get("message", "unknown error"))
+    code = err.get("code")
+    return f"node error {code}: {msg}" if code is not None else f"node error: {msg}"
+
+
+def _is_method_missing(err: dict) -> bool:
+    if err.get("code") in _METHOD_MISSING_CODES:
+        return True
+    msg = str(err.get("message", "")).lower()
+    return "method not found" in msg or "not supported" in msg or "does not exist" in msg
+
+
+def _too_large(reason: str) -> bool:
+    r = reason.lower()
+    return any(h in r for h in _TOO_LARGE_HINTS)
+
+
+def _int(value: Any, url: str, position: str, method: str) -> int:
+    try:
+        return int(value, 16)
+    except (TypeError, ValueError):
+        raise RpcError(url, position, method, f"malformed quantity {str(value)[:40]!r}") from None
