@@ -271,6 +271,26 @@ def _bitcoin_cash(address: str) -> tuple[str, str]:
     return address.lower().removeprefix("bitcoincash:"), kind
 
 
+def _binance_chain(address: str) -> tuple[str, str]:
+    """BNB Beacon Chain (BEP2): Bech32 (constant 1) with prefix 'bnb' over a 20-byte hash, no
+    witness version (Binance Chain docs, "Address")."""
+    addr = address.lower()
+    if address != addr and address.upper() != address:
+        raise InvalidIdentifier("mixed-case Bech32")
+    if not addr.startswith("bnb1"):
+        raise InvalidIdentifier("a BEP2 address starts with bnb1")
+    try:
+        data = [_BECH32_INDEX[c] for c in addr[4:]]
+    except KeyError:
+        raise InvalidIdentifier("character outside the Bech32 alphabet") from None
+    if _bech32_polymod([3, 3, 3, 0, 2, 14, 2] + data) != 1:
+        raise InvalidIdentifier("Bech32 checksum mismatch")
+    prog = _convertbits(data[:-6], 5, 8, False)
+    if prog is None or len(prog) != 20:
+        raise InvalidIdentifier("a BEP2 address holds 20 bytes")
+    return addr, "account"
+
+
 _BTC_VERSIONS = {b"\x00": "p2pkh", b"\x05": "p2sh"}
 _VALIDATORS = {
     "bitcoin": lambda a: _bitcoin_like(a, _BTC_VERSIONS, "bc"),
@@ -284,6 +304,7 @@ _VALIDATORS = {
     "bitcoin-cash": _bitcoin_cash,
     "tron": _tron,
     "ripple": _ripple,
+    "binance-chain": _binance_chain,
     "monero": _monero,
 }
 #: Chains that use EVM (20-byte Keccak) addresses.
