@@ -125,7 +125,7 @@ def read_unit(unit: Unit, net: Network) -> tuple[bytes, list[tuple[int, int]]]:
     head = data[:4]
     if unit.kind == "blk" or head in MAGICS or head == net.magic:
         return data, frame_blk(data, net, unit.name)
-    if all(c in _HEX_CHARS for c in data[:4096]):
+    if all(c in _HEX_CHARS for c in data[:160]):  # a header is 160 hex digits; binary headers never are
         text = data.decode("ascii", errors="replace")
         compact = "".join(text.split())
         try:

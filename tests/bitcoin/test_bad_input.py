@@ -1,0 +1,154 @@
+"""Bad blocks and bad files are refused with an error naming file, byte offset and block; the store
+keeps nothing of them (only the quarantine row and the failed run's provenance)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tracer
+from tracer.errors import IngestError
+from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin_network import network
+from tracer.ingest.bitcoin_parse import parse_blocks
+from tracer.store import StoreError
+
+from .conftest import BLK, BTC
+
+DATA_TABLES = ("blocks", "transactions", "outputs", "inputs", "addresses")
+B227835 = "00000000000001aa077d7aa84c532a4d69bdbff519609d1da0835261b7a74eb6"
+
+
+def snapshot(store) -> dict:
+    return {t: store.query(f"SELECT * FROM {t} ORDER BY ALL") for t in DATA_TABLES}
+
+
+def tracer_cli(db: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tracer.cli", "--db", str(db), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture()
+def seeded(tmp_path):
+    """A store already holding block 227836, so 'unchanged' is checked against real content."""
+    db = tmp_path / "seeded.duckdb"
+    with tracer.open(db) as s:
+        ingest_bitcoin(s, [BTC / "block-227836.raw"])
+        before = snapshot(s)
+    return db, before
+
+
+def assert_refused(db: Path, before: dict, result: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())
+    for fragment in fragments:
+        assert fragment in message, message
+    with tracer.open(db) as s:
+        assert snapshot(s) == before
+        q = s.query("SELECT source, position, reason FROM quarantine")
+        assert len(q) == 1
+        assert s.scalar("SELECT count(*) FROM ingest_runs WHERE status = 'failed'") == 1
+    return q[0]
+
+
+def test_tampered_block_is_refused_and_nothing_is_written(tmp_path, seeded):
+    db, before = seeded
+    raw = bytearray((BTC / "block-227835.raw").read_bytes())
+    batch, _ = parse_blocks(bytes(raw), [(0, len(raw))], network("mainnet"), "clean")
+    # change which coin the second transaction spends: one byte of its first input's outpoint
+    prev = bytes.fromhex(batch.inputs["prev_txid"][1].as_py())[::-1]
+    at = raw.find(prev)
+    assert at > 80
+    raw[at + 3] ^= 0x01
+    bad = tmp_path / "tampered.raw"
+    bad.write_bytes(bytes(raw))
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    source, position, reason = assert_refused(db, before, result, "tampered.raw", "byte offset 0", B227835, "merkle root")
+    assert source == str(bad) and position == "byte offset 0" and "merkle root" in reason
+
+
+def test_tampered_witness_is_refused_by_the_witness_commitment(tmp_path, seeded):
+    db, before = seeded
+    raw = bytearray((BTC / "block-702861.raw").read_bytes())
+    # the last bytes before the final locktime of the last transaction are its witness (a signature)
+    raw[-10] ^= 0x01
+    bad = tmp_path / "witness.raw"
+    bad.write_bytes(bytes(raw))
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    assert_refused(db, before, result, "witness.raw", "witness commitment")
+
+
+def test_header_change_fails_proof_of_work(tmp_path, seeded):
+    db, before = seeded
+    raw = bytearray((BTC / "block-227835.raw").read_bytes())
+    raw[76] ^= 0xFF  # the nonce
+    bad = tmp_path / "nonce.raw"
+    bad.write_bytes(bytes(raw))
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    assert_refused(db, before, result, "nonce.raw", "proof-of-work")
+
+
+def test_truncated_blk_file_is_refused_whole(tmp_path, seeded):
+    db, before = seeded
+    data = BLK.read_bytes()
+    bad = tmp_path / "blk00000.dat"
+    bad.write_bytes(data[: len(data) - 100])  # the last block is cut short
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    last_block_offset = len(data) - 8 - 216  # block 438 is 216 bytes
+    _, position, reason = assert_refused(db, before, result, "blk00000.dat", f"byte offset {last_block_offset}", "truncated")
+    assert position == f"byte offset {last_block_offset}" and "declares 216 bytes but only 116 remain" in reason
+
+
+def test_wrong_magic_is_refused(tmp_path, seeded):
+    db, before = seeded
+    data = bytearray(BLK.read_bytes())
+    second = 8 + 285
+    data[second : second + 4] = bytes.fromhex("0b110907")  # testnet's magic in a mainnet file
+    bad = tmp_path / "blk00001.dat"
+    bad.write_bytes(bytes(data))
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    assert_refused(db, before, result, "blk00001.dat", f"byte offset {second}", "wrong magic 0b110907", "testnet")
+
+
+def test_garbage_hex_is_refused(tmp_path, seeded):
+    db, before = seeded
+    bad = tmp_path / "block.hex"
+    bad.write_text((BTC / "block-227835.raw").read_bytes()[:200].hex() + "zz" + "00" * 50)
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    assert_refused(db, before, result, "block.hex", "hex character 400", "not valid hex")
+
+
+def test_hex_that_is_not_a_block_is_refused(tmp_path, seeded):
+    db, before = seeded
+    bad = tmp_path / "noise.hex"
+    bad.write_text("00ff" * 300)
+    result = tracer_cli(db, "ingest", "bitcoin", str(bad))
+    assert_refused(db, before, result, "noise.hex", "byte offset 0")
+
+
+def test_valid_hex_block_loads(tmp_path, store):
+    hexfile = tmp_path / "227835.hex"
+    hexfile.write_text((BTC / "block-227835.raw").read_bytes().hex() + "\n")
+    summary = ingest_bitcoin(store, [hexfile])
+    assert (summary.blocks, summary.transactions) == (1, 122)
+    assert store.scalar("SELECT hash FROM blocks") == B227835
+
+
+def test_a_store_refuses_a_second_network(tmp_path, seeded):
+    db, before = seeded
+    with tracer.open(db) as s:
+        # real mainnet blocks easily meet regtest's proof-of-work limit; the store still refuses the mix
+        with pytest.raises(StoreError, match="holds bitcoin mainnet; refusing to mix in regtest"):
+            ingest_bitcoin(s, [BTC / "block-227835.raw"], network_name="regtest")
+        assert snapshot(s) == before
+    result = tracer_cli(db, "ingest", "bitcoin", "--network", "regtest", str(BTC / "block-227835.raw"))
+    assert result.returncode == 1 and "refusing to mix in regtest" in result.stderr
+
+
+def test_missing_path_is_a_clear_error(store, tmp_path):
+    with pytest.raises(IngestError, match="no such file or directory"):
+        ingest_bitcoin(store, [tmp_path / "nope.dat"])
