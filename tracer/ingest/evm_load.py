@@ -129,8 +129,8 @@ def save_checkpoint(store: Store, unit: str, position: int, done: bool, run_id: 
 
 
 def cached_tokens(store: Store, chain: str) -> pa.Table:
-    return store.con.execute(
-        "SELECT address, symbol, decimals FROM evm_tokens WHERE chain = ?", [chain]).fetch_arrow_table()
+    return store.con.sql(
+        "SELECT address, symbol, decimals FROM evm_tokens WHERE chain = ?", params=[chain]).to_arrow_table()
 
 
 def save_tokens(store: Store, rows: list[dict], run_id: int) -> None:

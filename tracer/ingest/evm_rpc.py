@@ -49,8 +49,9 @@ _TOO_LARGE_HINTS = (
 class RpcError(IngestError):
     """A JSON-RPC call failed (after retries): names node, block and method."""
 
-    def __init__(self, url: str, position: str, method: str, reason: str, code: int | None = None):
-        self.method, self.code = method, code
+    def __init__(self, url: str, position: str, method: str, reason: str, code: int | None = None,
+                 raw: str | None = None):
+        self.method, self.code, self.raw = method, code, raw
         super().__init__(url, position, reason, item=method)
 
 
@@ -103,7 +104,7 @@ class RpcClient:
 
     def _post(self, payload: bytes, position: str, method: str) -> Any:
         """POST with retries on transport failures; return the decoded JSON body."""
-        last = ""
+        last, raw = "", None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4))
@@ -126,9 +127,10 @@ class RpcClient:
                 return json.loads(r.content)
             except ValueError:
                 last = f"malformed JSON response ({r.content[:80]!r})"
+                raw = r.content[:4096].decode("utf-8", errors="replace")
                 continue
         raise RpcError(
-            self.url, position, method, f"{last}; gave up after {self.retries + 1} attempts"
+            self.url, position, method, f"{last}; gave up after {self.retries + 1} attempts", raw=raw
         )
 
     # -- calls --------------------------------------------------------------------------------------

@@ -1,0 +1,373 @@
+"""``tracer ingest evm``: blocks, transactions, token and internal transfers from an Ethereum node.
+
+fetch (:mod:`tracer.ingest.evm_rpc`) → map (:mod:`tracer.ingest.evm_map`) → load
+(:mod:`tracer.ingest.evm_load`). Batches of blocks are fetched ahead by a small thread pool
+(bounded concurrency: at most ``workers + 1`` batches in flight) and committed strictly in order,
+one transaction per batch, each followed by a checkpoint. So:
+
+* a crash or kill leaves the store as it was after the last committed batch, and the next run of
+  the same command resumes after the checkpoint;
+* every batch *replaces* its block range, so a rerun adds nothing and a resumed run ends with the
+  same rows as one clean run;
+* before a batch is loaded, its first block's ``parentHash`` must equal the stored hash of the
+  block below it; if not, the node has switched to another fork: the store is rolled back to the
+  highest block both agree on (the fork point) and ingest continues from there. Blocks within
+  ``confirmations`` of the tip are not read at all (12 by default on public chains: deep reorgs
+  on post-Merge Ethereum are bounded by finality, ~64 blocks; 12 is the customary exchange depth).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from tracer.errors import IngestError
+from tracer.ingest import evm_load
+from tracer.ingest.evm_load import Scope
+from tracer.ingest.evm_map import EvmBatch, map_blocks
+from tracer.ingest.evm_rpc import TRANSFER_TOPIC, MethodNotSupported, RpcClient, RpcError
+from tracer.ingest.evm_tokens import KNOWN_TOKENS, fetch_metadata
+from tracer.store import Store
+
+NETWORKS = {1: "mainnet", 5: "goerli", 17000: "holesky", 11155111: "sepolia", 31337: "anvil", 1337: "dev"}
+DEV_CHAIN_IDS = {31337, 1337}
+
+
+def default_chain_name(chain_id: int) -> str:
+    """ethereum for chain id 1, anvil for 31337, evm-<id> otherwise (override with --chain)."""
+    return {1: "ethereum", 31337: "anvil"}.get(chain_id, f"evm-{chain_id}")
+
+
+def network_name(chain_id: int) -> str:
+    return NETWORKS.get(chain_id, f"chain-{chain_id}")
+
+
+def default_confirmations(chain_id: int) -> int:
+    return 0 if chain_id in DEV_CHAIN_IDS else 12
+
+
+@dataclass
+class EvmIngestResult:
+    run_id: int
+    chain: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    blocks: int = 0
+    transactions: int = 0
+    transfers: int = 0
+    logs: int = 0
+    reorgs: int = 0
+    rolled_back: int = 0
+    resumed_from: int | None = None
+    receipts_mode: str = "block"
+    notes: list[str] = field(default_factory=list)
+
+
+class _Reorg(Exception):
+    def __init__(self, lo: int, inside: bool):
+        self.lo, self.inside = lo, inside
+
+
+def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str] | None:
+    """Token contract addresses (lowercase); well-known symbols (USDT, ...) on mainnet too."""
+    if tokens is None:
+        return None
+    known = KNOWN_TOKENS.get(chain_id, {})
+    out = set()
+    for t in tokens:
+        a = known.get(t.upper(), t).lower()
+        if not (a.startswith("0x") and len(a) == 42 and all(c in "0123456789abcdef" for c in a[2:])):
+            raise IngestError("--tokens", t, "not a token contract address (0x + 40 hex digits)")
+        out.add(a)
+    return frozenset(out)
+
+
+def ingest_evm(
+    store: Store,
+    rpc: str | RpcClient,
+    from_block: int = 0,
+    to_block: int | None = None,
+    *,
+    tokens: Sequence[str] | None = None,
+    traces: bool = False,
+    receipts: str = "block",
+    chain: str | None = None,
+    confirmations: int | None = None,
+    batch_size: int = 100,
+    workers: int = 2,
+    native_asset: str = "ETH",
+    max_reorg_depth: int = 256,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> EvmIngestResult:
+    """Ingest blocks [from_block, to_block] (to_block None: the tip minus ``confirmations``).
+
+    ``receipts``: ``block`` (eth_getBlockReceipts; falls back to ``tx`` if the node lacks it),
+    ``tx`` (batched eth_getTransactionReceipt) or ``none`` (no status/fees; token transfers from
+    eth_getLogs over shrinking ranges). ``tokens``: only these ERC-20 contracts (default: all).
+    """
+    if receipts not in ("block", "tx", "none"):
+        raise ValueError(f"receipts must be block, tx or none, not {receipts!r}")
+    client = rpc if isinstance(rpc, RpcClient) else RpcClient(rpc)
+    url = client.url
+    chain_id = client.chain_id()
+    chain = chain or default_chain_name(chain_id)
+    token_set = resolve_tokens(tokens, chain_id)
+    confirmations = default_confirmations(chain_id) if confirmations is None else confirmations
+    tip = client.block_number()
+    safe_tip = tip - confirmations
+    end = safe_tip if to_block is None else min(to_block, safe_tip)
+    if from_block < 0:
+        raise IngestError(url, f"block {from_block}", "--from-block must be ≥ 0")
+    params = {"from_block": from_block, "to_block": to_block, "resolved_to_block": end, "tokens":
+              sorted(token_set) if token_set else None, "traces": traces, "receipts": receipts,
+              "chain_id": chain_id, "confirmations": confirmations, "batch_size": batch_size}
+    run = store.begin_run("evm", url, params)
+    result = EvmIngestResult(run.run_id, chain, chain_id, from_block, end, receipts_mode=receipts)
+    try:
+        with store.transaction():
+            store.claim_chain(chain, "account", network_name(chain_id), chain_id, run.run_id)
+        if to_block is not None and to_block > safe_tip:
+            result.notes.append(f"stopped at block {end}: {to_block} is within {confirmations} "
+                                f"confirmations of the tip {tip}")
+        scope = Scope(tokens=token_set, all_logs=receipts != "none", traces=traces)
+        unit = (f"{chain} {from_block}-{end} receipts={receipts} traces={int(traces)} tokens="
+                + (",".join(sorted(token_set)) if token_set else "all"))
+        start = from_block
+        done_pos, _ = evm_load.load_checkpoint(store, unit)
+        if done_pos is not None and done_pos >= from_block:
+            start = done_pos + 1
+            result.resumed_from = start
+        if end >= start:
+            _run(store, client, run.run_id, chain, start, end, scope, traces, receipts, batch_size,
+                 workers, native_asset, max_reorg_depth, unit, result, progress)
+        with store.transaction():
+            evm_load.save_checkpoint(store, unit, max(end, (done_pos or -1)), done=True, run_id=run.run_id)
+        run.add(blocks=result.blocks, transactions=result.transactions, transfers=result.transfers,
+                logs=result.logs, reorgs=result.reorgs)
+        run.finish()
+    except BaseException as exc:
+        raw = getattr(exc, "raw", None)
+        if isinstance(exc, IngestError) and raw is not None:
+            run.quarantine(exc.position, raw, exc.reason, source=exc.source)
+        run.add(blocks=result.blocks, transactions=result.transactions, transfers=result.transfers)
+        run.fail(exc)
+        raise
+    return result
+
+
+def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batch_size, workers,
+         native_asset, max_reorg_depth, unit, result, progress) -> None:
+    mode = [receipts]  # may switch block -> tx on the first batch
+    token_cache = evm_load.cached_tokens(store, chain)
+    known_tokens = set(token_cache["address"].to_pylist())
+    total = end - start + 1
+    done_blocks = 0
+    inside_retries = 0
+
+    def fetch(lo: int, hi: int) -> EvmBatch:
+        heights = list(range(lo, hi + 1))
+        blocks = client.get_blocks(heights, full=True)
+        recs = logs = trs = None
+        if mode[0] == "block":
+            try:
+                recs = client.get_block_receipts(heights)
+            except MethodNotSupported:
+                mode[0] = "tx"
+                result.receipts_mode = "tx"
+                result.notes.append("node has no eth_getBlockReceipts: receipts read one by one")
+        if mode[0] == "tx":
+            hashes, hts = [], []
+            for h, b in zip(heights, blocks):
+                for t in b.get("transactions") or []:
+                    hashes.append(t["hash"] if isinstance(t, dict) else t)
+                    hts.append(h)
+            flat = client.get_receipts(hashes, hts)
+            recs, k = [], 0
+            for b in blocks:
+                n = len(b.get("transactions") or [])
+                recs.append(flat[k : k + n])
+                k += n
+        if mode[0] == "none":
+            logs = client.get_logs(lo, hi, address=sorted(scope.tokens) if scope.tokens else None,
+                                   topics=[TRANSFER_TOPIC])
+        if traces:
+            trs = client.trace_blocks(heights)
+        try:
+            return map_blocks(blocks, chain, client.url, run_id, recs, trs, logs,
+                              set(scope.tokens) if scope.tokens is not None else None, native_asset)
+        except IngestError as exc:
+            exc.raw = _raw_for(exc.position, blocks)  # type: ignore[attr-defined]
+            raise
+
+    next_lo = start
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="evm-fetch")
+    pending: deque[tuple[int, int, cf.Future]] = deque()
+    try:
+        while next_lo <= end or pending:
+            while next_lo <= end and len(pending) < max(1, workers) + 1:
+                hi = min(next_lo + batch_size - 1, end)
+                pending.append((next_lo, hi, pool.submit(fetch, next_lo, hi)))
+                next_lo = hi + 1
+            lo, hi, fut = pending.popleft()
+            batch = fut.result()
+            try:
+                _check_links(store, chain, batch)
+            except _Reorg as r:
+                for _, _, f in pending:
+                    f.cancel()
+                # Wait for fetches already running; their results belong to a discarded fork.
+                cf.wait([f for _, _, f in pending])
+                pending.clear()
+                if r.inside:
+                    inside_retries += 1
+                    if inside_retries > 5:
+                        raise IngestError(client.url, f"blocks {lo}-{hi}",
+                                          "blocks keep changing while read (node reorganising)") from None
+                    next_lo = lo
+                    continue
+                fork = _fork_point(store, client, chain, lo - 1, max_reorg_depth)
+                removed = evm_load.rollback_above(store, chain, fork)
+                result.reorgs += 1
+                result.rolled_back += removed
+                result.notes.append(f"reorg: block {lo} does not extend the stored chain; "
+                                    f"rolled back {removed} blocks to fork point {fork}")
+                done_blocks -= max(0, min(lo - 1, end) - max(fork, start - 1))
+                next_lo = fork + 1
+                continue
+            new_tokens = batch.tokens_seen - known_tokens
+            if new_tokens:
+                evm_load.save_tokens(store, fetch_metadata(client, chain, new_tokens), run_id)
+                known_tokens |= new_tokens
+                token_cache = evm_load.cached_tokens(store, chain)
+            counts = evm_load.load_batch(store, chain, batch, scope, token_cache, (unit, hi), run_id)
+            result.blocks += counts["blocks"]
+            result.transactions += counts["transactions"]
+            result.transfers += counts["transfers"]
+            result.logs += counts["logs"]
+            done_blocks += hi - lo + 1
+            if progress:
+                progress(min(done_blocks, total), total, result.transfers)
+    finally:
+        for _, _, f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_links(store: Store, chain: str, batch: EvmBatch) -> None:
+    """Raise _Reorg unless the batch chains to itself and to the stored block below it."""
+    b = batch.blocks
+    if len(b) == 0:
+        return
+    hashes = b["hash"].to_pylist()
+    prevs = b["prev_hash"].to_pylist()
+    if any(p != h for p, h in zip(prevs[1:], hashes[:-1])):
+        raise _Reorg(batch.heights[0], inside=True)
+    lo = batch.heights[0]
+    if lo > 0:
+        below = store.scalar("SELECT hash FROM blocks WHERE chain = ? AND height = ?", [chain, lo - 1])
+        if below is not None and below != prevs[0]:
+            raise _Reorg(lo, inside=False)
+
+
+def _fork_point(store: Store, client: RpcClient, chain: str, top: int, max_depth: int) -> int:
+    """Highest height ≤ top where the store and the node hold the same block hash."""
+    lo = max(0, top - max_depth)
+    stored = evm_load.stored_hashes(store, chain, lo, top)
+    heights = sorted(stored, reverse=True)
+    for start in range(0, len(heights), 64):
+        chunk = heights[start : start + 64]
+        node = client.get_blocks(chunk, full=False)
+        for h, blk in zip(chunk, node):
+            if blk["hash"] == stored[h]:
+                return h
+    if lo == 0 and len(stored) == top + 1:
+        return -1  # even the genesis differs: a different chain
+    raise IngestError(client.url, f"block {top}",
+                      f"reorg deeper than {max_depth} blocks (no common block with the store)")
+
+
+def _raw_for(position: str, blocks: list[dict]) -> str:
+    for b in blocks:
+        if isinstance(b, dict) and position == f"block {int(b.get('number', '0x0'), 16)}":
+            return json.dumps(b)
+    return json.dumps(blocks)[:8192]
+
+
+# -- reading back ---------------------------------------------------------------------------------
+
+
+def balances(store: Store, chain: str, asset: str, upto_height: int | None = None,
+             from_height: int = 0) -> dict[str, int]:
+    """Net change of every address's balance of ``asset`` over blocks [from_height, upto_height].
+
+    Exact for any uint256: amounts are summed in three 26-digit limbs (each sum fits HUGEINT) and
+    recombined in Python per address, not per transfer. For the native asset, fees paid by senders
+    (``transactions.fee``, also for reverted transactions) are subtracted and the priority tips
+    credited to the block's miner (gas_used × (effective_gas_price − base fee), EIP-1559; the
+    base fee is burned). Block rewards and withdrawals are not transfers and are not counted.
+    """
+    hi = 2**62 if upto_height is None else upto_height
+    native = asset.upper() == asset and not asset.startswith("0x")
+    limbs = """
+        CAST(CASE WHEN length(a) > 52 THEN substr(a, 1, length(a) - 52) ELSE '0' END AS HUGEINT) AS h,
+        CAST(CASE WHEN length(a) > 26 THEN substr(a, greatest(1, length(a) - 51),
+             least(26, length(a) - 26)) ELSE '0' END AS HUGEINT) AS m,
+        CAST(substr(a, greatest(1, length(a) - 25)) AS HUGEINT) AS l"""
+    sql = f"""
+        WITH moves AS (
+            SELECT to_address AS addr, amount_raw AS a, 1 AS sign FROM transfers
+             WHERE chain = $1 AND asset = $2 AND block_height BETWEEN $3 AND $4
+            UNION ALL
+            SELECT from_address, amount_raw, -1 FROM transfers
+             WHERE chain = $1 AND asset = $2 AND block_height BETWEEN $3 AND $4
+            {'''UNION ALL
+            SELECT from_address, CAST(fee AS VARCHAR), -1 FROM transactions
+             WHERE chain = $1 AND block_height BETWEEN $3 AND $4 AND fee > 0
+            UNION ALL
+            SELECT b.miner, CAST(t.gas_used * (t.effective_gas_price - coalesce(b.base_fee_per_gas, 0))
+                   AS VARCHAR), 1
+              FROM transactions t JOIN blocks b ON b.chain = t.chain AND b.height = t.block_height
+             WHERE t.chain = $1 AND t.block_height BETWEEN $3 AND $4 AND t.effective_gas_price IS NOT NULL'''
+              if native else ''}
+        ), split AS (SELECT addr, sign, {limbs} FROM (SELECT addr, sign, a FROM moves))
+        SELECT addr, sum(sign * h), sum(sign * m), sum(sign * l) FROM split GROUP BY addr
+    """
+    out: dict[str, int] = {}
+    for addr, h, m, lo in store.query(sql, [chain, asset, from_height, hi]):
+        out[addr] = int(h) * 10**52 + int(m) * 10**26 + int(lo)
+    return out
+
+
+def transfers_usd(store: Store, chain: str | None = None) -> pa.Table:
+    """Transfers with their USD value at the transfer's time, from ``prices`` (asset = symbol).
+
+    The price used is the latest one at or before the transfer (no look-ahead). Portable SQL
+    (a window over a join, not ASOF JOIN) so it runs on Spark too. Amounts stay exact; the USD
+    value is a float, as prices are.
+    """
+    where = "WHERE t.chain = ?" if chain else ""
+    sql = f"""
+        SELECT chain, asset, txid, idx, from_address, to_address, amount_raw, symbol, decimals, time,
+               usd_price, CAST(amount_raw AS DOUBLE) / power(10, decimals) * usd_price AS usd
+        FROM (
+            SELECT t.chain, t.asset, t.txid, t.idx, t.from_address, t.to_address, t.amount_raw,
+                   t.symbol, t.decimals, t.time, p.usd AS usd_price,
+                   row_number() OVER (PARTITION BY t.chain, t.asset, t.txid, t.idx, t.kind
+                                      ORDER BY p.time DESC) AS rn
+            FROM transfers t
+            LEFT JOIN prices p ON upper(p.asset) = upper(t.symbol) AND p.time <= t.time
+            {where}
+        ) x WHERE rn = 1
+        ORDER BY time, txid, idx
+    """
+    return store.con.sql(sql, params=[chain] if chain else None).to_arrow_table()
+
+
+__all__ = ["EvmIngestResult", "RpcClient", "RpcError", "balances", "default_chain_name", "ingest_evm",
+           "transfers_usd"]
