@@ -1,0 +1,125 @@
+"""Blocks arrive in any order (as Bitcoin Core writes them); ingesting twice adds nothing; reruns resume."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import tracer
+from tracer.errors import IngestError
+from tracer.ingest.bitcoin import frame_blk, ingest_bitcoin
+from tracer.ingest.bitcoin_network import network
+
+from .conftest import BLK, BTC
+
+TABLES = ("blocks", "transactions", "outputs", "inputs")
+COLUMNS = {
+    "blocks": "height, hash, prev_hash, time, tx_count, size",
+    "transactions": "txid, block_height, position, fee, is_coinbase, input_count, output_count",
+    "outputs": "txid, n, address, script_type, value, spent_by_txid, spent_by_n, block_height",
+    "inputs": "txid, n, prev_txid, prev_n, address, value, block_height",
+}
+SATOSHI_TO_HAL = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+
+
+def content(store) -> dict:
+    return {t: store.query(f"SELECT {COLUMNS[t]} FROM {t} ORDER BY ALL") for t in TABLES}
+
+
+def write_blk(path, blocks: list[bytes]) -> None:
+    magic = network("mainnet").magic
+    path.write_bytes(b"".join(magic + len(b).to_bytes(4, "little") + b for b in blocks))
+
+
+def real_blocks() -> list[bytes]:
+    data = BLK.read_bytes()
+    return [data[o : o + s] for o, s in frame_blk(data, network("mainnet"), str(BLK))]
+
+
+def test_blocks_shuffled_inside_a_blk_file_give_the_same_store(tmp_path, store):
+    blocks = real_blocks()
+    shuffled = blocks[:]
+    random.Random(7).shuffle(shuffled)
+    write_blk(tmp_path / "blk00000.dat", shuffled)
+    ingest_bitcoin(store, [tmp_path])
+    with tracer.open(tmp_path / "ordered.duckdb") as ordered:
+        ingest_bitcoin(ordered, [BLK])
+        assert content(store) == content(ordered)
+    assert store.scalar("SELECT max(height) FROM blocks") == 438
+
+
+def test_spending_block_before_funding_block_resolves_when_the_funding_block_arrives(tmp_path, store):
+    blocks = real_blocks()
+    write_blk(tmp_path / "late.dat", blocks[100:])  # holds block 170, Satoshi's payment to Hal Finney
+    write_blk(tmp_path / "early.dat", blocks[:100])  # holds block 9, whose coinbase it spends
+    ingest_bitcoin(store, [tmp_path / "late.dat"])
+    # parent unknown, all version 1: heights and the spent outputs are not known yet
+    assert store.scalar("SELECT count(*) FROM blocks WHERE height IS NULL") == 339
+    assert store.query("SELECT address, value FROM inputs WHERE txid = ?", [SATOSHI_TO_HAL]) == [(None, None)]
+    assert store.scalar("SELECT fee FROM transactions WHERE txid = ?", [SATOSHI_TO_HAL]) is None
+    ingest_bitcoin(store, [tmp_path / "early.dat"])
+    assert store.query("SELECT address, value FROM inputs WHERE txid = ?", [SATOSHI_TO_HAL]) == [
+        ("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", 5_000_000_000)
+    ]
+    assert store.scalar("SELECT fee FROM transactions WHERE txid = ?", [SATOSHI_TO_HAL]) == 0
+    assert store.query("SELECT block_height FROM transactions WHERE txid = ?", [SATOSHI_TO_HAL]) == [(170,)]
+    assert store.scalar("SELECT count(*) FROM blocks WHERE height IS NULL") == 0
+    assert store.scalar("SELECT count(*) FROM outputs WHERE block_height IS NULL") == 0
+    with tracer.open(tmp_path / "ordered.duckdb") as ordered:
+        ingest_bitcoin(ordered, [BLK])
+        assert content(store) == content(ordered)
+
+
+def test_ingesting_the_same_blocks_twice_adds_nothing(tmp_path, store):
+    first = ingest_bitcoin(store, [BTC / "block-227835.raw", BTC / "block-227836.raw"])
+    before = content(store)
+    # a copy under another name defeats the file checkpoint: the block hashes still dedupe
+    copy = tmp_path / "copy.raw"
+    copy.write_bytes((BTC / "block-227836.raw").read_bytes())
+    again = ingest_bitcoin(store, [BTC / "block-227835.raw", BTC / "block-227836.raw", copy])
+    assert (first.blocks, first.transactions) == (2, 222)
+    assert (again.blocks, again.transactions, again.units_skipped, again.blocks_skipped) == (0, 0, 2, 1)
+    assert content(store) == before
+    assert store.scalar("SELECT count(*) FROM addresses") == store.scalar(
+        "SELECT count(DISTINCT address) FROM outputs WHERE address IS NOT NULL"
+    )
+
+
+def test_a_block_written_twice_in_one_blk_file_is_stored_once(tmp_path, store):
+    blocks = real_blocks()[:5]
+    write_blk(tmp_path / "blk00000.dat", blocks + blocks[2:3])
+    summary = ingest_bitcoin(store, [tmp_path])
+    assert summary.blocks == 5
+    assert store.scalar("SELECT count(*) FROM transactions") == 5
+
+
+def test_zero_padding_after_the_last_block_ends_the_file(tmp_path, store):
+    blocks = real_blocks()[:3]
+    write_blk(tmp_path / "blk00000.dat", blocks)
+    with open(tmp_path / "blk00000.dat", "ab") as f:
+        f.write(b"\x00" * 4096)  # Bitcoin Core pre-allocates blk files
+    assert ingest_bitcoin(store, [tmp_path]).blocks == 3
+
+
+def test_a_grown_blk_file_is_read_again_for_its_new_blocks(tmp_path, store):
+    blocks = real_blocks()
+    path = tmp_path / "blk00000.dat"
+    write_blk(path, blocks[:10])
+    assert ingest_bitcoin(store, [tmp_path]).blocks == 10
+    write_blk(path, blocks[:25])  # Bitcoin Core appended blocks
+    again = ingest_bitcoin(store, [tmp_path])
+    assert (again.blocks, again.blocks_skipped) == (15, 10)
+    assert store.scalar("SELECT max(height) FROM blocks") == 24
+
+
+def test_a_failed_unit_leaves_earlier_units_committed_and_a_rerun_resumes(tmp_path, store):
+    good = BTC / "block-227835.raw"
+    bad = tmp_path / "bad.raw"
+    bad.write_bytes(b"\x01" * 100)
+    with pytest.raises(IngestError, match="bad.raw"):
+        ingest_bitcoin(store, [good, bad])
+    assert store.scalar("SELECT count(*) FROM blocks") == 1
+    summary = ingest_bitcoin(store, [good, BTC / "block-227836.raw"])
+    assert (summary.units_skipped, summary.blocks) == (1, 1)
+    assert store.query("SELECT height FROM blocks ORDER BY height") == [(227835,), (227836,)]
