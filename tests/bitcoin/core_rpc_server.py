@@ -1,0 +1,82 @@
+"""A small Bitcoin Core JSON-RPC server for tests, serving real blocks by height.
+
+Bitcoin Core cannot be installed here, so the RPC source is tested against this server. It answers the
+three calls moneytrail makes — ``getblockchaininfo``, ``getblockhash <height>``, ``getblock <hash> 0`` —
+over HTTP with basic auth, single or batched, and with Bitcoin Core's error objects: -8 "Block height out
+of range", -5 "Block not found", -32601 "Method not found", and HTTP 401 for bad credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class CoreRPCServer:
+    def __init__(self, blocks: list[bytes], user: str = "__cookie__", password: str = "s3cret"):
+        self.blocks = list(blocks)
+        self.hashes = [hashlib.sha256(hashlib.sha256(b[:80]).digest()).digest()[::-1].hex() for b in self.blocks]
+        self.by_hash = {h: i for i, h in enumerate(self.hashes)}
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.calls: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                if self.headers.get("Authorization") != server.auth:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="jsonrpc"')
+                    self.end_headers()
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                reply = [server.answer(r) for r in body] if isinstance(body, list) else server.answer(body)
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def answer(self, req: dict) -> dict:
+        method, params, rid = req.get("method"), req.get("params", []), req.get("id")
+        self.calls.append(method)
+
+        def ok(result):
+            return {"result": result, "error": None, "id": rid}
+
+        def fail(code, message):
+            return {"result": None, "error": {"code": code, "message": message}, "id": rid}
+
+        if method == "getblockchaininfo":
+            return ok({"chain": "main", "blocks": len(self.blocks) - 1, "bestblockhash": self.hashes[-1]})
+        if method == "getblockhash":
+            height = params[0]
+            if not isinstance(height, int) or not 0 <= height < len(self.blocks):
+                return fail(-8, "Block height out of range")
+            return ok(self.hashes[height])
+        if method == "getblock":
+            index = self.by_hash.get(params[0])
+            if index is None:
+                return fail(-5, "Block not found")
+            if len(params) < 2 or params[1] != 0:
+                return fail(-8, "this test server only serves verbosity 0")
+            return ok(self.blocks[index].hex())
+        return fail(-32601, "Method not found")
+
+    def __enter__(self) -> CoreRPCServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,99 @@
+"""The Bitcoin Core JSON-RPC source, against a real HTTP JSON-RPC server serving the real blocks."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import tracer
+from tracer.errors import IngestError
+from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin_rpc import BitcoinRPC
+
+from .conftest import BLK
+from .core_rpc_server import CoreRPCServer
+from .test_order_and_idempotence import SATOSHI_TO_HAL, content, real_blocks
+
+
+@pytest.fixture(scope="module")
+def blocks() -> list[bytes]:
+    return real_blocks()
+
+
+@pytest.fixture()
+def cookie(tmp_path):
+    path = tmp_path / ".cookie"
+    path.write_text("__cookie__:s3cret")
+    return path
+
+
+def test_rpc_ingest_equals_the_blk_file_ingest(tmp_path, store, blocks, cookie):
+    with CoreRPCServer(blocks) as node:
+        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=438)
+        # one batch of getblockhash and one of getblock per 50 heights, not one HTTP call per block
+        assert node.calls.count("getblock") == 439
+    assert (summary.blocks, summary.transactions) == (439, 446)
+    assert store.scalar("SELECT count(*) FROM blocks WHERE height_source = 'rpc'") == 439
+    assert store.query("SELECT address, value FROM inputs WHERE txid = ?", [SATOSHI_TO_HAL]) == [
+        ("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", 5_000_000_000)
+    ]
+    with tracer.open(tmp_path / "files.duckdb") as files:
+        ingest_bitcoin(files, [BLK])
+        assert content(store) == content(files)
+
+
+def test_rpc_to_height_defaults_to_the_node_tip_and_user_password_auth_works(store, blocks):
+    with CoreRPCServer(blocks[:120], user="alice", password="pw") as node:
+        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, user="alice", password="pw"), from_height=100)
+    assert (summary.blocks, store.scalar("SELECT min(height) FROM blocks"), store.scalar("SELECT max(height) FROM blocks")) == (20, 100, 119)
+
+
+def test_rpc_height_out_of_range_is_core_error_named_with_the_call(store, blocks, cookie):
+    with CoreRPCServer(blocks[:60]) as node:
+        with pytest.raises(IngestError, match=r"getblockhash\(60\): node error -8: Block height out of range"):
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=70)
+    # the first batch (heights 0-49) committed; the failing batch wrote nothing
+    assert store.scalar("SELECT max(height) FROM blocks") == 49
+    assert store.scalar("SELECT status FROM ingest_runs") == "failed"
+
+
+def test_rpc_tampered_block_is_refused_naming_its_height(store, blocks, cookie):
+    served = list(blocks[:60])
+    bad = bytearray(served[9])
+    bad[-20] ^= 0x01  # inside the coinbase output script of block 9
+    served[9] = bytes(bad)
+    with CoreRPCServer(served) as node:
+        with pytest.raises(IngestError, match=r"block height 9 .*merkle root"):
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=59)
+    assert store.count("blocks") == 0
+    assert store.query("SELECT position FROM quarantine") == [("block height 9",)]
+
+
+def test_rpc_wrong_credentials_and_unreachable_node_are_clear_errors(store, blocks, tmp_path):
+    wrong = tmp_path / "wrong.cookie"
+    wrong.write_text("__cookie__:nope")
+    with CoreRPCServer(blocks[:5]) as node:
+        with pytest.raises(IngestError, match="authentication refused"):
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=wrong), to_height=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(IngestError, match=r"getblockchaininfo\(\): node unreachable after 2 tries"):
+        ingest_bitcoin(store, rpc=BitcoinRPC(f"http://127.0.0.1:{port}", retries=1))
+
+
+def test_cli_rpc_with_cookie(tmp_path, blocks, cookie):
+    db = tmp_path / "cli.duckdb"
+    with CoreRPCServer(blocks[:30]) as node:
+        result = subprocess.run(
+            [sys.executable, "-m", "tracer.cli", "--db", str(db), "ingest", "bitcoin", "--rpc", node.url,
+             "--rpc-cookie", str(cookie), "--from-height", "0", "--to-height", "29", "--json"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert '"blocks": 30' in result.stdout and '"transactions": 30' in result.stdout
+    with tracer.open(db) as s:
+        assert s.scalar("SELECT max(height) FROM blocks") == 29
