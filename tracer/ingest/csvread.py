@@ -122,6 +122,12 @@ def csv_records(text: str, first_line: int = 1) -> Iterator[tuple[int, list[str]
         yield first_line + start - 1, fields
 
 
+def settle(store: Store) -> None:
+    """Finish any half-read result on the connection (``Store.scalar`` reads one row), which DuckDB
+    requires before an Arrow table can be registered."""
+    store.con.execute("SELECT 1").fetchall()
+
+
 def append_new(store: Store, table: str, data: pa.Table, key: Sequence[str]) -> int:
     """Insert the rows of ``data`` whose ``key`` is not yet in ``table`` (and each key once).
 
@@ -131,6 +137,7 @@ def append_new(store: Store, table: str, data: pa.Table, key: Sequence[str]) -> 
     if len(data) == 0:
         return 0
     name = f"_new_{table}"
+    settle(store)
     store.con.register(name, data)
     try:
         match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in key)

@@ -1,0 +1,446 @@
+"""Bank transfers into ``transfers`` (chain ``fiat``): IBM AMLworld, IBM AMLSim, or any CSV through a
+column mapping.
+
+Formats (see docs/formats.md):
+
+* **AMLworld** (Altman et al., "Realistic Synthetic Financial Transactions for Anti-Money Laundering
+  Models", NeurIPS 2023 Datasets track): header ``Timestamp,From Bank,Account,To Bank,Account,Amount
+  Received,Receiving Currency,Amount Paid,Payment Currency,Payment Format,Is Laundering`` — two columns
+  are both named ``Account`` (sender's, then receiver's), so columns are taken by position, never by
+  name. Timestamps ``YYYY/MM/DD HH:MM``; currencies by English name ("US Dollar", "Bitcoin").
+* **AMLSim** (IBM/AMLSim, ``schema.json`` "transaction"): ``tran_id, orig_acct, bene_acct, tx_type,
+  base_amt, tran_timestamp, is_sar, alert_id``; the bank and currency of an account come from its
+  ``accounts.csv`` (``acct_id, bank_id, acct_rptng_crncy``) when given.
+* **Mapped CSV**: a YAML mapping (or ``--map key=column`` flags) names the column of each field.
+
+Amounts are exact integers in the currency's base unit: cents for fiat (two decimals, as the issue
+requires), satoshi for Bitcoin. A value with more decimals than that unit holds is refused, never
+rounded. Ground truth (``Is Laundering``, ``is_sar``, ``alert_id``) is kept for scoring detectors.
+
+The file is read in large byte chunks; each chunk is split into lines with numpy, checked for broken
+UTF-8 and field counts, parsed by pyarrow, validated by one DuckDB query and loaded with one bulk
+insert in its own transaction, with a checkpoint. Refused rows go to ``quarantine`` with file, line and
+reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``), so re-running adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import yaml
+
+from tracer.errors import IngestError
+from tracer.ingest.csvread import Refused, append_new, csv_records, quarantine_many, read_lines, settle
+from tracer.store import Store
+from tracer.store.store import utcnow
+
+AMLWORLD_HEADER = ["Timestamp", "From Bank", "Account", "To Bank", "Account", "Amount Received",
+                   "Receiving Currency", "Amount Paid", "Payment Currency", "Payment Format", "Is Laundering"]
+AMLSIM_COLUMNS = ["tran_id", "orig_acct", "bene_acct", "tx_type", "base_amt", "tran_timestamp", "is_sar",
+                  "alert_id"]
+
+#: AMLworld currency names -> (code, decimals of the stored base unit). Fiat in cents; Bitcoin in sat.
+CURRENCY_NAMES: dict[str, tuple[str, int]] = {
+    "US Dollar": ("USD", 2), "Euro": ("EUR", 2), "Yuan": ("CNY", 2), "Yen": ("JPY", 2),
+    "UK Pound": ("GBP", 2), "Rupee": ("INR", 2), "Ruble": ("RUB", 2), "Swiss Franc": ("CHF", 2),
+    "Australian Dollar": ("AUD", 2), "Canadian Dollar": ("CAD", 2), "Mexican Peso": ("MXN", 2),
+    "Brazil Real": ("BRL", 2), "Shekel": ("ILS", 2), "Saudi Riyal": ("SAR", 2), "Bitcoin": ("BTC", 8),
+}
+#: ISO 4217 codes accepted as given (stored in cents), plus crypto tickers a bank export may carry.
+ISO_CODES = ["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL"]
+CRYPTO_DECIMALS = {"BTC": 8, "XBT": 8, "ETH": 18, "USDT": 6, "USDC": 6, "LTC": 8, "BCH": 8}
+
+CHUNK_BYTES = 128 << 20
+MAP_FIELDS = ("time", "time_format", "from_bank", "from_account", "to_bank", "to_account", "amount",
+              "currency", "amount_received", "received_currency", "payment_format", "txid",
+              "is_laundering", "alert_id", "default_currency", "from_bank_value", "to_bank_value")
+
+
+@dataclass
+class ColumnMap:
+    """Which column holds which field. Values are column names, or ``#<index>`` for a position
+    (AMLworld needs positions: two columns share the name ``Account``). ``*_value`` and
+    ``default_currency`` are constants used when the file has no such column."""
+
+    time: str
+    from_account: str
+    to_account: str
+    amount: str
+    time_format: str = "%Y-%m-%d %H:%M:%S"
+    from_bank: str | None = None
+    to_bank: str | None = None
+    currency: str | None = None
+    amount_received: str | None = None
+    received_currency: str | None = None
+    payment_format: str | None = None
+    txid: str | None = None
+    is_laundering: str | None = None
+    alert_id: str | None = None
+    default_currency: str | None = None
+    from_bank_value: str | None = None
+    to_bank_value: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "mapping") -> ColumnMap:
+        unknown = set(data) - set(MAP_FIELDS)
+        if unknown:
+            raise IngestError(source, "mapping", f"unknown mapping keys {sorted(unknown)}; known: {MAP_FIELDS}")
+        missing = {"time", "from_account", "to_account", "amount"} - set(data)
+        if missing:
+            raise IngestError(source, "mapping", f"the mapping lacks {sorted(missing)}")
+        if "currency" not in data and "default_currency" not in data:
+            raise IngestError(source, "mapping", "the mapping needs a currency column or default_currency")
+        return cls(**{k: (None if v is None else str(v)) for k, v in data.items()})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ColumnMap:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise IngestError(str(path), "mapping", f"cannot read the column mapping: {exc}") from None
+        if not isinstance(data, dict):
+            raise IngestError(str(path), "mapping", "a column mapping is a YAML mapping of field: column")
+        return cls.from_dict(data, str(path))
+
+
+AMLWORLD_MAP = ColumnMap(
+    time="#0", time_format="%Y/%m/%d %H:%M", from_bank="#1", from_account="#2", to_bank="#3",
+    to_account="#4", amount_received="#5", received_currency="#6", amount="#7", currency="#8",
+    payment_format="#9", is_laundering="#10",
+)
+AMLSIM_MAP = ColumnMap(
+    time="tran_timestamp", time_format="%Y-%m-%dT%H:%M:%SZ", from_account="orig_acct",
+    to_account="bene_acct", amount="base_amt", payment_format="tx_type", txid="tran_id",
+    is_laundering="is_sar", alert_id="alert_id", default_currency="USD",
+)
+
+
+def detect_format(header: list[str]) -> str:
+    if [h.strip() for h in header] == AMLWORLD_HEADER:
+        return "amlworld"
+    if set(AMLSIM_COLUMNS) <= {h.strip() for h in header}:
+        return "amlsim"
+    return "mapped"
+
+
+def _currency_table() -> pa.Table:
+    names, codes, decimals = [], [], []
+    for name, (code, dec) in CURRENCY_NAMES.items():
+        names.append(name.lower())
+        codes.append(code)
+        decimals.append(dec)
+    for code in ISO_CODES:
+        names.append(code.lower())
+        codes.append(code)
+        decimals.append(2)
+    for code, dec in CRYPTO_DECIMALS.items():
+        names.append(code.lower())
+        codes.append("BTC" if code == "XBT" else code)
+        decimals.append(dec)
+    return pa.table({"cur_key": names, "cur_code": codes, "cur_dec": pa.array(decimals, pa.int32())})
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _column_index(spec: str, header: list[str], source: str) -> int:
+    if spec.startswith("#"):
+        index = int(spec[1:])
+        if not 0 <= index < len(header):
+            raise IngestError(source, "line 1", f"column {spec} does not exist (header has {len(header)})")
+        return index
+    names = [h.strip() for h in header]
+    if names.count(spec) > 1:
+        raise IngestError(source, "line 1", f"column name {spec!r} occurs twice; map it by position (#n)")
+    if spec not in names:
+        raise IngestError(source, "line 1", f"no column {spec!r} in the header {names}")
+    return names.index(spec)
+
+
+def _parse_chunk(lines_text: str, numbers: np.ndarray, ncols: int, refused: Refused) -> pa.Table:
+    """Fields of every good line as string columns c0..c{n-1}, plus its line number."""
+    names = [f"c{i}" for i in range(ncols)]
+    if '"' not in lines_text:
+        buf = lines_text.encode("utf-8")
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        newlines = np.flatnonzero(arr == 10)
+        if len(buf) and buf[-1:] != b"\n":
+            newlines = np.append(newlines, len(buf))
+        commas = np.flatnonzero(arr == 44)
+        per_line = np.bincount(np.searchsorted(newlines, commas), minlength=len(newlines))[:len(newlines)]
+        wrong = np.flatnonzero(per_line != ncols - 1)
+        if len(wrong):
+            starts = np.concatenate(([0], newlines[:-1] + 1))
+            keep = np.ones(len(newlines), dtype=bool)
+            for i in wrong.tolist():
+                keep[i] = False
+                raw = buf[starts[i]:newlines[i]].decode("utf-8").rstrip("\r")
+                refused.add(f"line {int(numbers[i])}", raw,
+                            f"wrong number of fields: {int(per_line[i]) + 1}, expected {ncols}")
+            buf = b"".join(buf[s:e + 1] for s, e in zip(starts[keep], newlines[keep]))
+            numbers = numbers[keep]
+        if not buf:
+            return pa.table({**{n: pa.array([], pa.string()) for n in names}, "line": pa.array([], pa.int64())})
+        table = pacsv.read_csv(
+            io.BytesIO(buf),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(quote_char=False),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+        if len(table) != len(numbers):
+            raise IngestError("csv", "chunk", f"parsed {len(table)} rows from {len(numbers)} lines")
+        return table.append_column("line", pa.array(numbers, pa.int64()))
+    # quoted fields may hold commas and newlines: the standard library keeps line numbers right
+    cols: list[list[str]] = [[] for _ in range(ncols)]
+    line_of: list[int] = []
+    physical = numbers.tolist()
+    for k, fields in csv_records(lines_text):
+        number = physical[k - 1] if k - 1 < len(physical) else k
+        if len(fields) != ncols:
+            refused.add(f"line {number}", ",".join(fields), f"wrong number of fields: {len(fields)}, expected {ncols}")
+            continue
+        for i, value in enumerate(fields):
+            cols[i].append(value)
+        line_of.append(number)
+    return pa.table({**{n: pa.array(c, pa.string()) for n, c in zip(names, cols)},
+                     "line": pa.array(line_of, pa.int64())})
+
+
+def _validation_sql(view: str, idx: dict[str, int | None], cmap: ColumnMap, dataset: str,
+                    run_id: int, accounts: bool) -> str:
+    def col(field: str) -> str:
+        i = idx.get(field)
+        return f"trim(r.c{i}, ' \t\r')" if i is not None else "NULL"
+
+    formats = cmap.time_format.split("|")
+    time_fmt = _sql_str(formats[0]) if len(formats) == 1 else "[" + ", ".join(map(_sql_str, formats)) + "]"
+    amount = col("amount")
+    received = col("amount_received")
+    currency = col("currency") if idx.get("currency") is not None else _sql_str(cmap.default_currency or "")
+    rcur = col("received_currency") if idx.get("received_currency") is not None else "NULL"
+    if accounts:
+        from_bank = f"coalesce({col('from_bank')}, acc_from.bank_id, {_sql_str(cmap.from_bank_value or 'amlsim')})"
+        to_bank = f"coalesce({col('to_bank')}, acc_to.bank_id, {_sql_str(cmap.to_bank_value or 'amlsim')})"
+        currency = f"coalesce(acc_from.currency, {currency})"
+        joins = (f"LEFT JOIN _accounts acc_from ON acc_from.acct_id = {col('from_account')} "
+                 f"LEFT JOIN _accounts acc_to ON acc_to.acct_id = {col('to_account')}")
+    else:
+        from_bank = col("from_bank") if idx.get("from_bank") is not None else _sql_str(cmap.from_bank_value or "bank")
+        to_bank = col("to_bank") if idx.get("to_bank") is not None else _sql_str(cmap.to_bank_value or "bank")
+        joins = ""
+    txid = (f"{_sql_str(dataset + ':')} || {col('txid')}" if idx.get("txid") is not None
+            else f"{_sql_str(dataset + ':')} || CAST(r.line AS VARCHAR)")
+    flag = col("is_laundering")
+    alert = col("alert_id")
+    raw = " || ',' || ".join(f"r.c{i}" for i in range(idx["_ncols"]))
+    return f"""
+WITH v AS (
+  SELECT r.line, {raw} AS raw,
+         try_strptime({col('time')}, {time_fmt}) AS ts, {col('time')} AS ts_text,
+         {from_bank} AS from_bank, {col('from_account')} AS from_account,
+         {to_bank} AS to_bank, {col('to_account')} AS to_account,
+         {amount} AS amount_text, TRY_CAST({amount} AS DECIMAL(38,18)) AS amt,
+         {currency} AS cur_text, cp.cur_code, cp.cur_dec,
+         {received} AS recv_text, TRY_CAST({received} AS DECIMAL(38,18)) AS ramt,
+         {rcur} AS rcur_text, cr.cur_code AS rcur_code, cr.cur_dec AS rcur_dec,
+         {col('payment_format')} AS payment_format, {flag} AS flag_text,
+         CASE lower({flag}) WHEN '1' THEN true WHEN 'true' THEN true WHEN '0' THEN false
+              WHEN 'false' THEN false WHEN '' THEN NULL END AS flag,
+         NULLIF(NULLIF({alert}, ''), '-1') AS alert_id, {txid} AS txid
+  FROM {view} r
+  {joins}
+  LEFT JOIN _currencies cp ON cp.cur_key = lower({currency})
+  LEFT JOIN _currencies cr ON cr.cur_key = lower({rcur})
+), checked AS (
+  SELECT *,
+    CASE
+      WHEN ts IS NULL THEN 'bad date'
+      WHEN coalesce(from_account, '') = '' OR coalesce(to_account, '') = '' THEN 'missing account'
+      WHEN amt IS NULL THEN 'amount is not a number'
+      WHEN amt < 0 THEN 'negative amount'
+      WHEN cur_code IS NULL THEN 'unknown currency'
+      WHEN amt * power(10, cur_dec)::DECIMAL(38,0) <> round(amt * power(10, cur_dec)::DECIMAL(38,0))
+        THEN 'amount finer than the currency unit'
+      WHEN recv_text IS NOT NULL AND recv_text <> '' AND (ramt IS NULL) THEN 'amount is not a number'
+      WHEN ramt < 0 THEN 'negative amount'
+      WHEN rcur_text IS NOT NULL AND rcur_text <> '' AND rcur_code IS NULL THEN 'unknown currency'
+      WHEN ramt IS NOT NULL AND rcur_code IS NOT NULL AND ramt * power(10, rcur_dec)::DECIMAL(38,0)
+           <> round(ramt * power(10, rcur_dec)::DECIMAL(38,0)) THEN 'amount finer than the currency unit'
+      WHEN flag_text IS NOT NULL AND flag_text <> '' AND flag IS NULL THEN 'bad ground-truth flag'
+    END AS reason_kind
+  FROM v
+)
+SELECT * FROM checked
+"""
+
+
+def _good_sql(run_id: int) -> str:
+    return f"""
+SELECT 'fiat' AS chain, cur_text AS asset, txid, line AS idx,
+       from_bank || ':' || from_account AS from_address, to_bank || ':' || to_account AS to_address,
+       CAST(amt * power(10, cur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS amount,
+       CAST(CAST(amt * power(10, cur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS VARCHAR) AS amount_raw,
+       ts AS time, lower(payment_format) AS kind, cur_code AS symbol, cur_dec AS decimals,
+       payment_format, flag AS is_laundering, alert_id, line AS source_line, {int(run_id)}::BIGINT AS run_id,
+       CAST(ramt * power(10, rcur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS amount_received,
+       rcur_text AS received_asset, rcur_code AS received_symbol, rcur_dec AS received_decimals
+FROM _checked WHERE reason_kind IS NULL
+"""
+
+
+_DETAIL = {
+    "bad date": "ts_text",
+    "amount is not a number": "coalesce(amount_text, '') || ' / ' || coalesce(recv_text, '')",
+    "negative amount": "amount_text",
+    "unknown currency": "coalesce(cur_text, '') || ' / ' || coalesce(rcur_text, '')",
+    "amount finer than the currency unit": "amount_text",
+    "bad ground-truth flag": "flag_text",
+    "missing account": "''",
+}
+
+
+def _load_accounts(store: Store, path: Path) -> None:
+    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types={"acct_id": pa.string(), "bank_id": pa.string(), "acct_rptng_crncy": pa.string()}))
+    if "acct_id" not in table.column_names:
+        raise IngestError(str(path), "line 1", "an AMLSim accounts file has an acct_id column")
+    n = len(table)
+    data = pa.table({
+        "acct_id": table["acct_id"],
+        "bank_id": table["bank_id"] if "bank_id" in table.column_names else pa.nulls(n, pa.string()),
+        "currency": table["acct_rptng_crncy"] if "acct_rptng_crncy" in table.column_names
+        else pa.nulls(n, pa.string()),
+    })
+    store.con.register("_accounts", data)
+
+
+def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mapping: ColumnMap | None = None,
+                dataset: str | None = None, accounts: str | Path | None = None,
+                chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
+    """Load a bank-transfer CSV into ``transfers`` (chain 'fiat'); return the run summary.
+
+    ``fmt`` is 'amlworld', 'amlsim' or 'mapped' (detected from the header when omitted); ``mapping``
+    is required for 'mapped'. ``dataset`` names the file in transfer ids (default: the file stem).
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise IngestError(source, "path", "no such file")
+    dataset = dataset or path.stem
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        header_end = len(first)
+        try:
+            header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
+        except (UnicodeDecodeError, StopIteration):
+            raise IngestError(source, "line 1", "the header is not UTF-8 CSV") from None
+    fmt = fmt or detect_format(header)
+    if fmt == "amlworld":
+        if [h.strip() for h in header] != AMLWORLD_HEADER:
+            raise IngestError(source, "line 1", f"not the AMLworld header: {header}")
+        cmap = AMLWORLD_MAP
+    elif fmt == "amlsim":
+        cmap = mapping or AMLSIM_MAP
+    elif fmt == "mapped":
+        if mapping is None:
+            raise IngestError(source, "line 1", "unknown CSV layout: give a column mapping (--mapping FILE or --map)")
+        cmap = mapping
+    else:
+        raise IngestError(source, "format", f"unknown bank format {fmt!r} (amlworld, amlsim, mapped)")
+    idx: dict[str, int | None] = {"_ncols": len(header)}
+    for field in ("time", "from_bank", "from_account", "to_bank", "to_account", "amount", "currency",
+                  "amount_received", "received_currency", "payment_format", "txid", "is_laundering", "alert_id"):
+        spec = getattr(cmap, field)
+        idx[field] = None if spec is None else _column_index(spec, header, source)
+
+    run = store.begin_run("bank", source, {"format": fmt, "dataset": dataset, "mapping": asdict(cmap),
+                                           "accounts": str(accounts) if accounts else None})
+    store.claim_chain("fiat", "fiat", "fiat", None, run.run_id)
+    settle(store)
+    store.con.register("_currencies", _currency_table())
+    if accounts:
+        _load_accounts(store, Path(accounts))
+    done = store.con.execute("SELECT position FROM checkpoints WHERE source = 'bank' AND unit = ? AND done",
+                             [f"{dataset}:{size}"]).fetchall()
+    reasons: Counter[str] = Counter()
+    read = loaded = 0
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(header_end)
+            offset, line_no = header_end, 2
+            while offset < size:
+                chunk = fh.read(chunk_bytes)
+                if not chunk:
+                    break
+                if offset + len(chunk) < size:
+                    cut = chunk.rfind(b"\n")
+                    if cut < 0:
+                        more = fh.readline()
+                        chunk += more
+                    else:
+                        fh.seek(offset + cut + 1)
+                        chunk = chunk[:cut + 1]
+                lines = read_lines(chunk, first_line=line_no)
+                n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+                refused = lines.refused
+                table = _parse_chunk(lines.text, lines.numbers, len(header), refused)
+                read += len(table) + len(refused)
+                with store.transaction():
+                    settle(store)
+                    store.con.register("_rows", table)
+                    store.con.execute("CREATE OR REPLACE TEMP TABLE _checked AS "
+                                      + _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts)))
+                    store.con.unregister("_rows")
+                    good = store.con.sql(_good_sql(run.run_id)).to_arrow_table()
+                    loaded += append_new(store, "transfers", good, ["chain", "txid", "idx"])
+                    bad = store.con.execute(
+                        "SELECT line, raw, reason_kind, CASE reason_kind "
+                        + " ".join(f"WHEN {_sql_str(k)} THEN {v}" for k, v in _DETAIL.items())
+                        + " END FROM _checked WHERE reason_kind IS NOT NULL ORDER BY line").fetchall()
+                    for line, raw, kind, detail in bad:
+                        refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail else kind)
+                    for _, _, reason in refused.rows:
+                        reasons[reason.split(":")[0]] += 1
+                    quarantine_many(store, run, source, refused)
+                    offset += len(chunk)
+                    line_no += n_lines
+                    store.con.execute("DELETE FROM checkpoints WHERE source = 'bank' AND unit = ?",
+                                      [f"{dataset}:{size}"])
+                    store.con.execute("INSERT INTO checkpoints VALUES ('bank', ?, ?, ?, ?, ?)",
+                                      [f"{dataset}:{size}", f"byte {offset}", offset >= size, run.run_id, utcnow()])
+        store.con.execute("DROP TABLE IF EXISTS _checked")
+    except IngestError as exc:
+        run.fail(exc)
+        raise
+    except (OSError, pa.ArrowInvalid) as exc:
+        run.fail(exc)
+        raise IngestError(source, f"byte {offset}", str(exc)) from None
+    finally:
+        for name in ("_currencies", "_accounts"):
+            try:
+                store.con.unregister(name)
+            except Exception:  # noqa: BLE001 - not registered
+                pass
+    quarantined = sum(reasons.values())
+    run.add(read=read, transfers=loaded)
+    run.counts.update({f"quarantined: {k}": v for k, v in reasons.items()})
+    run.finish()
+    return {"run_id": run.run_id, "format": fmt, "read": read, "loaded": loaded, "quarantined": quarantined,
+            "already_stored": read - loaded - quarantined, "reasons": dict(reasons),
+            "previously_completed": bool(done)}
+
+
+def default_chunk_bytes() -> int:
+    return int(os.environ.get("MONEYTRAIL_CHUNK_BYTES", CHUNK_BYTES))
