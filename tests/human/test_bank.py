@@ -140,8 +140,8 @@ def test_mapping_yaml_with_unknown_key_is_refused(tmp_path: Path):
 def test_any_two_decimal_amount_loads_as_exact_cents(tmp_path_factory, amounts):
     folder = tmp_path_factory.mktemp("prop")
     path = folder / "prop.csv"
-    lines = ["Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,"
-             "Payment Currency,Payment Format,Is Laundering"]
+    lines = [("Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,"
+             "Payment Currency,Payment Format,Is Laundering")]
     for units, cents in amounts:
         text = f"{units}.{cents:02d}"
         lines.append(f"2022/09/01 00:20,1,A,2,B,{text},Euro,{text},Euro,Wire,0")

@@ -25,6 +25,7 @@ reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``), so r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -429,10 +431,8 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
         raise IngestError(source, f"byte {offset}", str(exc)) from None
     finally:
         for name in ("_currencies", "_accounts"):
-            try:
+            with contextlib.suppress(duckdb.Error):
                 store.con.unregister(name)
-            except Exception:  # noqa: BLE001 - not registered
-                pass
     quarantined = sum(reasons.values())
     run.add(read=read, transfers=loaded)
     run.counts.update({f"quarantined: {k}": v for k, v in reasons.items()})
