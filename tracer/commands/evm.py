@@ -1,9 +1,81 @@
-"""Commands of this area (placeholder until the area lands)."""
+"""`tracer ingest evm` (a node over JSON-RPC) and `tracer ingest etl` (ethereum-etl exports)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tracer.store import open_store
+
+err = Console(stderr=True)
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
-    return None
+    @ingest_app.command("evm")
+    def ingest_evm_cmd(
+        ctx: typer.Context,
+        rpc: str = typer.Option(..., "--rpc", help="JSON-RPC URL of the node (http://...)."),
+        from_block: int = typer.Option(0, "--from-block", help="First block."),
+        to_block: int | None = typer.Option(None, "--to-block", help="Last block (default: tip − confirmations)."),
+        tokens: list[str] | None = typer.Option(
+            None, "--tokens", help="Only these ERC-20 contracts (repeat; USDT/USDC/DAI on mainnet)."),
+        all_tokens: bool = typer.Option(False, "--all-tokens", help="Every ERC-20 token (the default)."),
+        traces: bool = typer.Option(False, "--traces", help="Internal ETH transfers (debug_traceBlockByNumber)."),
+        receipts: str = typer.Option("block", "--receipts", help="block, tx or none (see docs/evm.md)."),
+        chain: str | None = typer.Option(None, "--chain", help="Chain name (default from the chain id)."),
+        confirmations: int | None = typer.Option(
+            None, "--confirmations", help="Stay this many blocks below the tip (default 12; 0 on dev chains)."),
+        batch_size: int = typer.Option(100, "--batch-size", help="Blocks per JSON-RPC batch."),
+        workers: int = typer.Option(2, "--workers", help="Batches fetched concurrently."),
+        timeout: float = typer.Option(30.0, "--timeout", help="Seconds per HTTP request."),
+        retries: int = typer.Option(4, "--retries", help="Retries per request (with backoff)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Ingest blocks, transactions, ERC-20 and (with --traces) internal transfers from a node."""
+        from tracer.ingest.evm import ingest_evm
+        from tracer.ingest.evm_rpc import RpcClient
+
+        if all_tokens and tokens:
+            raise typer.BadParameter("--tokens and --all-tokens exclude each other")
+        store = open_store(ctx.obj["db"])
+        client = RpcClient(rpc, timeout=timeout, retries=retries)
+        with Progress(TextColumn("blocks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=err, disable=as_json, transient=True) as bar:
+            task = bar.add_task("", total=None)
+
+            def progress(done: int, total: int, transfers: int) -> None:
+                bar.update(task, completed=done, total=total, description=f"{transfers:,} transfers")
+
+            res = ingest_evm(store, client, from_block, to_block, tokens=tokens or None, traces=traces,
+                             receipts=receipts, chain=chain, confirmations=confirmations,
+                             batch_size=batch_size, workers=workers, progress=progress)
+        _report(res.__dict__, as_json)
+
+    @ingest_app.command("etl")
+    def ingest_etl_cmd(
+        ctx: typer.Context,
+        paths: list[Path] = typer.Argument(..., help="ethereum-etl export files or directories (CSV, JSON)."),
+        chain: str = typer.Option("ethereum", "--chain", help="Chain name."),
+        chain_id: int = typer.Option(1, "--chain-id", help="Chain id of the export's network."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Import ethereum-etl exports (blocks, transactions, receipts, logs, token_transfers)."""
+        from tracer.ingest.etl import ingest_etl
+
+        store = open_store(ctx.obj["db"])
+        res = ingest_etl(store, paths, chain=chain, chain_id=chain_id)
+        _report(res, as_json)
+
+
+def _report(res: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(res, default=str))
+        return
+    notes = res.pop("notes", None) or []
+    print(", ".join(f"{k} {v}" for k, v in res.items() if v not in (None, 0, [], {})))
+    for n in notes:
+        print(f"note: {n}")

@@ -132,6 +132,9 @@ def ingest_evm(
     try:
         with store.transaction():
             store.claim_chain(chain, "account", network_name(chain_id), chain_id, run.run_id)
+            # claim_chain reads with fetchone(); DuckDB 2.0 keeps that result open and then
+            # refuses to register Arrow views on the connection. Finish it.
+            store.con.execute("SELECT 1").fetchall()
         if to_block is not None and to_block > safe_tip:
             result.notes.append(f"stopped at block {end}: {to_block} is within {confirmations} "
                                 f"confirmations of the tip {tip}")

@@ -115,7 +115,8 @@ def rollback_above(store: Store, chain: str, fork_height: int) -> int:
 def load_checkpoint(store: Store, unit: str) -> tuple[int | None, bool]:
     row = store.con.execute(
         "SELECT position, done FROM checkpoints WHERE source = ? AND unit = ? ORDER BY updated DESC LIMIT 1",
-        [CHECKPOINT_SOURCE, unit]).fetchone()
+        [CHECKPOINT_SOURCE, unit]).fetchall()
+    row = row[0] if row else None
     if row is None or row[0] is None:
         return None, False
     return int(row[0]), bool(row[1])

@@ -327,23 +327,15 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
 
     tokens_seen: set[str] = set()
     for lg, i in zip(log_rows, lb):
-        topics = lg["topics"]
-        if not topics or topics[0] != TRANSFER_TOPIC:
+        parsed = transfer_words(lg["topics"], lg["data"])
+        if parsed is None:
             continue
-        words = list(topics[1:])
-        data = lg["data"][2:]
-        if len(data) % 64:
-            continue
-        words.extend("0x" + data[j : j + 64] for j in range(0, len(data), 64))
-        if len(words) != 3 or len(topics) == 4:
-            continue  # not an ERC-20 Transfer shape (e.g. ERC-721: token id, not an amount)
         token = lg["address"].lower()
         if tokens is not None and token not in tokens:
             continue
         tokens_seen.add(token)
-        add(token, lg["transactionHash"], q(lg["logIndex"]), "0x" + words[0][-40:].lower(),
-            "0x" + words[1][-40:].lower(), int(words[2], 16), times[i], heights[i], block_hash[i],
-            "erc20", None, None, None)
+        add(token, lg["transactionHash"], q(lg["logIndex"]), parsed[0], parsed[1], parsed[2], times[i],
+            heights[i], block_hash[i], "erc20", None, None, None)
 
     if traces is not None:
         for i, block_traces in enumerate(traces):
@@ -372,6 +364,24 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
         heights=(heights[0], heights[-1]) if heights else (0, -1),
         tokens_seen=tokens_seen,
     )
+
+
+def transfer_words(topics: Sequence[str], data: str | None) -> tuple[str, str, int] | None:
+    """(from, to, value) of an ERC-20 Transfer log, or None if the log is not one.
+
+    Topics and data are read as one list of 32-byte words that must be exactly four long (as
+    ethereum-etl's token-transfer extractor does), which also accepts early tokens that did not
+    index from/to; a log with four topics is ERC-721 (a token id, not an amount) and is skipped.
+    """
+    if not topics or topics[0] != TRANSFER_TOPIC or len(topics) == 4:
+        return None
+    hexdata = (data or "0x")[2:]
+    if len(hexdata) % 64:
+        return None
+    words = list(topics[1:]) + ["0x" + hexdata[j : j + 64] for j in range(0, len(hexdata), 64)]
+    if len(words) != 3:
+        return None
+    return "0x" + words[0][-40:].lower(), "0x" + words[1][-40:].lower(), int(words[2], 16)
 
 
 def _internal_value_frames(root: dict) -> list[tuple[int, str, str, str, int]]:
@@ -408,9 +418,9 @@ def _count_frames(frame: dict) -> int:
 
 def _withdrawals(ws: list[dict] | None) -> str | None:
     """Withdrawals in ethereum-etl's form: index, validator_index, address, amount (gwei) as text."""
-    if ws is None:
-        return None
+    if not ws:
+        return "[]"  # pre-Shanghai blocks: no withdrawals (ethereum-etl writes an empty list)
     return json.dumps([
         {"index": q(w["index"]), "validator_index": q(w["validatorIndex"]), "address": w["address"].lower(),
          "amount": q(w["amount"])} for w in ws
-    ], separators=(",", ":")) if ws else "[]"
+    ], separators=(",", ":"))
