@@ -30,7 +30,7 @@ class FixtureNode:
         node = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 reply = [node.answer(c) for c in body] if isinstance(body, list) else node.answer(body)
                 data = json.dumps(reply).encode()
@@ -49,7 +49,8 @@ class FixtureNode:
 
     def answer(self, call: dict) -> dict:
         m, p, i = call["method"], call.get("params", []), call.get("id")
-        ok = lambda result: {"jsonrpc": "2.0", "id": i, "result": result}  # noqa: E731
+        def ok(result):
+            return {"jsonrpc": "2.0", "id": i, "result": result}
         if m == "eth_chainId":
             return ok("0x1")
         if m == "eth_blockNumber":

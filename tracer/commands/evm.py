@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,27 +19,47 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("evm")
     def ingest_evm_cmd(
         ctx: typer.Context,
-        rpc: str = typer.Option(..., "--rpc", help="JSON-RPC URL of the node (http://...)."),
-        from_block: int = typer.Option(0, "--from-block", help="First block."),
-        to_block: int | None = typer.Option(None, "--to-block", help="Last block (default: tip − confirmations)."),
-        tokens: list[str] | None = typer.Option(
-            None, "--tokens", help="Only these ERC-20 contracts (repeat; USDT/USDC/DAI on mainnet)."),
-        all_tokens: bool = typer.Option(False, "--all-tokens", help="Every ERC-20 token (the default)."),
-        traces: bool = typer.Option(False, "--traces", help="Internal ETH transfers (debug_traceBlockByNumber)."),
-        receipts: str = typer.Option("block", "--receipts", help="block, tx or none (see docs/evm.md)."),
-        chain: str | None = typer.Option(None, "--chain", help="Chain name (default from the chain id)."),
-        confirmations: int | None = typer.Option(
-            None, "--confirmations", help="Stay this many blocks below the tip (default 12; 0 on dev chains)."),
-        batch_size: int = typer.Option(100, "--batch-size", help="Blocks per JSON-RPC batch."),
-        workers: int = typer.Option(2, "--workers", help="Batches fetched concurrently."),
-        timeout: float = typer.Option(30.0, "--timeout", help="Seconds per HTTP request."),
-        retries: int = typer.Option(4, "--retries", help="Retries per request (with backoff)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the node (http://...).")],
+        from_block: Annotated[int, typer.Option("--from-block", help="First block.")] = 0,
+        to_block: Annotated[
+            int | None,
+            typer.Option("--to-block", help="Last block (default: tip − confirmations)."),
+        ] = None,
+        tokens: Annotated[
+            list[str] | None,
+            typer.Option("--tokens", help="Only these ERC-20 contracts (repeat; USDT/USDC/DAI on mainnet)."),
+        ] = None,
+        all_tokens: Annotated[
+            bool,
+            typer.Option("--all-tokens", help="Every ERC-20 token (the default)."),
+        ] = False,
+        traces: Annotated[
+            bool,
+            typer.Option("--traces", help="Internal ETH transfers (debug_traceBlockByNumber)."),
+        ] = False,
+        receipts: Annotated[
+            str,
+            typer.Option("--receipts", help="block, tx or none (see docs/evm.md)."),
+        ] = "block",
+        chain: Annotated[
+            str | None,
+            typer.Option("--chain", help="Chain name (default from the chain id)."),
+        ] = None,
+        confirmations: Annotated[
+            int | None,
+            typer.Option("--confirmations", help="Stay this many blocks below the tip (default 12; 0 on dev chains)."),
+        ] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Blocks per JSON-RPC batch.")] = 100,
+        workers: Annotated[int, typer.Option("--workers", help="Batches fetched concurrently.")] = 2,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 30.0,
+        retries: Annotated[int, typer.Option("--retries", help="Retries per request (with backoff).")] = 4,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Ingest blocks, transactions, ERC-20 and (with --traces) internal transfers from a node."""
         from tracer.ingest.evm import ingest_evm
         from tracer.ingest.evm_rpc import RpcClient
 
+        tokens = [x for t in tokens or [] for x in t.split(",") if x] or None
         if all_tokens and tokens:
             raise typer.BadParameter("--tokens and --all-tokens exclude each other")
         store = open_store(ctx.obj["db"])
@@ -58,10 +79,13 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("etl")
     def ingest_etl_cmd(
         ctx: typer.Context,
-        paths: list[Path] = typer.Argument(..., help="ethereum-etl export files or directories (CSV, JSON)."),
-        chain: str = typer.Option("ethereum", "--chain", help="Chain name."),
-        chain_id: int = typer.Option(1, "--chain-id", help="Chain id of the export's network."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        paths: Annotated[
+            list[Path],
+            typer.Argument(help="ethereum-etl export files or directories (CSV, JSON)."),
+        ],
+        chain: Annotated[str, typer.Option("--chain", help="Chain name.")] = "ethereum",
+        chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id of the export's network.")] = 1,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Import ethereum-etl exports (blocks, transactions, receipts, logs, token_transfers)."""
         from tracer.ingest.etl import ingest_etl

@@ -203,7 +203,7 @@ def _convert(store: Store, path: Path, kind: str, cols: list[str], rows: list[li
     present = set(cols)
     if kind == "blocks" and "withdrawals" in present:
         i = cols.index("withdrawals")
-        for r, n in zip(rows, lines):
+        for r, n in zip(rows, lines, strict=True):
             try:
                 r[i] = _withdrawals_json(r[i])
             except (ValueError, SyntaxError, KeyError, TypeError):
@@ -245,7 +245,7 @@ def _convert(store: Store, path: Path, kind: str, cols: list[str], rows: list[li
             bad = bad[0] if bad else None
             if bad is not None:
                 raise IngestError(str(path), f"line {bad[0]}", f"value does not convert for {kind}",
-                                  item=json.dumps(dict(zip(cols, bad[1:])))[:2000])
+                                  item=json.dumps(dict(zip(cols, bad[1:], strict=True)))[:2000])
         out = store.con.sql(f"SELECT {', '.join(selects)} FROM _etl_src ORDER BY _line").to_arrow_table()
     finally:
         store.con.unregister("_etl_src")
@@ -278,7 +278,7 @@ def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum
             store.con.execute("SELECT 1").fetchall()
             has_transfer_file = any(k == "token_transfers" for k, _, _ in typed)
             touched_tx: list[pa.Table] = []
-            for kind, f, t in typed:
+            for kind, _f, t in typed:
                 n = _load(store, kind, t, chain, run.run_id, derive_transfers=not has_transfer_file)
                 counts[kind] = counts.get(kind, 0) + n
                 if kind in ("transactions", "receipts"):
@@ -404,7 +404,7 @@ def _derive_token_transfers(store: Store, chain: str, logs: pa.Table, run_id: in
     topics = logs["topics"].to_pylist()
     data = logs["data"].to_pylist()
     keep, parsed = [], []
-    for i, (tp, d) in enumerate(zip(topics, data)):
+    for i, (tp, d) in enumerate(zip(topics, data, strict=True)):
         p = transfer_words(tp or [], d)
         if p is not None:
             keep.append(i)
@@ -458,7 +458,7 @@ def export_rows(store: Store, chain: str, kind: str) -> list[dict[str, Any]]:
     cols = [d[0] for d in cur.description]
     out = []
     for row in cur.fetchall():
-        d = dict(zip(cols, row))
+        d = dict(zip(cols, row, strict=True))
         for k, v in d.items():
             if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float)):
                 d[k] = int(v)  # Decimal → int

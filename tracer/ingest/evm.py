@@ -186,7 +186,7 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
                 result.notes.append("node has no eth_getBlockReceipts: receipts read one by one")
         if mode[0] == "tx":
             hashes, hts = [], []
-            for h, b in zip(heights, blocks):
+            for h, b in zip(heights, blocks, strict=True):
                 for t in b.get("transactions") or []:
                     hashes.append(t["hash"] if isinstance(t, dict) else t)
                     hts.append(h)
@@ -269,7 +269,7 @@ def _check_links(store: Store, chain: str, batch: EvmBatch) -> None:
         return
     hashes = b["hash"].to_pylist()
     prevs = b["prev_hash"].to_pylist()
-    if any(p != h for p, h in zip(prevs[1:], hashes[:-1])):
+    if any(p != h for p, h in zip(prevs[1:], hashes[:-1], strict=True)):
         raise _Reorg(batch.heights[0], inside=True)
     lo = batch.heights[0]
     if lo > 0:
@@ -286,7 +286,7 @@ def _fork_point(store: Store, client: RpcClient, chain: str, top: int, max_depth
     for start in range(0, len(heights), 64):
         chunk = heights[start : start + 64]
         node = client.get_blocks(chunk, full=False)
-        for h, blk in zip(chunk, node):
+        for h, blk in zip(chunk, node, strict=True):
             if blk["hash"] == stored[h]:
                 return h
     if lo == 0 and len(stored) == top + 1:

@@ -242,19 +242,19 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
                 raise _err(source, f"block {heights[i]}",
                            f"{len(rs)} receipts for {bcols['tx_count'][i]} transactions")
             recs.extend(rs)
-        for t, r in zip(tcols["txid"], recs):
+        for t, r in zip(tcols["txid"], recs, strict=True):
             if r.get("transactionHash") != t:
                 raise ValueError(f"receipt {r.get('transactionHash')} does not match transaction {t}")
         status = [q(r.get("status")) for r in recs]
         gas_used = [q(r["gasUsed"]) for r in recs]
         egp = [q(r.get("effectiveGasPrice")) for r in recs]
-        egp = [e if e is not None else q(t.get("gasPrice")) for e, t in zip(egp, txs)]
+        egp = [e if e is not None else q(t.get("gasPrice")) for e, t in zip(egp, txs, strict=True)]
         blob_used = [q(r.get("blobGasUsed")) for r in recs]
-        blob_price = [q(r.get("blobGasPrice")) if bu else None for r, bu in zip(recs, blob_used)]
+        blob_price = [q(r.get("blobGasPrice")) if bu else None for r, bu in zip(recs, blob_used, strict=True)]
         l1_fee = [q(r.get("l1Fee")) for r in recs]
         fee = [
             gu * (p or 0) + (bu or 0) * (bp or 0) + (lf or 0)
-            for gu, p, bu, bp, lf in zip(gas_used, egp, blob_used, blob_price, l1_fee)
+            for gu, p, bu, bp, lf in zip(gas_used, egp, blob_used, blob_price, l1_fee, strict=True)
         ]
         tcols.update({
             "has_receipt": [True] * n,
@@ -285,7 +285,7 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
     lb = [hpos[q(lg["blockNumber"])] for lg in log_rows]
     lcols: dict[str, list] = {
         "block_height": [heights[i] for i in lb],
-        "block_hash": [lg.get("blockHash") or block_hash[i] for lg, i in zip(log_rows, lb)],
+        "block_hash": [lg.get("blockHash") or block_hash[i] for lg, i in zip(log_rows, lb, strict=True)],
         "block_time": [times[i] for i in lb],
         "txid": [lg["transactionHash"] for lg in log_rows],
         "transaction_index": [q(lg["transactionIndex"]) for lg in log_rows],
@@ -326,7 +326,7 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
                 native_asset, 18, None)
 
     tokens_seen: set[str] = set()
-    for lg, i in zip(log_rows, lb):
+    for lg, i in zip(log_rows, lb, strict=True):
         parsed = transfer_words(lg["topics"], lg["data"])
         if parsed is None:
             continue
@@ -343,7 +343,7 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
             if len(block_traces) != len(btx):
                 raise _err(source, f"block {heights[i]}",
                            f"{len(block_traces)} traces for {len(btx)} transactions")
-            for k, tr in zip(btx, block_traces):
+            for k, tr in zip(btx, block_traces, strict=True):
                 if "result" not in tr or not isinstance(tr["result"], dict):
                     raise _err(source, f"block {heights[i]}",
                                f"trace of {tcols['txid'][k]} failed: {str(tr.get('error'))[:120]}")

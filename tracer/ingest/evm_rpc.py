@@ -208,7 +208,7 @@ class RpcClient:
     def get_blocks(self, heights: Sequence[int], full: bool = True) -> list[dict]:
         """Blocks by height; a missing block (``null``) is an error naming its height."""
         res = self.batch([Call("eth_getBlockByNumber", [hex(h), full], f"block {h}") for h in heights])
-        for h, b in zip(heights, res):
+        for h, b in zip(heights, res, strict=True):
             if not isinstance(b, dict):
                 raise RpcError(self.url, f"block {h}", "eth_getBlockByNumber",
                                "node returned no block" if b is None else f"malformed block: {str(b)[:80]}")
@@ -216,7 +216,7 @@ class RpcClient:
 
     def get_block_receipts(self, heights: Sequence[int]) -> list[list[dict]]:
         res = self.batch([Call("eth_getBlockReceipts", [hex(h)], f"block {h}") for h in heights])
-        for h, r in zip(heights, res):
+        for h, r in zip(heights, res, strict=True):
             if not isinstance(r, list):
                 raise RpcError(self.url, f"block {h}", "eth_getBlockReceipts",
                                "node returned no receipts" if r is None else f"malformed receipts: {str(r)[:80]}")
@@ -225,9 +225,9 @@ class RpcClient:
     def get_receipts(self, tx_hashes: Sequence[str], heights: Sequence[int]) -> list[dict]:
         """Receipts one by one (batched) for nodes without eth_getBlockReceipts."""
         res = self.batch([
-            Call("eth_getTransactionReceipt", [t], f"block {h} tx {t}") for t, h in zip(tx_hashes, heights)
+            Call("eth_getTransactionReceipt", [t], f"block {h} tx {t}") for t, h in zip(tx_hashes, heights, strict=True)
         ])
-        for t, h, r in zip(tx_hashes, heights, res):
+        for t, h, r in zip(tx_hashes, heights, res, strict=True):
             if not isinstance(r, dict):
                 raise RpcError(self.url, f"block {h} tx {t}", "eth_getTransactionReceipt", "node returned no receipt")
         return res
@@ -237,7 +237,7 @@ class RpcClient:
         res = self.batch([
             Call("debug_traceBlockByNumber", [hex(h), {"tracer": "callTracer"}], f"block {h}") for h in heights
         ])
-        for h, r in zip(heights, res):
+        for h, r in zip(heights, res, strict=True):
             if not isinstance(r, list):
                 raise RpcError(self.url, f"block {h}", "debug_traceBlockByNumber", "malformed trace reply")
         return res
