@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytz
 
+from tracer.errors import IngestError
 from tracer.store import Store
 from tracer.store.store import Run, utcnow
 
@@ -172,3 +179,107 @@ def quarantine_many(store: Store, run: Run, source: str, refused: Refused | Sequ
     added = append_new(store, "quarantine", data, ["source", "position", "reason"])
     run.add(quarantined=len(rows))
     return added
+
+
+def read_records(path: str | Path, refused: Refused) -> list[tuple[str, int | None, dict[str, Any]]]:
+    """Records of a CSV (with header), JSON Lines or JSON-array file: (position, line, fields).
+
+    CSV list fields stay text here (callers split them on ';'); JSON keeps its own lists. Lines that
+    are not UTF-8, not JSON or not an object are refused with their position.
+    """
+    path = Path(path)
+    buf = path.read_bytes()
+    lines = read_lines(buf)
+    refused.rows.extend(lines.refused.rows)
+    suffix = path.suffix.lower()
+    out: list[tuple[str, int | None, dict[str, Any]]] = []
+    if suffix in (".jsonl", ".ndjson"):
+        for number, text in zip(lines.numbers.tolist(), lines.text.splitlines()):
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError as exc:
+                refused.add(f"line {number}", text, f"not JSON: {exc.msg} at column {exc.colno}")
+                continue
+            if not isinstance(item, dict):
+                refused.add(f"line {number}", text, "a record is a JSON object")
+                continue
+            out.append((f"line {number}", number, item))
+        return out
+    if suffix == ".json":
+        if lines.refused.rows:
+            raise IngestError(str(path), lines.refused.rows[0][0], "broken encoding: not valid UTF-8")
+        try:
+            items = json.loads(lines.text)
+        except json.JSONDecodeError as exc:
+            raise IngestError(str(path), f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
+        if isinstance(items, dict):
+            items = items.get("reports") or items.get("ads") or items.get("records") or [items]
+        for k, item in enumerate(items):
+            if not isinstance(item, dict):
+                refused.add(f"item {k + 1}", json.dumps(item), "a record is a JSON object")
+                continue
+            out.append((f"item {k + 1}", None, item))
+        return out
+    physical = lines.numbers.tolist()
+    header: list[str] | None = None
+    for k, fields in csv_records(lines.text):
+        number = physical[k - 1] if k - 1 < len(physical) else k
+        if header is None:
+            header = [h.strip() for h in fields]
+            continue
+        if len(fields) != len(header):
+            refused.add(f"line {number}", ",".join(fields),
+                        f"wrong number of fields: {len(fields)}, expected {len(header)}")
+            continue
+        out.append((f"line {number}", number, dict(zip(header, fields))))
+    return out
+
+
+def split_list(value: Any) -> list[str]:
+    """A list field: a JSON list, or text separated by ';' (CSV); empty items dropped."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if v is not None and str(v).strip()]
+    return [v.strip() for v in str(value).split(";") if v.strip()]
+
+
+def parse_time(value: Any, default_tz: str | None = None, need_zone: bool = False) -> tuple[dt.datetime, str | None]:
+    """ISO-8601 date or date-time -> (UTC naive datetime, the offset as written or None).
+
+    A time without an offset is taken in ``default_tz`` (an IANA name, via pytz) when given; with
+    ``need_zone`` and no default it is refused, because a local time cannot be placed on the UTC line.
+    """
+    text = str(value).strip()
+    if not text:
+        raise ValueError("empty time")
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 time: {text!r}") from None
+    if parsed.tzinfo is None:
+        if default_tz:
+            parsed = pytz.timezone(default_tz).localize(parsed)
+        elif need_zone:
+            raise ValueError(f"time without a time zone: {text!r}")
+        else:
+            return parsed, None
+    offset = parsed.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if offset else None
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None), offset
+
+
+def parse_decimal(value: Any, places: int) -> Decimal:
+    """A non-negative decimal with at most ``places`` decimals, exactly (never through float)."""
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {text!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a number: {text!r}")
+    if number < 0:
+        raise ValueError(f"negative amount: {text!r}")
+    if number != number.quantize(Decimal(1).scaleb(-places)) if places else number != number.to_integral_value():
+        raise ValueError(f"more than {places} decimals: {text!r}")
+    return number

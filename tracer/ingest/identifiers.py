@@ -485,11 +485,10 @@ def _iban_in(candidate: str, offset: int) -> Identifier | None:
     if expected is None:
         return None
     taken = end = 0
-    for end, ch in enumerate(candidate, 1):
-        if ch != " ":
+    while end < len(candidate) and taken < expected:
+        if candidate[end] != " ":
             taken += 1
-            if taken == expected:
-                break
+        end += 1
     if taken != expected:
         return None
     try:
