@@ -129,6 +129,9 @@ def parsed() -> dict[str, tuple[dict, dict]]:
 
 def test_bitcoinlib_is_kept_out_of_the_home_directory(tmp_path: Path) -> None:
     """Importing tracer first points bitcoinlib at a temporary data dir; without it ~/.bitcoinlib appears."""
+    from bitcoinlib.config import config
+
+    assert Path(config.BCL_DATA_DIR) != Path.home() / ".bitcoinlib"  # this very process, too
     script = (
         "import tracer\n"
         "from bitcoinlib.blocks import Block\n"
