@@ -113,12 +113,17 @@ def test_a_grown_blk_file_is_read_again_for_its_new_blocks(tmp_path, store):
     assert store.scalar("SELECT max(height) FROM blocks") == 24
 
 
-def test_a_failed_unit_leaves_earlier_units_committed_and_a_rerun_resumes(tmp_path, store):
+def test_a_failed_batch_leaves_earlier_batches_committed_and_a_rerun_resumes(tmp_path, store):
     good = BTC / "block-227835.raw"
     bad = tmp_path / "bad.raw"
     bad.write_bytes(b"\x01" * 100)
+    # small files are grouped into one batch (one transaction): the bad file takes its group down
     with pytest.raises(IngestError, match="bad.raw"):
         ingest_bitcoin(store, [good, bad])
+    assert store.scalar("SELECT count(*) FROM blocks") == 0
+    # one file per batch: the good file's batch commits before the bad one is refused
+    with pytest.raises(IngestError, match="bad.raw"):
+        ingest_bitcoin(store, [good, bad], batch_bytes=1)
     assert store.scalar("SELECT count(*) FROM blocks") == 1
     summary = ingest_bitcoin(store, [good, BTC / "block-227836.raw"])
     assert (summary.units_skipped, summary.blocks) == (1, 1)

@@ -59,9 +59,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             def on_units(total: int, done: int) -> None:
                 bar.update(task, total=total, completed=done)
 
-            def on_progress(blocks: int, txs: int) -> None:
+            def on_progress(units: int, blocks: int, txs: int) -> None:
                 f = bar.tasks[0].fields
-                bar.update(task, advance=1, blocks=f["blocks"] + blocks, txs=f["txs"] + txs)
+                bar.update(task, advance=units, blocks=f["blocks"] + blocks, txs=f["txs"] + txs)
 
             summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
                                      network_name=network, progress=on_progress, on_units=on_units)

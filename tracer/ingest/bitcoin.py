@@ -15,6 +15,7 @@ block arrived later), ``spent_by_txid`` is set, and fees are computed where ever
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class IngestSummary:
     counts: dict = field(default_factory=dict)
 
 
-Progress = Callable[[int, int], None]  # (blocks, transactions) just loaded
+Progress = Callable[[int, int, int], None]  # (units, blocks, transactions) just loaded
 
 
 # -- source framing ----------------------------------------------------------------------------------
@@ -149,6 +150,7 @@ def ingest_bitcoin(
     to_height: int | None = None,
     network_name: str = "mainnet",
     rpc_batch: int = 50,
+    batch_bytes: int = 64 << 20,
     progress: Progress | None = None,
     on_units: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
@@ -171,8 +173,8 @@ def ingest_bitcoin(
         on_units(len(units), 0)
     try:
         store.claim_chain(CHAIN, "utxo", net.name, None, run.run_id)
-        for unit in units:
-            _ingest_unit(store, run, unit, net, rpc, summary, progress)
+        for group in _batches(units, batch_bytes):
+            _ingest_batch(store, run, group, net, rpc, summary, progress)
         with store.transaction():
             summary.inputs_resolved = resolve_inputs(store)
     except IngestError as exc:
@@ -198,65 +200,118 @@ def _checkpoint_done(store: Store, unit: Unit) -> bool:
     return row is not None and row[0] == str(unit.path.stat().st_size)
 
 
-def _ingest_unit(store: Store, run: Run, unit: Unit, net: Network, rpc: BitcoinRPC | None,
-                 summary: IngestSummary, progress: Progress | None) -> None:
-    if _checkpoint_done(store, unit):
-        summary.units_skipped += 1
-        return
-    heights_by_offset: dict[int, int] = {}
-    if unit.kind == "rpc":
-        assert rpc is not None and unit.heights is not None
-        data, spans, heights_by_offset = _fetch_rpc(rpc, unit.heights)
-    else:
+@dataclass
+class _Part:
+    """Where a stretch of the batch buffer came from: a file, or one block of an RPC call."""
+
+    start: int
+    unit: Unit
+    source: str
+    rpc_height: int | None = None
+
+
+def _batches(units: list[Unit], target_bytes: int) -> Iterable[list[Unit]]:
+    """Group consecutive small file units (raw blocks) so they load in one transaction."""
+    group: list[Unit] = []
+    size = 0
+    for unit in units:
+        unit_size = unit.path.stat().st_size if unit.path is not None else target_bytes
+        if group and (unit.kind == "rpc" or size + unit_size > target_bytes):
+            yield group
+            group, size = [], 0
+        group.append(unit)
+        size += unit_size
+        if unit.kind == "rpc":
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _read_batch(run: Run, units: list[Unit], net: Network, rpc: BitcoinRPC | None):
+    """Concatenate the units' block bytes into one buffer; return it, the block spans and the parts."""
+    chunks: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    parts: list[_Part] = []
+    pos = 0
+    for unit in units:
+        if unit.kind == "rpc":
+            assert rpc is not None and unit.heights is not None
+            for height, raw in _fetch_rpc(rpc, unit.heights):
+                parts.append(_Part(pos, unit, f"{rpc.url} getblock", height))
+                spans.append((pos, len(raw)))
+                chunks.append(raw)
+                pos += len(raw)
+            continue
         try:
-            data, spans = read_unit(unit, net)
+            data, unit_spans = read_unit(unit, net)
         except IngestError as exc:
             run.quarantine(exc.position, None, exc.reason, source=unit.name)
             raise
-    try:
-        batch, _ = parse_blocks(data, spans, net, unit.name)
-    except BlockError as exc:
-        size = next((s for o, s in spans if o == exc.offset), 0)
-        if unit.kind == "rpc":
-            height = heights_by_offset.get(exc.offset)
-            position = f"block height {height}"
-            source = f"{rpc.url if rpc else unit.name} getblock"
-        else:
-            position, source = f"byte offset {exc.offset}", unit.name
-        run.quarantine(position, memoryview(data)[exc.offset : exc.offset + min(size, 4096)], exc.reason, source=source)
-        raise IngestError(source, position, exc.reason, item=f"block {exc.block_hash}" if exc.block_hash else None) from None
+        parts.append(_Part(pos, unit, unit.name))
+        spans.extend((pos + o, size) for o, size in unit_spans)
+        chunks.append(data)
+        pos += len(data)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return data, spans, parts
 
+
+def _locate(parts: list[_Part], offset: int) -> tuple[_Part, str, int | None]:
+    """The part holding a batch offset, the investigator-facing position, and the offset in its file."""
+    part = parts[bisect_right([p.start for p in parts], offset) - 1]
+    if part.rpc_height is not None:
+        return part, f"block height {part.rpc_height}", None
+    local = offset - part.start
+    return part, f"byte offset {local}", local
+
+
+def _ingest_batch(store: Store, run: Run, units: list[Unit], net: Network, rpc: BitcoinRPC | None,
+                  summary: IngestSummary, progress: Progress | None) -> None:
+    todo = [u for u in units if not _checkpoint_done(store, u)]
+    summary.units_skipped += len(units) - len(todo)
+    if not todo:
+        return
+    data, spans, parts = _read_batch(run, todo, net, rpc)
+    try:
+        batch, _ = parse_blocks(data, spans, net, "batch")
+    except BlockError as exc:
+        part, position, _ = _locate(parts, exc.offset)
+        size = next((sz for o, sz in spans if o == exc.offset), 0)
+        run.quarantine(position, memoryview(data)[exc.offset : exc.offset + min(size, 4096)], exc.reason, source=part.source)
+        raise IngestError(part.source, position, exc.reason, item=f"block {exc.block_hash}" if exc.block_hash else None) from None
+    for b in batch.blocks:
+        part, position, local = _locate(parts, b["source_offset"])
+        b.update(_source=part.source, _position=position, _unit=part.unit.name, _rpc_height=part.rpc_height,
+                 source_offset=local)
     with store.transaction():
-        loaded = load_batch(store, run, batch, unit, net, heights_by_offset)
-        if unit.kind != "rpc" and unit.path is not None:
-            store.con.execute(
-                "INSERT INTO checkpoints VALUES ('bitcoin', ?, ?, true, ?, now())",
-                [str(unit.path.resolve()), str(unit.path.stat().st_size), run.run_id],
-            )
-    summary.units += 1
+        loaded = load_batch(store, run, batch, net)
+        for unit in todo:
+            if unit.kind != "rpc" and unit.path is not None:
+                store.con.execute(
+                    "INSERT INTO checkpoints VALUES ('bitcoin', ?, ?, true, ?, now())",
+                    [str(unit.path.resolve()), str(unit.path.stat().st_size), run.run_id],
+                )
+    summary.units += len(todo)
     summary.blocks += loaded[0]
     summary.blocks_skipped += len(batch.blocks) - loaded[0]
     summary.transactions += loaded[1]
     summary.inputs += loaded[2]
     summary.outputs += loaded[3]
     if progress:
-        progress(len(batch.blocks), loaded[1])
+        progress(len(todo), len(batch.blocks), loaded[1])
 
 
-def _fetch_rpc(rpc: BitcoinRPC, heights: range) -> tuple[bytes, list[tuple[int, int]], dict[int, int]]:
+def _fetch_rpc(rpc: BitcoinRPC, heights: range) -> list[tuple[int, bytes]]:
+    """Two JSON-RPC batches per range: every getblockhash, then every getblock <hash> 0 (raw hex)."""
     hashes = rpc.batch([("getblockhash", [h]) for h in heights])
     hexes = rpc.batch([("getblock", [h, 0]) for h in hashes])
-    parts, spans, by_offset, pos = [], [], {}, 0
+    blocks = []
     for height, block_hash, hx in zip(heights, hashes, hexes):
         try:
-            raw = bytes.fromhex(hx)
+            blocks.append((height, bytes.fromhex(hx)))
         except (TypeError, ValueError):
             raise IngestError(rpc.url, f"block height {height}", f"getblock({block_hash}, 0) did not return hex") from None
-        parts.append(raw)
-        spans.append((pos, len(raw)))
-        by_offset[pos] = height
-        pos += len(raw)
-    return b"".join(parts), spans, by_offset
+    return blocks
 
 
 def _block_heights(store: Store, blocks: list[dict], net: Network, rpc_heights: list[int | None]) -> list[tuple[int | None, str | None]]:
@@ -309,12 +364,12 @@ def _agree(heights: dict, h: str, height: int, block: dict, net: Network, queue:
         heights[h] = (height, "chain")
         queue.append(h)
     elif heights[h][0] != height and height >= net.bip34_height:
-        raise BlockError(block.get("_source", "?"), block["source_offset"], h,
-                         f"height {heights[h][0]} ({heights[h][1]}) disagrees with prev-hash chaining ({height})")
+        raise IngestError(block["_source"], block["_position"],
+                          f"height {heights[h][0]} ({heights[h][1]}) disagrees with prev-hash chaining ({height})",
+                          item=f"block {h}")
 
 
-def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Network,
-               heights_by_offset: dict[int, int]) -> tuple[int, int, int, int]:
+def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple[int, int, int, int]:
     """Load one verified batch; skip blocks already stored. Returns (blocks, txs, inputs, outputs)."""
     blocks = batch.blocks
     if not blocks:
@@ -323,7 +378,7 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Netwo
     present = {r[0] for r in store.con.execute(
         "SELECT hash FROM blocks WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, hashes]).fetchall()}
     keep = np.array([h not in present for h in hashes])
-    # the same block twice in one unit (Core can write a block again after a crash) counts once
+    # the same block twice in one batch (Core can write a block again after a crash) counts once
     seen: set[str] = set()
     for i, h in enumerate(hashes):
         if keep[i] and h in seen:
@@ -331,15 +386,13 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Netwo
         seen.add(h)
     if not keep.any():
         return 0, 0, 0, 0
-    for b in blocks:
-        b["_source"] = unit.name
     try:
-        heights = _block_heights(store, blocks, net, [heights_by_offset.get(b["source_offset"]) for b in blocks])
-    except BlockError as exc:
-        run.quarantine(f"byte offset {exc.offset}", None, exc.reason, source=unit.name)
-        raise IngestError(unit.name, f"byte offset {exc.offset}", exc.reason, item=f"block {exc.block_hash}") from None
-    if unit.kind == "rpc":
-        _check_rpc_chaining(store, blocks, heights, unit)
+        heights = _block_heights(store, blocks, net, [b["_rpc_height"] for b in blocks])
+        if any(b["_rpc_height"] is not None for b in blocks):
+            _check_rpc_chaining(store, blocks, heights)
+    except IngestError as exc:
+        run.quarantine(exc.position, None, exc.reason, source=exc.source)
+        raise
     height_arr = pa.array([h for h, _ in heights], pa.int64())
     time_arr = pa.array([b["time"] for b in blocks], pa.int64()).cast(pa.timestamp("s"))
     hash_arr = pa.array(hashes, pa.string())
@@ -356,8 +409,8 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Netwo
         "bits": pa.array([b["bits"] for b in blocks], pa.int64()),
         "nonce": pa.array([b["nonce"] for b in blocks], pa.int64()),
         "height_source": pa.array([s for _, s in heights], pa.string()),
-        "source": pa.array([unit.name if unit.kind != "rpc" else f"{unit.name.split(' heights')[0]} getblock"] * len(blocks)),
-        "source_offset": pa.array([None if unit.kind == "rpc" else b["source_offset"] for b in blocks], pa.int64()),
+        "source": pa.array([b["_source"] for b in blocks], pa.string()),
+        "source_offset": pa.array([b["source_offset"] for b in blocks], pa.int64()),
         "run_id": pa.array([run.run_id] * len(blocks), pa.int64()),
     }).filter(pa.array(keep))
 
@@ -393,7 +446,7 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, unit: Unit, net: Netwo
     return len(block_table), n, n_in, n_out
 
 
-def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list, unit: Unit) -> None:
+def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list) -> None:
     """A node's block at height h must name the block at h−1 as its parent, where that is known."""
     by_height = {h: b["hash"] for b, (h, _) in zip(blocks, heights)}
     wanted = [h - 1 for h, _ in heights if h and h - 1 not in by_height]
@@ -405,7 +458,7 @@ def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list, unit: U
     for b, (h, _) in zip(blocks, heights):
         parent = by_height.get(h - 1) if h else None
         if parent is not None and parent != b["prev_hash"]:
-            raise IngestError(unit.name, f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
+            raise IngestError(b["_source"], f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
                               f"but the block at height {h - 1} is {parent}", item=f"block {b['hash']}")
 
 

@@ -22,6 +22,7 @@ from struct import unpack_from
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracer.ingest.bitcoin_network import Network
 from tracer.ingest.btc_address import base58check_arrow, hash160, segwit_arrow
@@ -30,6 +31,7 @@ _sha256 = hashlib.sha256
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NULL_OUTPOINT = b"\x00" * 32 + b"\xff\xff\xff\xff"
 _WITNESS_COMMITMENT = bytes.fromhex("6a24aa21a9ed")
+SCRIPT_TYPES = ["nonstandard", "p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr", "witness_unknown", "p2pk", "nulldata", "multisig"]
 
 
 class BlockError(ValueError):
@@ -133,26 +135,31 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
     multisig_candidate = (
         (sl >= 37) & (last == 0xAE) & (b0 >= 0x51) & (b0 <= 0x60) & (second_last >= 0x51) & (second_last <= 0x60)
     )
-    stype = np.full(n, "nonstandard", dtype=object)
-    addr = np.full(n, None, dtype=object)
+    codes = np.zeros(n, dtype=np.int8)  # index into SCRIPT_TYPES; 0 = nonstandard
+    pieces: list[tuple[np.ndarray, pa.Array]] = []
 
-    def put(mask: np.ndarray, name: str, values: pa.Array | list | None) -> None:
+    def put(mask: np.ndarray, name: str, values: pa.Array | None) -> None:
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return
-        stype[idx] = name
+        codes[idx] = SCRIPT_TYPES.index(name)
         if values is not None:
-            addr[idx] = values.to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) else values
+            pieces.append((idx, values))
 
     def payload(mask: np.ndarray, start: int, length: int) -> np.ndarray:
         base = so[mask]
         return arr[base[:, None] + np.arange(start, start + length)]
 
-    put(p2pkh, "p2pkh", base58check_arrow(net.p2pkh_version, payload(p2pkh, 3, 20)) if p2pkh.any() else None)
-    put(p2sh, "p2sh", base58check_arrow(net.p2sh_version, payload(p2sh, 2, 20)) if p2sh.any() else None)
-    put(p2wpkh, "p2wpkh", segwit_arrow(net.hrp, 0, payload(p2wpkh, 2, 20)) if p2wpkh.any() else None)
-    put(p2wsh, "p2wsh", segwit_arrow(net.hrp, 0, payload(p2wsh, 2, 32)) if p2wsh.any() else None)
-    put(p2tr, "p2tr", segwit_arrow(net.hrp, 1, payload(p2tr, 2, 32)) if p2tr.any() else None)
+    if p2pkh.any():
+        put(p2pkh, "p2pkh", base58check_arrow(net.p2pkh_version, payload(p2pkh, 3, 20)))
+    if p2sh.any():
+        put(p2sh, "p2sh", base58check_arrow(net.p2sh_version, payload(p2sh, 2, 20)))
+    if p2wpkh.any():
+        put(p2wpkh, "p2wpkh", segwit_arrow(net.hrp, 0, payload(p2wpkh, 2, 20)))
+    if p2wsh.any():
+        put(p2wsh, "p2wsh", segwit_arrow(net.hrp, 0, payload(p2wsh, 2, 32)))
+    if p2tr.any():
+        put(p2tr, "p2tr", segwit_arrow(net.hrp, 1, payload(p2tr, 2, 32)))
     for length in np.unique(sl[witness_other]):
         for version_op in np.unique(b0[witness_other & (sl == length)]):
             mask = witness_other & (sl == length) & (b0 == version_op)
@@ -164,15 +171,28 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
         put(p2pk, "p2pk", base58check_arrow(net.p2pkh_version, hashes))
     put(nulldata, "nulldata", None)
     # Bare multisig and non-standard scripts have no address: give them a stable id from the script.
+    multisig_idx, multisig_ids = [], []
     for i in np.flatnonzero(multisig_candidate):
         script = bytes(buf[so[i] : so[i] + sl[i]])
         shape = _multisig_shape(script)
         if shape is not None:
-            stype[i] = "multisig"
-            addr[i] = f"multisig:{shape[0]}of{shape[1]}:{hash160(script).hex()}"
-    for i in np.flatnonzero(stype == "nonstandard"):
-        addr[i] = "nonstandard:" + hash160(buf[so[i] : so[i] + sl[i]]).hex()
-    return stype, addr
+            multisig_idx.append(i)
+            multisig_ids.append(f"multisig:{shape[0]}of{shape[1]}:{hash160(script).hex()}")
+    if multisig_idx:
+        put(np.isin(np.arange(n), multisig_idx), "multisig", pa.array(multisig_ids, pa.string()))
+    other = np.flatnonzero(codes == 0)
+    if other.size:
+        ids = ["nonstandard:" + hash160(buf[so[i] : so[i] + sl[i]]).hex() for i in other]
+        pieces.append((other, pa.array(ids, pa.string())))
+    order = np.full(n, -1, dtype=np.int64)
+    start = 0
+    for idx, values in pieces:
+        order[idx] = np.arange(start, start + idx.size)
+        start += idx.size
+    everything = pa.concat_arrays([v for _, v in pieces]) if pieces else pa.array([], pa.string())
+    address = everything.take(pa.array(order, mask=order < 0))
+    stype = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(SCRIPT_TYPES)).cast(pa.string())
+    return stype, address
 
 
 def _multisig_shape(script: bytes) -> tuple[int, int] | None:
@@ -445,8 +465,8 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
         {
             "txid": txid_hex.take(pa.array(tx_of_out)),
             "n": pa.array(out_n, pa.int32()),
-            "address": pa.array(addr, pa.string()),
-            "script_type": pa.array(stype, pa.string()),
+            "address": addr,
+            "script_type": stype,
             "value": pa.array(values),
             "tx_index": pa.array(tx_of_out, pa.int64()),
         }
@@ -463,7 +483,7 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
         {
             "txid": txid_hex.take(pa.array(tx_of_in)),
             "n": pa.array(in_n, pa.int32()),
-            "prev_txid": pa.array(prev_hex.to_numpy(zero_copy_only=False), pa.string(), mask=coinbase_in),
+            "prev_txid": pc.if_else(pa.array(coinbase_in), pa.scalar(None, pa.string()), prev_hex),
             "prev_n": pa.array(prev_n, pa.int64(), mask=coinbase_in),
             "sequence": pa.array(seq),
             "tx_index": pa.array(tx_of_in, pa.int64()),
