@@ -199,3 +199,18 @@ class Scenario:
 @pytest.fixture(scope="session")
 def scenario(anvil: Node) -> Scenario:
     return Scenario(anvil)
+
+
+@pytest.fixture
+def clean(tmp_path, anvil, scenario):
+    """The EVM rows of one clean ingest of the scenario (for killed/resumed/rerun comparisons)."""
+    import tracer
+    from tracer.ingest.evm import ingest_evm
+
+    from .test_node_failures import snapshot
+
+    store = tracer.open(tmp_path / "clean.duckdb")
+    ingest_evm(store, anvil.url, 0, scenario.end)
+    snap = snapshot(store)
+    store.close()
+    return snap

@@ -31,15 +31,6 @@ def snapshot(store) -> dict[str, list[tuple]]:
     return out
 
 
-@pytest.fixture
-def clean(tmp_path, anvil, scenario):
-    store = tracer.open(tmp_path / "clean.duckdb")
-    ingest_evm(store, anvil.url, 0, scenario.end)
-    snap = snapshot(store)
-    store.close()
-    return snap
-
-
 def fast(url: str, **kw) -> RpcClient:
     return RpcClient(url, timeout=kw.pop("timeout", 5), retries=kw.pop("retries", 2), backoff=0.01, **kw)
 

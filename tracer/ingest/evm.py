@@ -273,7 +273,7 @@ def _check_links(store: Store, chain: str, batch: EvmBatch) -> None:
         raise _Reorg(batch.heights[0], inside=True)
     lo = batch.heights[0]
     if lo > 0:
-        below = store.scalar("SELECT hash FROM blocks WHERE chain = ? AND height = ?", [chain, lo - 1])
+        below = evm_load.one(store, "SELECT hash FROM blocks WHERE chain = ? AND height = ?", [chain, lo - 1])
         if below is not None and below != prevs[0]:
             raise _Reorg(lo, inside=False)
 

@@ -94,6 +94,13 @@ def _with_token_metadata(transfers: pa.Table, tokens: pa.Table | None) -> pa.Tab
     return t.set_column(t.schema.get_field_index("decimals"), "decimals", decs)
 
 
+def one(store: Store, sql: str, params: list) -> object:
+    """First column of the first row, reading the whole result (a half-read DuckDB result blocks
+    Arrow registration on the connection)."""
+    rows = store.con.execute(sql, params).fetchall()
+    return rows[0][0] if rows else None
+
+
 def stored_hashes(store: Store, chain: str, lo: int, hi: int) -> dict[int, str]:
     rows = store.query(
         "SELECT height, hash FROM blocks WHERE chain = ? AND height BETWEEN ? AND ?", [chain, lo, hi])
@@ -102,7 +109,7 @@ def stored_hashes(store: Store, chain: str, lo: int, hi: int) -> dict[int, str]:
 
 def rollback_above(store: Store, chain: str, fork_height: int) -> int:
     """Delete every block (and what hangs off it) above ``fork_height``; return blocks removed."""
-    n = int(store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height > ?", [chain, fork_height]))
+    n = int(one(store, "SELECT count(*) FROM blocks WHERE chain = ? AND height > ?", [chain, fork_height]))
     with store.transaction():
         delete_range(store, chain, fork_height + 1, None)
         store.con.execute(

@@ -1,0 +1,79 @@
+"""Property tests for the decoders: Transfer logs, token metadata, quantities, withdrawals."""
+
+from __future__ import annotations
+
+import json
+
+from eth_abi import encode
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracer.ingest.etl import _withdrawals_json
+from tracer.ingest.evm_map import dec, q, transfer_words
+from tracer.ingest.evm_rpc import TRANSFER_TOPIC
+from tracer.ingest.evm_tokens import decode_text, decode_uint
+
+addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+uint256 = st.integers(min_value=0, max_value=2**256 - 1)
+
+
+def word(x: bytes) -> str:
+    return "0x" + x.rjust(32, b"\0").hex()
+
+
+@given(addresses, addresses, uint256)
+def test_indexed_transfer_log_decodes_exactly(frm, to, value):
+    topics = [TRANSFER_TOPIC, word(bytes.fromhex(frm[2:])), word(bytes.fromhex(to[2:]))]
+    assert transfer_words(topics, "0x" + encode(["uint256"], [value]).hex()) == (frm, to, value)
+
+
+@given(addresses, addresses, uint256)
+def test_unindexed_transfer_log_of_early_tokens_decodes_exactly(frm, to, value):
+    data = "0x" + encode(["address", "address", "uint256"], [frm, to, value]).hex()
+    assert transfer_words([TRANSFER_TOPIC], data) == (frm, to, value)
+
+
+@given(addresses, addresses, uint256)
+def test_erc721_transfer_with_token_id_is_not_an_amount(frm, to, token_id):
+    topics = [TRANSFER_TOPIC, word(bytes.fromhex(frm[2:])), word(bytes.fromhex(to[2:])),
+              "0x" + encode(["uint256"], [token_id]).hex()]
+    assert transfer_words(topics, "0x") is None
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=5), st.binary(max_size=100))
+def test_other_logs_never_decode_as_transfers(topics, data):
+    hexed = ["0x" + t.hex() for t in topics]
+    if hexed and hexed[0] == TRANSFER_TOPIC:
+        return
+    assert transfer_words(hexed, "0x" + data.hex()) is None
+
+
+@given(st.text(min_size=1, max_size=60).filter(lambda s: "\0" not in s and s.strip() == s))
+def test_token_symbol_as_abi_string_decodes(s):
+    assert decode_text("0x" + encode(["string"], [s]).hex()) == s
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=32))
+def test_token_symbol_as_legacy_bytes32_decodes(s):
+    assert decode_text("0x" + s.encode().ljust(32, b"\0").hex()) == s
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1))
+def test_decimals_above_255_are_refused(v):
+    assert decode_uint("0x" + encode(["uint256"], [v]).hex()) == (v if v <= 255 else None)
+
+
+@given(uint256)
+def test_quantities_are_exact_and_only_fit_decimal38_when_they_do(v):
+    assert q(hex(v)) == v
+    assert dec(v) == (v if v < 10**38 else None)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**63), st.integers(0, 2**40), addresses, st.integers(0, 2**63)),
+                max_size=20))
+def test_withdrawals_in_both_ethereum_etl_forms_read_the_same(ws):
+    objs = [{"index": i, "validator_index": v, "address": a, "amount": m} for i, v, a, m in ws]
+    csv_form = ",".join(json.dumps(o, separators=(",", ":")) for o in objs)  # CSV export
+    repr_form = str(objs)  # ethereum-etl's JSON export of a stream block
+    assert json.loads(_withdrawals_json(csv_form)) == objs
+    assert json.loads(_withdrawals_json(repr_form)) == objs
