@@ -222,8 +222,9 @@ def parse_blocks(
     first block that fails; nothing is returned for any block in that case (the caller stores the
     batch atomically or not at all).
     """
-    buf = memoryview(data)
-    arr = np.frombuffer(data, dtype=np.uint8)
+    d = data if isinstance(data, bytes) else bytes(data)  # indexing bytes is cheaper than a memoryview
+    buf = memoryview(d)
+    arr = np.frombuffer(d, dtype=np.uint8)
     # per tx
     tx_start: list[int] = []
     tx_end: list[int] = []
@@ -253,16 +254,16 @@ def parse_blocks(
             version, = unpack_from("<i", buf, offset)
             time, bits, nonce = unpack_from("<III", buf, offset + 68)
             p = offset + 80
-            b = buf[p]
+            b = d[p]
             p += 1
             if b < 0xFD:
                 ntx = b
             elif b == 0xFD:
-                ntx, = unpack_from("<H", buf, p); p += 2
+                ntx, = unpack_from("<H", d, p); p += 2
             elif b == 0xFE:
-                ntx, = unpack_from("<I", buf, p); p += 4
+                ntx, = unpack_from("<I", d, p); p += 4
             else:
-                ntx, = unpack_from("<Q", buf, p); p += 8
+                ntx, = unpack_from("<Q", d, p); p += 8
             if ntx == 0 or ntx * 60 > size:
                 raise BlockError(source, offset, block_hash, f"implausible transaction count {ntx}")
             first_tx.append(len(tx_ids))
@@ -271,67 +272,67 @@ def parse_blocks(
             for _ in range(ntx):
                 start = p
                 p += 4
-                segwit = buf[p] == 0 and buf[p + 1] != 0
+                segwit = d[p] == 0 and d[p + 1] != 0
                 if segwit:
                     p += 2
                     has_witness = True
-                b = buf[p]; p += 1
+                b = d[p]; p += 1
                 if b < 0xFD:
                     nin = b
                 elif b == 0xFD:
-                    nin, = unpack_from("<H", buf, p); p += 2
+                    nin, = unpack_from("<H", d, p); p += 2
                 else:
-                    nin, = unpack_from("<I", buf, p); p += 4
+                    nin, = unpack_from("<I", d, p); p += 4
                 for _ in range(nin):
                     in_prev.append(p)
                     p += 36
-                    b = buf[p]; p += 1
+                    b = d[p]; p += 1
                     if b < 0xFD:
                         p += b
                     elif b == 0xFD:
-                        p += unpack_from("<H", buf, p)[0] + 2
+                        p += unpack_from("<H", d, p)[0] + 2
                     else:
-                        p += unpack_from("<I", buf, p)[0] + 4
+                        p += unpack_from("<I", d, p)[0] + 4
                     in_seq.append(p)
                     p += 4
-                b = buf[p]; p += 1
+                b = d[p]; p += 1
                 if b < 0xFD:
                     nout = b
                 elif b == 0xFD:
-                    nout, = unpack_from("<H", buf, p); p += 2
+                    nout, = unpack_from("<H", d, p); p += 2
                 else:
-                    nout, = unpack_from("<I", buf, p); p += 4
+                    nout, = unpack_from("<I", d, p); p += 4
                 for _ in range(nout):
                     out_val.append(p)
                     p += 8
-                    b = buf[p]; p += 1
+                    b = d[p]; p += 1
                     if b < 0xFD:
                         slen = b
                     elif b == 0xFD:
-                        slen, = unpack_from("<H", buf, p); p += 2
+                        slen, = unpack_from("<H", d, p); p += 2
                     else:
-                        slen, = unpack_from("<I", buf, p); p += 4
+                        slen, = unpack_from("<I", d, p); p += 4
                     out_script.append(p)
                     out_len.append(slen)
                     p += slen
                 wstart = p
                 if segwit:
                     for _ in range(nin):
-                        b = buf[p]; p += 1
+                        b = d[p]; p += 1
                         if b < 0xFD:
                             items = b
                         elif b == 0xFD:
-                            items, = unpack_from("<H", buf, p); p += 2
+                            items, = unpack_from("<H", d, p); p += 2
                         else:
-                            items, = unpack_from("<I", buf, p); p += 4
+                            items, = unpack_from("<I", d, p); p += 4
                         for _ in range(items):
-                            b = buf[p]; p += 1
+                            b = d[p]; p += 1
                             if b < 0xFD:
                                 p += b
                             elif b == 0xFD:
-                                p += unpack_from("<H", buf, p)[0] + 2
+                                p += unpack_from("<H", d, p)[0] + 2
                             else:
-                                p += unpack_from("<I", buf, p)[0] + 4
+                                p += unpack_from("<I", d, p)[0] + 4
                 p += 4
                 if p > end:
                     raise BlockError(source, offset, block_hash, f"transaction {len(tx_ids) - block_first} runs past the end of the block")
