@@ -30,6 +30,7 @@ import csv
 import io
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -329,11 +330,13 @@ def _load_accounts(store: Store, path: Path) -> None:
 
 def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mapping: ColumnMap | None = None,
                 dataset: str | None = None, accounts: str | Path | None = None,
-                chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
+                chunk_bytes: int = CHUNK_BYTES,
+                progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
     """Load a bank-transfer CSV into ``transfers`` (chain 'fiat'); return the run summary.
 
     ``fmt`` is 'amlworld', 'amlsim' or 'mapped' (detected from the header when omitted); ``mapping``
     is required for 'mapped'. ``dataset`` names the file in transfer ids (default: the file stem).
+    ``progress(bytes_done, bytes_total, rows_read)`` is called after every committed chunk.
     """
     path = Path(path)
     source = str(path)
@@ -422,6 +425,8 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                                       [f"{dataset}:{size}"])
                     store.con.execute("INSERT INTO checkpoints VALUES ('bank', ?, ?, ?, ?, ?)",
                                       [f"{dataset}:{size}", f"byte {offset}", offset >= size, run.run_id, utcnow()])
+                if progress:
+                    progress(offset, size, read)
         store.con.execute("DROP TABLE IF EXISTS _checked")
     except IngestError as exc:
         run.fail(exc)
