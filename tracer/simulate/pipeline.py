@@ -1,4 +1,4 @@
-"""The order of generation: background Bitcoin economy, the trafficking operation, then the store."""
+"""The order of generation: background Bitcoin economy, ads and the operation, EVM, bank, records, truth."""
 
 from __future__ import annotations
 
@@ -8,33 +8,223 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from tracer.simulate.ledger import Ledger
+from tracer.simulate import evm as evm_mod
+from tracer.simulate.ads import CITIES, ad_rows, plan_ads, write_ad
+from tracer.simulate.bank import Bank, account, cash_out
+from tracer.simulate.ledger import FIRST_HEIGHT, Ledger, txid_of
+from tracer.simulate.market import Prices
+from tracer.simulate.operation import run_operation
+from tracer.simulate.records import label_rows, report_rows, write_tagpack
+from tracer.simulate.scripted import Scripted
+from tracer.simulate.truth import write_truth
 from tracer.simulate.wallets import Economy
 from tracer.store import Store
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
-    """Independent, reproducible random streams per component (so adding one leaves the others alone)."""
+    """Independent, reproducible random streams per component (so changing one leaves the others alone)."""
     return np.random.Generator(np.random.Philox(key=[seed, stream]))
 
 
+def addr_strings(store: Store, ids: list[int] | np.ndarray) -> dict[int, str]:
+    ids = np.unique(np.asarray(list(ids), np.int64))
+    if ids.size == 0:
+        return {}
+    store.con.register("_sim_ids", pa.table({"addr": ids}))
+    try:
+        rows = store.con.execute("SELECT a.addr, a.address FROM _sim_addr a JOIN _sim_ids USING (addr)").fetchall()
+    finally:
+        store.con.unregister("_sim_ids")
+    return {int(a): s for a, s in rows}
+
+
 def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_path: Path,
-              progress: Callable[[str, float], None] | None) -> tuple[dict[str, int], list[Path], dict[str, int], dt.datetime]:
-    from tracer.simulate import world
+              progress: Callable[[str, float], None] | None
+              ) -> tuple[dict[str, int], list[Path], dict[str, int], dt.datetime]:
+    from tracer.simulate.world import PERIOD_DAYS, START, block_times
 
     def tell(stage: str, frac: float) -> None:
         if progress is not None:
             progress(stage, frac)
 
     store.claim_chain("bitcoin", "utxo", "mainnet", None, run_id)
-    times = world.block_times(cfg, rng_for(seed, 1))
+    store.claim_chain(evm_mod.CHAIN, "account", "simulated", evm_mod.CHAIN_ID, run_id)
+    store.claim_chain("fiat", "fiat", "fiat", None, run_id)
+    store.con.execute("SELECT 1").fetchall()  # close claim_chain's open result before Arrow registers
+    target = cfg["target"]
+    times = block_times(cfg, rng_for(seed, 1))
+    prices = Prices(START, PERIOD_DAYS, rng_for(seed, 3))
+
+    # -- Bitcoin: background economy, then ads and the operation on top ----------------------------
     ledger = Ledger(store, seed)
     econ = Economy(ledger, cfg, rng_for(seed, 2))
-    first = econ.genesis(max(1, int(np.ceil((cfg["users"] * 1.8) / 20_000))))
-    econ.run(cfg["n_blocks"], cfg["blocks_per_round"], first,
-             progress=lambda b, n: tell("bitcoin", b / n))
+    first = econ.genesis(max(1, int(np.ceil(cfg["users"] * 1.8 / 20_000))))
+    econ.run(cfg["n_blocks"], cfg["blocks_per_round"], first, progress=lambda b, n: tell("bitcoin", b / n))
+    arng = rng_for(seed, 4)
+    n_bg_ads = int(np.clip(target // 80, 60, 20_000))
+    authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8))
+    scr = Scripted(econ, times, rng_for(seed, 5))
+    op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START)
+    tell("bitcoin", 1.0)
     counts = ledger.materialise(run_id, times)
+    tell("store", 0.5)
+
+    # -- ads ----------------------------------------------------------------------------------------
+    printed = addr_strings(store, list(op.victim_print_addr.values()))
+    victim_addr = [printed[op.victim_print_addr[f"victim-{k + 1}"]] for k in range(4)]
+    op_i = 0
+    for ad in ads:
+        a = ad["author"]
+        btc = None
+        if a.operation:
+            if op_i % 5 in (1, 3):
+                btc = victim_addr[op_i % 4]
+            op_i += 1
+        ad["addresses"] = [btc] if btc else []
+        ad["title"], ad["body"] = write_ad(arng, a, ad["city"], ad["rate"], ad["phones"][0], btc)
+        if ad["ad_id"] in op.ad_fees:
+            ad["fee_txid"] = txid_of(seed, op.ad_fees[ad["ad_id"]][0])
+    counts["ads"] = store.append("ads", ad_rows(ads, run_id))
+
+    # -- USDT on the simulated EVM chain ------------------------------------------------------------
+    erng = rng_for(seed, 7)
+    ew = evm_mod.EvmWorld(seed, START, PERIOD_DAYS, max(100, target // 100), cfg["exchanges"], erng)
+    ew.background(max(500, target // 20), 100)
+    dep_sat = sum(d["value"] for d in op.exchange_deposits)
+    last_dep = max(d["block"] for d in op.exchange_deposits)
+    t_dep = times[last_dep].astype("datetime64[s]")
+    btc_usd = float(prices.usd("BTC", t_dep))
+    usd = dep_sat / 1e8 * btc_usd * 0.99  # the exchange's trading fee
+    usdt = int(usd * 1e6) // 10_000 * 10_000
+    e1, e2, e3 = (ew.new_account(f"operation-1 evm-{k}", "actor") for k in (1, 2, 3))
+    lumen_dep = ew.new_account("Lumen Markets deposit for operation-1", "exchange_deposit")
+    t = t_dep + np.timedelta64(2 * 3600, "s")
+    a2 = usdt * 6 // 10 // 10_000 * 10_000
+    a3 = usdt - a2
+    ew.add(ew.hot[0], e1, usdt, t, tag=1)
+    ew.add([e1, e1], [e2, e3], [a2, a3], [t + 1800, t + 2400], tag=2)
+    ew.add([e2, e3], [lumen_dep, lumen_dep], [a2, a3], [t + 3 * 3600, t + 3 * 3600 + 1800], tag=3)
+    ew.add([lumen_dep, lumen_dep], [ew.hot[2], ew.hot[2]], [a2, a3], [t + 3 * 3600 + 600, t + 3 * 3600 + 2400], tag=4)
+    evm_tables = ew.tables(run_id)
+    for name in ("blocks", "transactions", "logs", "transfers", "evm_tokens"):
+        n = store.append(name, evm_tables[name])
+        counts[f"sim-evm {name}"] = n
+    evm_addr = ew.address_strings()
+    tags_sorted = np.concatenate(ew.tag)[ew.order]
+    evm_txids = {k: ew.txid_sorted[tags_sorted == k].tolist() for k in (1, 2, 3, 4)}
+    tell("store", 0.7)
+
+    # -- bank ---------------------------------------------------------------------------------------
+    brng = rng_for(seed, 8)
+    bank = Bank(seed, START, PERIOD_DAYS, brng)
+    bank.background(max(300, target // 40), max(2_000, target // 4))
+    lumen_account = account(seed, "meridian", "lumen-markets-operating")
+    fiat = cash_out(bank, brng, lumen_account, usdt / 1e6 * 0.995, t + 5 * 3600, seed)
+    ftable, forder = bank.table(run_id)
+    counts["fiat transfers"] = store.append("transfers", ftable)
+    sizes = np.array([len(r["from"]) for r in bank.rows])
+    offsets = np.cumsum(sizes) - sizes
+    inv = np.empty_like(forder)
+    inv[forder] = np.arange(forder.size)
+    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 1}"  # noqa: E731
+
+    # -- prices ---------------------------------------------------------------------------------------
+    counts["prices"] = store.append("prices", prices.table(run_id))
+
+    # -- labels (TagPack) -----------------------------------------------------------------------------
+    service_ids = [int(x) for x in np.concatenate(econ.hot_addrs)] + [int(x) for x in econ.miner_addrs] \
+        + [int(x) for x in econ.wasabi_addrs] + [int(x) for x in econ.whirlpool_addrs] \
+        + [int(x) for ids in op.site_addrs.values() for x in ids]
+    deposit_sample = {}
+    for e, dep in enumerate(econ.exch_dep):
+        rows = store.con.execute(
+            "SELECT DISTINCT o.addr FROM _sim_out o WHERE o.owner = ? AND o.addr >= 0 ORDER BY o.addr LIMIT 25",
+            [int(dep)]).fetchall()
+        deposit_sample[e] = [int(r[0]) for r in rows]
+    names = addr_strings(store, service_ids + [a for v in deposit_sample.values() for a in v] + [op.deposit_addr])
+    tags = []
+    for e, name in enumerate(cfg["exchanges"]):
+        slug = cfg["exchange_slugs"][e]
+        for a in econ.hot_addrs[e]:
+            tags.append({"address": names[int(a)], "currency": "BTC", "label": f"{name} hot wallet",
+                         "category": "exchange", "actor": f"sim-{slug}", "confidence": "service_data"})
+        for a in deposit_sample[e]:
+            tags.append({"address": names[a], "currency": "BTC", "label": f"{name} deposit address",
+                         "category": "exchange", "actor": f"sim-{slug}", "confidence": "forensic"})
+        tags.append({"address": evm_addr[ew.hot[e]], "currency": "ETH", "label": f"{name} hot wallet",
+                     "category": "exchange", "actor": f"sim-{slug}", "confidence": "service_data"})
+    for m, name in enumerate(cfg["miners"]):
+        tags.append({"address": names[int(econ.miner_addrs[m])], "currency": "BTC", "label": f"{name} payout",
+                     "category": "miner", "confidence": "ledger_immanent"})
+    for a in econ.wasabi_addrs:
+        tags.append({"address": names[int(a)], "currency": "BTC", "label": "Wasabi-style coordinator fee",
+                     "category": "coinjoin", "actor": "sim-wasabi-coordinator", "confidence": "forensic"})
+    for a in econ.whirlpool_addrs:
+        tags.append({"address": names[int(a)], "currency": "BTC", "label": "Whirlpool-style coordinator fee",
+                     "category": "coinjoin", "actor": "sim-whirlpool-coordinator", "confidence": "forensic"})
+    for site, ids in op.site_addrs.items():
+        for a in ids:
+            tags.append({"address": names[int(a)], "currency": "BTC", "label": f"{site} ad payments",
+                         "category": "shop", "actor": f"sim-{site.split('.')[0]}", "confidence": "service_data"})
+    stem = truth_path.with_suffix("")
+    truth_path.parent.mkdir(parents=True, exist_ok=True)
+    tagpack = write_tagpack(Path(f"{stem}.tagpack.yaml"), seed, START.date(), tags)
+    counts["labels"] = store.append("labels", label_rows(tagpack, run_id, set(evm_addr), evm_mod.CHAIN))
+
+    # -- reports ----------------------------------------------------------------------------------------
+    op_phones = sorted({p for a in authors if a.operation for p in a.phones})
+    op_ads = [ad for ad in ads if ad["author"].operation]
+    dep_str = names[op.deposit_addr]
+    mules = fiat["accounts"]["mules"]
+    funnel = fiat["accounts"]["funnel"]
+    d_end = (t + 86400).astype("datetime64[us]").astype(dt.datetime)
+    records = [
+        {"report_id": f"SIM-{seed}-SAR-0001", "kind": "SAR", "filer": "Kestrel Exchange (simulated) compliance",
+         "filed_at": d_end, "subjects": ["Kestrel customer holding deposit address " + dep_str],
+         "identifiers": {"bitcoin": [dep_str], "ethereum": [evm_addr[e1]]},
+         "amount": round(usd, 2),
+         "narrative": (
+             f"HUMAN TRAFFICKING FIN-2020-A008. Kestrel Exchange reports deposits to {dep_str} totalling "
+             f"{dep_sat / 1e8:.8f} BTC that reached the customer through a CoinJoin and a peeling chain. "
+             f"The customer sold them for USDT and withdrew {usdt / 1e6:,.2f} USDT to {evm_addr[e1]} the same day.")},
+        {"report_id": f"SIM-{seed}-SAR-0002", "kind": "SAR", "filer": "Meridian Bank (simulated) BSA office",
+         "filed_at": d_end + dt.timedelta(days=3), "subjects": ["account holder of " + funnel, *mules],
+         "identifiers": {"account": [funnel, *mules], "phone": [op_phones[0]]},
+         "amount": round(usd, 2),
+         "narrative": (
+             f"HUMAN TRAFFICKING FIN-2020-A008. Account {funnel} received cash deposits just under 10,000 USD "
+             f"in several cities and transfers from three individuals ({', '.join(mules)}) who had received "
+             f"wires from a crypto exchange, then wired the funds out within days. The phone on file, "
+             f"{op_phones[0]}, appears in escort advertisements.")},
+        {"report_id": f"SIM-{seed}-TIP-0001", "kind": "tip", "filer": "Anti-trafficking hotline (simulated)",
+         "filed_at": d_end - dt.timedelta(days=10), "subjects": ["unknown advertiser"],
+         "identifiers": {"phone": op_phones[1:]},
+         "amount": None,
+         "narrative": (
+             f"Caller reports ads {', '.join(ad['ad_id'] for ad in op_ads[:4])} moving between "
+             f"{', '.join(sorted({CITIES[ad['city']][0] for ad in op_ads}))} with the same photos; "
+             f"numbers {', '.join(op_phones)}.")},
+    ]
+    rep, idents = report_rows(records, run_id)
+    counts["reports"] = store.append("reports", rep)
+    counts["report_identifiers"] = store.append("report_identifiers", idents)
+
+    # -- ground truth -----------------------------------------------------------------------------------
+    files = write_truth(
+        store, truth_path, seed=seed, run_id=run_id, cfg=cfg, econ=econ, scr=scr, op=op, authors=authors, ads=ads,
+        evm={"addresses": evm_addr, "world": ew, "txids": evm_txids, "op": {"evm-1": e1, "evm-2": e2, "evm-3": e3,
+                                                                          "lumen-deposit": lumen_dep},
+             "usdt": usdt},
+        fiat={"accounts": fiat["accounts"], "lumen": lumen_account,
+              "structuring": [fiat_id(g) for g in fiat["structuring"]],
+              "funnel": [fiat_id(g) for g in fiat["funnel"]], "cycle": [fiat_id(g) for g in fiat["cycle"]]},
+        reports=[r["report_id"] for r in records], tagpack=tagpack, first_height=FIRST_HEIGHT,
+        last_height=FIRST_HEIGHT + len(times) - 1,
+    )
     ledger.drop_staging()
+    tell("store", 1.0)
     end = times[-1].astype("datetime64[us]").astype(dt.datetime)
-    return counts, [], {}, end
+    patterns = {"patterns": len(op.patterns) + 5}
+    return counts, [tagpack, *files], patterns, end

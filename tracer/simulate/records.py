@@ -1,0 +1,87 @@
+"""Labels (as a GraphSense TagPack) and suspicious-activity reports of the simulated world.
+
+Labels: the simulator writes a real TagPack file beside the truth file and turns it into ``labels``
+rows with the TagPack importer's own mapping (:mod:`tracer.ingest.labels`), so the rows are exactly what
+``tracer ingest labels`` would store — only under the simulate run. Tags on the simulated EVM chain are
+filed under ETH (the TagPack currency) and stored under the chain name ``sim-evm``.
+
+Reports: rows as the reports ingester stores them — identifiers given in fields (origin ``field``) and
+those found in the narrative (origin ``narrative``), with the same validation and extraction code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from tracer.ingest.identifiers import find_identifiers
+from tracer.ingest.labels import _tagpack_batch
+from tracer.ingest.reports import validate_identifier
+
+
+def write_tagpack(path: Path, seed: int, lastmod: dt.date, tags: list[dict]) -> Path:
+    doc = {
+        "title": f"moneytrail simulated world, seed {seed}",
+        "creator": "moneytrail simulate",
+        "description": "Services of a simulated world (tracer simulate). Not real entities.",
+        "source": "simulate",
+        "lastmod": lastmod.isoformat(),
+        "is_public": True,
+        "tags": tags,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str) -> pa.Table:
+    """The labels a TagPack import of ``path`` stores, under ``run_id``; EVM tags moved to ``evm_chain``."""
+    batch = _tagpack_batch(path, run_id)
+    if batch.refused:
+        raise ValueError(f"the simulated TagPack {path} has refused tags: {batch.refused}")
+    table = batch.table()
+    is_evm = pc.is_in(table["address"], pa.array(sorted(evm_addresses), pa.string()))
+    chain = pc.if_else(is_evm, pa.scalar(evm_chain), table["chain"])
+    return table.set_column(table.schema.get_field_index("chain"), "chain", chain)
+
+
+def report_rows(records: list[dict], run_id: int) -> tuple[pa.Table, pa.Table]:
+    reports, idents = [], []
+    for line, rec in enumerate(records, start=1):
+        found: dict[str, list[str]] = {}
+        rows = []
+        for kind, values in rec["identifiers"].items():
+            for v in values:
+                rows.append((kind, validate_identifier(kind, v, "US"), "field"))
+        for ident in find_identifiers(rec["narrative"], "US"):
+            rows.append((ident.kind, ident.value, "narrative"))
+        seen = set()
+        for kind, value, origin in rows:
+            if (kind, value, origin) in seen:
+                continue
+            seen.add((kind, value, origin))
+            if value not in found.setdefault(kind, []):
+                found[kind].append(value)
+            idents.append({"report_id": rec["report_id"], "kind": kind, "value": value, "origin": origin,
+                           "run_id": run_id, "source_line": line})
+        reports.append({
+            "report_id": rec["report_id"], "kind": rec["kind"], "filer": rec["filer"], "filed_at": rec["filed_at"],
+            "subjects": rec["subjects"], "identifiers": json.dumps(found, sort_keys=True),
+            "amount": None if rec["amount"] is None else Decimal(str(rec["amount"])).quantize(Decimal("0.01")),
+            "currency": "USD", "narrative": rec["narrative"],
+            "accounts": found.get("account", []), "source_line": line, "run_id": run_id,
+        })
+    report_schema = pa.schema([
+        ("report_id", pa.string()), ("kind", pa.string()), ("filer", pa.string()), ("filed_at", pa.timestamp("us")),
+        ("subjects", pa.list_(pa.string())), ("identifiers", pa.string()), ("amount", pa.decimal128(18, 2)),
+        ("currency", pa.string()), ("narrative", pa.string()), ("accounts", pa.list_(pa.string())),
+        ("source_line", pa.int64()), ("run_id", pa.int64()),
+    ])
+    ident_schema = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
+                              ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
+    return pa.Table.from_pylist(reports, report_schema), pa.Table.from_pylist(idents, ident_schema)
