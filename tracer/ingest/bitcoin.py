@@ -193,10 +193,10 @@ def ingest_bitcoin(
 def _checkpoint_done(store: Store, unit: Unit) -> bool:
     if unit.kind == "rpc" or unit.path is None:
         return False
-    row = store.con.execute(
+    row = store.one(
         "SELECT position FROM checkpoints WHERE source = 'bitcoin' AND unit = ? AND done ORDER BY updated DESC LIMIT 1",
         [str(unit.path.resolve())],
-    ).fetchone()
+    )
     return row is not None and row[0] == str(unit.path.stat().st_size)
 
 
@@ -465,8 +465,7 @@ def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list) -> None
 def _add_addresses(store: Store, run: Run, outs: pa.Table) -> None:
     """Give each address seen for the first time the next dense id, in order of first sight."""
     view = outs.select(["address", "script_type", "block_time"]).append_column("seq", pa.array(np.arange(len(outs))))
-    store.con.register("_new_outputs", view)
-    try:
+    with store.view("_new_outputs", view):
         store.con.execute(
             """
             INSERT INTO addresses (chain, address, address_id, first_seen, script_type, run_id)
@@ -489,8 +488,6 @@ def _add_addresses(store: Store, run: Run, outs: pa.Table) -> None:
             """,
             [CHAIN],
         )
-    finally:
-        store.con.unregister("_new_outputs")
 
 
 def _propagate_heights(store: Store) -> None:
@@ -551,7 +548,7 @@ def resolve_inputs(store: Store, chain: str = CHAIN) -> int:
         """,
         [chain],
     )
-    resolved = int(con.execute("SELECT count(*) FROM _resolved").fetchone()[0])
+    resolved = int(store.scalar("SELECT count(*) FROM _resolved"))
     if resolved:
         con.execute(
             """UPDATE inputs SET address = r.address, value = r.value FROM _resolved r

@@ -85,8 +85,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
+        return int(self.scalar("SELECT max(version) FROM schema_migrations") or 0)
 
     # -- transactions -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -106,19 +105,31 @@ class Store:
         """Bulk-insert an Arrow table by column name (missing columns become NULL)."""
         if len(data) == 0:
             return 0
-        view = f"_arrow_{table}"
-        self.con.register(view, data)
-        try:
+        with self.view(f"_arrow_{table}", data) as view:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
-        finally:
-            self.con.unregister(view)
         return len(data)
+
+    @contextlib.contextmanager
+    def view(self, name: str, data: pa.Table | pa.RecordBatch) -> Iterator[str]:
+        """Expose an Arrow table to SQL under ``name`` for the duration of the block (zero copy)."""
+        # DuckDB 2 refuses to register while an earlier result on the connection is unconsumed.
+        self.con.complete()
+        self.con.register(name, data)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
+    def one(self, sql: str, params: list[Any] | None = None) -> tuple | None:
+        """The first row, or None (fetches the whole result so the connection is left clean)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
-        row = self.con.execute(sql, params or []).fetchone()
+        row = self.one(sql, params)
         return None if row is None else row[0]
 
     def count(self, table: str) -> int:
@@ -150,9 +161,7 @@ class Store:
     # -- chains -----------------------------------------------------------------------------------
     def claim_chain(self, chain: str, kind: str, network: str, chain_id: int | None, run_id: int | None) -> None:
         """Record which network a chain name holds; refuse a second, different one."""
-        row = self.con.execute(
-            "SELECT network, chain_id FROM chains WHERE chain = ?", [chain]
-        ).fetchone()
+        row = self.one("SELECT network, chain_id FROM chains WHERE chain = ?", [chain])
         if row is None:
             self.con.execute(
                 "INSERT INTO chains VALUES (?, ?, ?, ?, ?)", [chain, kind, network, chain_id, run_id]
