@@ -1,9 +1,46 @@
-"""Commands of this area (placeholder until the area lands)."""
+"""`tracer simulate`: generate a seeded trafficking-finance world with ground truth into the store."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tracer.store import open_store
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
-    return None
+    @app.command()
+    def simulate(
+        ctx: typer.Context,
+        seed: int = typer.Option(..., "--seed", help="Random seed: the same seed and scale give the same store."),
+        scale: str = typer.Option("demo", "--scale",
+                                  help="test (~3k), demo (~10k), 1e5, 1e6, 1e7 or a number of Bitcoin transactions."),
+        truth: Path = typer.Option(..., "--truth", help="Ground-truth JSON to write (Parquet companions go beside it)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""
+        from tracer.simulate import simulate as run
+
+        store = open_store(ctx.obj["db"])
+        err = Console(stderr=True)
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                          disable=as_json or not err.is_terminal) as bar:
+                task = bar.add_task("simulate", total=1.0)
+                summary = run(store, seed=seed, scale=scale, truth_path=truth,
+                              progress=lambda stage, frac: bar.update(task, description=stage, completed=frac))
+        finally:
+            store.close()
+        if as_json:
+            print(json.dumps(summary.as_dict()))
+            return
+        c = summary.counts
+        print(f"simulated world seed {summary.seed} (run {summary.run_id}) in {summary.seconds:.1f} s: "
+              f"{c['blocks']:,} blocks, {c['transactions']:,} Bitcoin transactions, "
+              f"{c['sim-evm transfers']:,} USDT transfers, {c['fiat transfers']:,} bank transfers, "
+              f"{c['ads']:,} ads, {c['labels']:,} labels, {c['reports']:,} reports")
+        print(f"ground truth: {', '.join(str(p) for p in summary.truth_files)}")

@@ -385,7 +385,7 @@ class Economy:
         target = cfg["tx_per_block"] * nb
         nu = cfg["users"]
         # who acts this round: users at random, some idle users as CoinJoin candidates, every service
-        p_act = min(1.0, 0.8 * target / nu)
+        p_act = min(1.0, 0.95 * target / nu)
         acting_user = rng.random(nu) < p_act
         n_wasabi = rng.poisson(cfg["wasabi_per_block"] * nb)
         flag = np.zeros(len(o.kind), bool)
@@ -406,7 +406,6 @@ class Economy:
         # users
         um = kinds == USER
         u_own, u_start, u_cnt = owners[um], starts[um], counts[um]
-        p_act = min(1.0, 0.8 * target / max(1, u_own.size))
         acting = acting_user[u_own]
         kind_r = rng.random(u_own.size)
         first_val = view.value[u_start]
@@ -436,7 +435,8 @@ class Economy:
             drafts.append(self._sweeps(owners[dm], starts[dm], counts[dm]))
         bm = (kinds == EXCH_HOT) | (kinds == MINER)
         if bm.any():
-            want = np.where(kinds[bm] == MINER, counts[bm],
+            # a pool pays out about once per block it mines; a hot wallet in proportion to the traffic
+            want = np.where(kinds[bm] == MINER, rng.poisson(nb / len(self.miners), bm.sum()),
                             rng.poisson(cfg["batch_share"] * target / len(self.exch_hot), bm.sum()))
             drafts.append(self._batches(owners[bm], starts[bm], np.minimum(counts[bm], want)))
         drafts = [d for d in drafts if d is not None and len(d)]
