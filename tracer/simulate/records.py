@@ -47,7 +47,10 @@ def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str)
     table = batch.table()
     is_evm = pc.is_in(table["address"], pa.array(sorted(evm_addresses), pa.string()))
     chain = pc.if_else(is_evm, pa.scalar(evm_chain), table["chain"])
-    return table.set_column(table.schema.get_field_index("chain"), "chain", chain)
+    table = table.set_column(table.schema.get_field_index("chain"), "chain", chain)
+    # the pack's file name, not its full path: the store does not depend on where the truth was written
+    i = table.schema.get_field_index("source_file")
+    return table.set_column(i, "source_file", pa.array([path.name] * len(table), pa.string()))
 
 
 def report_rows(records: list[dict], run_id: int) -> tuple[pa.Table, pa.Table]:
