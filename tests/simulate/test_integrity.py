@@ -12,7 +12,7 @@ from .conftest import SEED
 
 
 def one(con, sql):
-    return con.execute(sql).fetchone()[0]
+    return con.execute(sql).fetchall()[0][0]
 
 
 def test_every_input_resolves_to_an_output(con):
@@ -91,7 +91,7 @@ def test_blocks_chain_from_height_one_million_and_count_their_transactions(con):
 
 def test_txids_are_the_seeded_hashes_and_cannot_meet_mainnet(con):
     first = con.execute("""SELECT txid FROM transactions WHERE chain = 'bitcoin' AND is_coinbase
-                           ORDER BY block_height LIMIT 1""").fetchone()[0]
+                           ORDER BY block_height LIMIT 1""").fetchall()[0][0]
     assert first == txid_of(SEED, 0)
     assert one(con, "SELECT count(*) FROM transactions WHERE chain = 'bitcoin' AND NOT regexp_full_match(txid, '[0-9a-f]{64}')") == 0
     assert one(con, "SELECT min(block_height) FROM transactions WHERE chain = 'bitcoin'") == FIRST_HEIGHT
@@ -119,7 +119,7 @@ def test_addresses_are_valid_mainnet_encodings_of_their_script_type(con):
 
 def test_address_ids_are_dense_in_order_of_first_sight(con):
     n, lo, hi, distinct = con.execute("""SELECT count(*), min(address_id), max(address_id), count(DISTINCT address)
-                                         FROM addresses WHERE chain = 'bitcoin'""").fetchone()
+                                         FROM addresses WHERE chain = 'bitcoin'""").fetchall()[0]
     assert (lo, hi, distinct) == (0, n - 1, n)
     unsorted = one(con, """
         WITH f AS (SELECT o.address, min(t.block_height * 1e9 + t.position * 1e4 + o.n) k
@@ -135,13 +135,13 @@ def test_sizes_weights_and_fee_rates_are_plausible(con):
                       AND (weight < size OR weight > 4 * size OR size < 60 OR weight > 400000)""")
     assert bad == 0
     lo, med, hi = con.execute("""SELECT min(r), median(r), max(r) FROM (SELECT fee / ceil(weight / 4) r
-                                 FROM transactions WHERE chain = 'bitcoin' AND NOT is_coinbase)""").fetchone()
+                                 FROM transactions WHERE chain = 'bitcoin' AND NOT is_coinbase)""").fetchall()[0]
     assert 0.5 <= lo and 5 <= med <= 30 and hi < 1_000
 
 
 def test_every_row_carries_the_simulate_run(world, con):
     _, summary, _ = world
-    assert con.execute("SELECT source, status FROM ingest_runs WHERE run_id = ?", [summary.run_id]).fetchone() == (
+    assert con.execute("SELECT source, status FROM ingest_runs WHERE run_id = ?", [summary.run_id]).fetchall()[0] == (
         "simulate", "ok")
     for table in ("blocks", "transactions", "outputs", "inputs", "addresses", "transfers", "labels", "ads",
                   "reports", "report_identifiers", "prices", "logs", "evm_tokens"):

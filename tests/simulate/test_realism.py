@@ -27,7 +27,7 @@ def test_address_reuse_rate_is_in_the_measured_range(con):
         WITH o AS (SELECT o.address, t.block_height * 1e9 + t.position * 1e4 + o.n AS k
                    FROM outputs o JOIN transactions t USING (txid) WHERE o.chain = 'bitcoin' AND o.address IS NOT NULL),
              f AS (SELECT address, min(k) AS k0 FROM o GROUP BY 1)
-        SELECT avg(CASE WHEN o.k > f.k0 THEN 1.0 ELSE 0.0 END) FROM o JOIN f USING (address)""").fetchone()[0]
+        SELECT avg(CASE WHEN o.k > f.k0 THEN 1.0 ELSE 0.0 END) FROM o JOIN f USING (address)""").fetchall()[0][0]
     assert ADDRESS_REUSE[0] <= rate <= ADDRESS_REUSE[1]
 
 
@@ -40,7 +40,7 @@ def test_change_output_share_is_in_the_expected_range(con, kinds):
              outs AS (SELECT DISTINCT o.txid, a.owner FROM outputs o JOIN tx USING (txid)
                       JOIN truth_addr a ON a.chain = 'bitcoin' AND a.address = o.address),
              back AS (SELECT DISTINCT txid FROM ins JOIN outs USING (txid, owner))
-        SELECT (SELECT count(*) FROM back) / (SELECT count(*) FROM tx)""").fetchone()[0]
+        SELECT (SELECT count(*) FROM back) / (SELECT count(*) FROM tx)""").fetchall()[0][0]
     assert CHANGE_SHARE[0] <= share <= CHANGE_SHARE[1]
 
 
@@ -75,7 +75,7 @@ def test_whirlpool_mixes_have_five_equal_pool_outputs_and_inputs_within_the_marg
 
 def test_most_spends_have_one_input_and_two_outputs_and_script_types_are_mixed(con):
     one_in, two_out = con.execute("""SELECT avg((input_count = 1)::INT), avg((output_count = 2)::INT)
-                                     FROM transactions WHERE chain = 'bitcoin' AND NOT is_coinbase""").fetchone()
+                                     FROM transactions WHERE chain = 'bitcoin' AND NOT is_coinbase""").fetchall()[0]
     assert 0.5 <= one_in <= 0.9 and 0.4 <= two_out <= 0.85
     shares = dict(con.execute("""SELECT script_type, count(*) / sum(count(*)) OVER () FROM outputs
                                  WHERE chain = 'bitcoin' AND script_type <> 'nulldata' GROUP BY 1""").fetchall())
@@ -85,6 +85,6 @@ def test_most_spends_have_one_input_and_two_outputs_and_script_types_are_mixed(c
 
 def test_wallets_own_several_addresses_and_exchanges_sweep_deposits(con, kinds):
     per_user = con.execute("""SELECT median(n) FROM (SELECT owner, count(*) n FROM truth_addr
-                              WHERE owner_kind = 'user' GROUP BY 1)""").fetchone()[0]
+                              WHERE owner_kind = 'user' GROUP BY 1)""").fetchall()[0][0]
     assert per_user >= 3
     assert kinds["exchange_sweep"] > 10 and kinds["consolidation"] > 10 and kinds["whirlpool_tx0"] > 0

@@ -31,8 +31,8 @@ FORMAT_MEDIAN_USD = np.array([450.0, 60.0, 4_000.0, 800.0, 1_500.0, 2_000.0])
 
 
 def account(seed: int, bank: str, label: str) -> str:
-    digits = int(hashlib.sha256(f"{seed}:account:{bank}:{label}".encode()).hexdigest()[:12], 16) % 10**10
-    return f"{bank}:{digits:010d}"
+    """``<bank>:<account>`` with a 9-character hex account id, the form AMLworld's accounts take."""
+    return f"{bank}:" + hashlib.sha256(f"{seed}:account:{bank}:{label}".encode()).hexdigest()[:9].upper()
 
 
 class Bank:
@@ -104,22 +104,23 @@ def cash_out(bank: Bank, rng: np.random.Generator, exchange_account: str, usd_to
                                             "exchange": exchange_account}}
     structuring_rows = []
     # 1. structured wires from the exchange to the mules, each under 10,000 USD
-    left = usd_total
-    k = 0
-    while left > 500:
-        amt = min(left, float(rng.uniform(8_200, 9_900)))
+    n_wires = max(3, int(np.ceil(usd_total / 9_000)))
+    shares = rng.uniform(0.9, 1.1, n_wires)
+    amounts = np.minimum(usd_total * shares / shares.sum(), 9_990.0)
+    received = [0.0, 0.0, 0.0]
+    for k, amt in enumerate(amounts):
         t = t + np.int64(rng.integers(1800, 4 * 3600))
-        bank.add(exchange_account, mules[k % 3], round(amt * 100), t, "Wire", True)
+        cents = round(float(amt) * 100)
+        bank.add(exchange_account, mules[k % 3], cents, t, "Wire", True)
         structuring_rows.append(len(bank.rows) - 1)
-        left -= amt
-        k += 1
-    mule_total = usd_total - left
+        received[k % 3] += cents / 100
     # 2. funnel: mules pass most on; cash deposits in several cities, each under 10,000
     funnel_rows = []
-    for m in mules:
+    for m, got in zip(mules, received):
         t = t + np.int64(rng.integers(600, 3 * 3600))
-        bank.add(m, funnel, round(mule_total / 3 * 0.97 * 100), t, "ACH", True)
+        bank.add(m, funnel, round(got * 0.97 * 100), t, "ACH", True)
         funnel_rows.append(len(bank.rows) - 1)
+    mule_total = sum(received)
     cash_total = 0.0
     for _ in range(8):
         amt = float(rng.uniform(7_500, 9_950))
