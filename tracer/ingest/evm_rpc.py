@@ -27,6 +27,11 @@ import requests
 
 from tracer.errors import IngestError
 
+try:  # orjson parses JSON-RPC replies ~3× faster than the standard library (same values: ints exact)
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency; stay usable without it
+    _loads = json.loads
+
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 # JSON-RPC error codes and messages that mean "method not available on this node".
@@ -124,7 +129,7 @@ class RpcClient:
             if r.status_code != 200:
                 raise RpcError(self.url, position, method, f"HTTP {r.status_code}: {r.text[:200]}")
             try:
-                return json.loads(r.content)
+                return _parse(r.content)
             except ValueError:
                 last = f"malformed JSON response ({r.content[:80]!r})"
                 raw = r.content[:4096].decode("utf-8", errors="replace")
@@ -289,6 +294,13 @@ class RpcClient:
             node_errors="return",
         )
         return [None if isinstance(r, RpcError) or not isinstance(r, str) else r for r in res]
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return _loads(body)
+    except ValueError:
+        return json.loads(body)  # e.g. integers beyond 64 bits, which orjson refuses
 
 
 def _error_text(err: dict) -> str:
