@@ -72,10 +72,10 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(store)
     reasons = dict(store.query("SELECT position, reason FROM quarantine"))
     assert reasons == {
         "line 3": "bad date: '2022/13/01 00:20'",
-        "line 4": "negative amount: '-5.00'",
+        "line 4": "negative amount: '-5.00 / -5.00'",  # paid / received
         "line 5": "amount is not a number: 'twelve / 12.50'",
         "line 6": "unknown currency: 'Doubloon / Doubloon'",
-        "line 7": "amount finer than the currency unit: '12.505'",
+        "line 7": "amount finer than the currency unit: '12.505 / 12.505'",
         "line 8": "wrong number of fields: 10, expected 11",
         "line 10": "broken encoding: not valid UTF-8",
     }

@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import yaml
 
@@ -149,7 +150,8 @@ def _currency_table() -> pa.Table:
         names.append(code.lower())
         codes.append("BTC" if code == "XBT" else code)
         decimals.append(dec)
-    return pa.table({"cur_key": names, "cur_code": codes, "cur_dec": pa.array(decimals, pa.int32())})
+    return pa.table({"cur_key": names, "cur_code": codes, "cur_dec": pa.array(decimals, pa.int32()),
+                     "cur_scale": pa.array([10 ** d for d in decimals], pa.int64())})
 
 
 def _sql_str(value: str) -> str:
@@ -170,37 +172,55 @@ def _column_index(spec: str, header: list[str], source: str) -> int:
     return names.index(spec)
 
 
-def _parse_chunk(lines_text: str, numbers: np.ndarray, ncols: int, refused: Refused) -> pa.Table:
-    """Fields of every good line as string columns c0..c{n-1}, plus its line number."""
+def _parse_chunk(data: bytes, lines_text: str, numbers: np.ndarray, ncols: int, refused: Refused) -> pa.Table:
+    """Fields of every good line as string columns c0..c{n-1}, plus its line number.
+
+    Without quotes, pyarrow parses the bytes; a line with the wrong number of fields is found by
+    counting commas per line with numpy (only when pyarrow reports one), so every row keeps its line.
+    """
     names = [f"c{i}" for i in range(ncols)]
-    if '"' not in lines_text:
-        buf = lines_text.encode("utf-8")
+
+    def parse(buf: bytes, on_invalid) -> pa.Table:
+        return pacsv.read_csv(
+            io.BytesIO(buf),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+
+    if b'"' not in data:
+        if not data:
+            return pa.table({**{n: pa.array([], pa.string()) for n in names}, "line": pa.array([], pa.int64())})
+        invalid = []
+
+        def note(row) -> str:
+            invalid.append(row)
+            return "skip"
+
+        table = parse(data, note)
+        if not invalid and len(table) == len(numbers):
+            return table.append_column("line", pa.array(numbers, pa.int64()))
+        buf = data
         arr = np.frombuffer(buf, dtype=np.uint8)
         newlines = np.flatnonzero(arr == 10)
-        if len(buf) and buf[-1:] != b"\n":
+        if buf[-1:] != b"\n":
             newlines = np.append(newlines, len(buf))
         commas = np.flatnonzero(arr == 44)
         per_line = np.bincount(np.searchsorted(newlines, commas), minlength=len(newlines))[:len(newlines)]
         wrong = np.flatnonzero(per_line != ncols - 1)
-        if len(wrong):
-            starts = np.concatenate(([0], newlines[:-1] + 1))
-            keep = np.ones(len(newlines), dtype=bool)
-            for i in wrong.tolist():
-                keep[i] = False
-                raw = buf[starts[i]:newlines[i]].decode("utf-8").rstrip("\r")
-                refused.add(f"line {int(numbers[i])}", raw,
-                            f"wrong number of fields: {int(per_line[i]) + 1}, expected {ncols}")
-            buf = b"".join(buf[s:e + 1] for s, e in zip(starts[keep], newlines[keep]))
-            numbers = numbers[keep]
+        starts = np.concatenate(([0], newlines[:-1] + 1))
+        keep = np.ones(len(newlines), dtype=bool)
+        for i in wrong.tolist():
+            keep[i] = False
+            raw = buf[starts[i]:newlines[i]].decode("utf-8").rstrip("\r")
+            refused.add(f"line {int(numbers[i])}", raw,
+                        f"wrong number of fields: {int(per_line[i]) + 1}, expected {ncols}")
+        buf = b"".join(buf[s:e + 1] for s, e in zip(starts[keep], newlines[keep], strict=True))
+        numbers = numbers[keep]
         if not buf:
             return pa.table({**{n: pa.array([], pa.string()) for n in names}, "line": pa.array([], pa.int64())})
-        table = pacsv.read_csv(
-            io.BytesIO(buf),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(quote_char=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
+        table = parse(buf, None)
         if len(table) != len(numbers):
             raise IngestError("csv", "chunk", f"parsed {len(table)} rows from {len(numbers)} lines")
         return table.append_column("line", pa.array(numbers, pa.int64()))
@@ -220,97 +240,115 @@ def _parse_chunk(lines_text: str, numbers: np.ndarray, ncols: int, refused: Refu
                      "line": pa.array(line_of, pa.int64())})
 
 
-def _validation_sql(view: str, idx: dict[str, int | None], cmap: ColumnMap, dataset: str,
-                    run_id: int, accounts: bool) -> str:
-    def col(field: str) -> str:
-        i = idx.get(field)
-        return f"trim(r.c{i}, ' \t\r')" if i is not None else "NULL"
+def _amount_sql(text: str, scale: str, dec: str, prefix: str) -> str:
+    """Split decimal text into integer part and fraction and name what is wrong with it, if anything
+    (sign, not a number, more decimals than the unit, too large). :func:`_units_sql` then computes
+    exact base units in BIGINT arithmetic (no float, no 38-digit decimals)."""
+    return f"""
+         {text} AS {prefix}_text,
+         split_part({text}, '.', 1) AS {prefix}_int, split_part({text}, '.', 2) AS {prefix}_frac,
+         CASE WHEN {text} IS NULL OR {text} = '' THEN NULL
+              WHEN starts_with({text}, '-') AND TRY_CAST(substr({text}, 2) AS DOUBLE) IS NOT NULL THEN 'negative amount'
+              WHEN NOT regexp_full_match({text}, '[0-9]+(\\.[0-9]*)?') THEN 'amount is not a number'
+              WHEN {dec} IS NULL THEN NULL
+              WHEN length(split_part({text}, '.', 2)) > {dec} THEN 'amount finer than the currency unit'
+              WHEN length(split_part({text}, '.', 1)) > 18 - {dec} THEN 'amount too large'
+         END AS {prefix}_problem"""
 
+
+def _units_sql(prefix: str, scale: str, dec: str) -> str:
+    return (f"CASE WHEN reason_kind IS NULL AND {prefix}_text <> '' AND {dec} IS NOT NULL "
+            f"THEN CAST({prefix}_int AS BIGINT) * {scale} "
+            f"+ coalesce(TRY_CAST(rpad({prefix}_frac, {dec}, '0') AS BIGINT), 0) END")
+
+
+def _validation_sql(view: str, idx: dict[str, int | None], cmap: ColumnMap, dataset: str,
+                    run_id: int, accounts: bool, trim: bool) -> str:
+    """One pass over the parsed strings: typed transfer columns plus ``reason_kind`` (NULL = good).
+
+    Each source column is read (and, for mapped files, trimmed) once in ``b``; everything after refers
+    to those names, so DuckDB evaluates each string function once per row.
+    """
+    fields = ("time", "from_bank", "from_account", "to_bank", "to_account", "amount", "currency",
+              "amount_received", "received_currency", "payment_format", "txid", "is_laundering", "alert_id")
+
+    def src(field: str) -> str:
+        i = idx.get(field)
+        if i is None:
+            return "NULL::VARCHAR"
+        return f"trim(r.c{i})" if trim else f"r.c{i}"
+
+    base = ", ".join(f"{src(f)} AS f_{f}" for f in fields)
     formats = cmap.time_format.split("|")
     time_fmt = _sql_str(formats[0]) if len(formats) == 1 else "[" + ", ".join(map(_sql_str, formats)) + "]"
-    amount = col("amount")
-    received = col("amount_received")
-    currency = col("currency") if idx.get("currency") is not None else _sql_str(cmap.default_currency or "")
-    rcur = col("received_currency") if idx.get("received_currency") is not None else "NULL"
+    currency = "f_currency" if idx.get("currency") is not None else _sql_str(cmap.default_currency or "")
     if accounts:
-        from_bank = f"coalesce({col('from_bank')}, acc_from.bank_id, {_sql_str(cmap.from_bank_value or 'amlsim')})"
-        to_bank = f"coalesce({col('to_bank')}, acc_to.bank_id, {_sql_str(cmap.to_bank_value or 'amlsim')})"
+        from_bank = f"coalesce(f_from_bank, acc_from.bank_id, {_sql_str(cmap.from_bank_value or 'amlsim')})"
+        to_bank = f"coalesce(f_to_bank, acc_to.bank_id, {_sql_str(cmap.to_bank_value or 'amlsim')})"
         currency = f"coalesce(acc_from.currency, {currency})"
-        joins = (f"LEFT JOIN _accounts acc_from ON acc_from.acct_id = {col('from_account')} "
-                 f"LEFT JOIN _accounts acc_to ON acc_to.acct_id = {col('to_account')}")
+        joins = ("LEFT JOIN _accounts acc_from ON acc_from.acct_id = b.f_from_account "
+                 "LEFT JOIN _accounts acc_to ON acc_to.acct_id = b.f_to_account")
     else:
-        from_bank = col("from_bank") if idx.get("from_bank") is not None else _sql_str(cmap.from_bank_value or "bank")
-        to_bank = col("to_bank") if idx.get("to_bank") is not None else _sql_str(cmap.to_bank_value or "bank")
+        from_bank = "f_from_bank" if idx.get("from_bank") is not None else _sql_str(cmap.from_bank_value or "bank")
+        to_bank = "f_to_bank" if idx.get("to_bank") is not None else _sql_str(cmap.to_bank_value or "bank")
         joins = ""
-    txid = (f"{_sql_str(dataset + ':')} || {col('txid')}" if idx.get("txid") is not None
-            else f"{_sql_str(dataset + ':')} || CAST(r.line AS VARCHAR)")
-    flag = col("is_laundering")
-    alert = col("alert_id")
-    raw = " || ',' || ".join(f"r.c{i}" for i in range(idx["_ncols"]))
+    txid = (f"{_sql_str(dataset + ':')} || f_txid" if idx.get("txid") is not None
+            else f"{_sql_str(dataset + ':')} || CAST(b.line AS VARCHAR)")
     return f"""
-WITH v AS (
-  SELECT r.line, {raw} AS raw,
-         try_strptime({col('time')}, {time_fmt}) AS ts, {col('time')} AS ts_text,
-         {from_bank} AS from_bank, {col('from_account')} AS from_account,
-         {to_bank} AS to_bank, {col('to_account')} AS to_account,
-         {amount} AS amount_text, TRY_CAST({amount} AS DECIMAL(38,18)) AS amt,
-         {currency} AS cur_text, cp.cur_code, cp.cur_dec,
-         {received} AS recv_text, TRY_CAST({received} AS DECIMAL(38,18)) AS ramt,
-         {rcur} AS rcur_text, cr.cur_code AS rcur_code, cr.cur_dec AS rcur_dec,
-         {col('payment_format')} AS payment_format, {flag} AS flag_text,
-         CASE lower({flag}) WHEN '1' THEN true WHEN 'true' THEN true WHEN '0' THEN false
+WITH b AS (
+  SELECT r.line, {base} FROM {view} r
+), v AS (
+  SELECT b.line,
+         try_strptime(f_time, {time_fmt}) AS ts, f_time AS ts_text,
+         {from_bank} AS from_bank, f_from_account AS from_account,
+         {to_bank} AS to_bank, f_to_account AS to_account,
+         {currency} AS cur_text, cp.cur_code, cp.cur_dec, cp.cur_scale,
+         f_received_currency AS rcur_text, cr.cur_code AS rcur_code, cr.cur_dec AS rcur_dec,
+         cr.cur_scale AS rcur_scale,
+         f_payment_format AS payment_format, f_is_laundering AS flag_text,
+         CASE lower(f_is_laundering) WHEN '1' THEN true WHEN 'true' THEN true WHEN '0' THEN false
               WHEN 'false' THEN false WHEN '' THEN NULL END AS flag,
-         NULLIF(NULLIF({alert}, ''), '-1') AS alert_id, {txid} AS txid
-  FROM {view} r
+         NULLIF(NULLIF(f_alert_id, ''), '-1') AS alert_id, {txid} AS txid,
+         {_amount_sql('f_amount', 'cp.cur_scale', 'cp.cur_dec', 'paid')},
+         {_amount_sql('f_amount_received', 'cr.cur_scale', 'cr.cur_dec', 'recv')}
+  FROM b
   {joins}
   LEFT JOIN _currencies cp ON cp.cur_key = lower({currency})
-  LEFT JOIN _currencies cr ON cr.cur_key = lower({rcur})
+  LEFT JOIN _currencies cr ON cr.cur_key = lower(f_received_currency)
 ), checked AS (
   SELECT *,
     CASE
       WHEN ts IS NULL THEN 'bad date'
       WHEN coalesce(from_account, '') = '' OR coalesce(to_account, '') = '' THEN 'missing account'
-      WHEN amt IS NULL THEN 'amount is not a number'
-      WHEN amt < 0 THEN 'negative amount'
+      WHEN coalesce(paid_text, '') = '' THEN 'amount is not a number'
+      WHEN paid_problem IS NOT NULL AND paid_problem <> 'amount finer than the currency unit'
+           AND paid_problem <> 'amount too large' THEN paid_problem
       WHEN cur_code IS NULL THEN 'unknown currency'
-      WHEN amt * power(10, cur_dec)::DECIMAL(38,0) <> round(amt * power(10, cur_dec)::DECIMAL(38,0))
-        THEN 'amount finer than the currency unit'
-      WHEN recv_text IS NOT NULL AND recv_text <> '' AND (ramt IS NULL) THEN 'amount is not a number'
-      WHEN ramt < 0 THEN 'negative amount'
+      WHEN paid_problem IS NOT NULL THEN paid_problem
+      WHEN recv_problem IS NOT NULL AND recv_problem <> 'amount finer than the currency unit'
+           AND recv_problem <> 'amount too large' THEN recv_problem
       WHEN rcur_text IS NOT NULL AND rcur_text <> '' AND rcur_code IS NULL THEN 'unknown currency'
-      WHEN ramt IS NOT NULL AND rcur_code IS NOT NULL AND ramt * power(10, rcur_dec)::DECIMAL(38,0)
-           <> round(ramt * power(10, rcur_dec)::DECIMAL(38,0)) THEN 'amount finer than the currency unit'
+      WHEN recv_problem IS NOT NULL THEN recv_problem
       WHEN flag_text IS NOT NULL AND flag_text <> '' AND flag IS NULL THEN 'bad ground-truth flag'
     END AS reason_kind
   FROM v
 )
-SELECT * FROM checked
-"""
-
-
-def _good_sql(run_id: int) -> str:
-    return f"""
 SELECT 'fiat' AS chain, cur_text AS asset, txid, line AS idx,
        from_bank || ':' || from_account AS from_address, to_bank || ':' || to_account AS to_address,
-       CAST(amt * power(10, cur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS amount,
-       CAST(CAST(amt * power(10, cur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS VARCHAR) AS amount_raw,
+       CAST({_units_sql('paid', 'cur_scale', 'cur_dec')} AS DECIMAL(38,0)) AS amount,
+       CAST({_units_sql('paid', 'cur_scale', 'cur_dec')} AS VARCHAR) AS amount_raw,
        ts AS time, lower(payment_format) AS kind, cur_code AS symbol, cur_dec AS decimals,
        payment_format, flag AS is_laundering, alert_id, line AS source_line, {int(run_id)}::BIGINT AS run_id,
-       CAST(ramt * power(10, rcur_dec)::DECIMAL(38,0) AS DECIMAL(38,0)) AS amount_received,
-       rcur_text AS received_asset, rcur_code AS received_symbol, rcur_dec AS received_decimals
-FROM _checked WHERE reason_kind IS NULL
+       CAST({_units_sql('recv', 'rcur_scale', 'rcur_dec')} AS DECIMAL(38,0)) AS amount_received,
+       rcur_text AS received_asset, rcur_code AS received_symbol, rcur_dec AS received_decimals,
+       reason_kind,
+       CASE reason_kind WHEN 'bad date' THEN ts_text
+            WHEN 'unknown currency' THEN coalesce(cur_text, '') || ' / ' || coalesce(rcur_text, '')
+            WHEN 'bad ground-truth flag' THEN flag_text
+            WHEN 'missing account' THEN NULL
+            ELSE coalesce(paid_text, '') || ' / ' || coalesce(recv_text, '') END AS reason_detail
+FROM checked
 """
-
-
-_DETAIL = {
-    "bad date": "ts_text",
-    "amount is not a number": "coalesce(amount_text, '') || ' / ' || coalesce(recv_text, '')",
-    "negative amount": "amount_text",
-    "unknown currency": "coalesce(cur_text, '') || ' / ' || coalesce(rcur_text, '')",
-    "amount finer than the currency unit": "amount_text",
-    "bad ground-truth flag": "flag_text",
-    "missing account": "''",
-}
 
 
 def _load_accounts(store: Store, path: Path) -> None:
@@ -381,6 +419,7 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                              [f"{dataset}:{size}"]).fetchall()
     reasons: Counter[str] = Counter()
     read = loaded = 0
+    first_load: bool | None = None
     try:
         with open(path, "rb") as fh:
             fh.seek(header_end)
@@ -397,25 +436,40 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                     else:
                         fh.seek(offset + cut + 1)
                         chunk = chunk[:cut + 1]
-                lines = read_lines(chunk, first_line=line_no)
                 n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+                if b"\r" in chunk:  # CRLF files: the CR is not part of the last field
+                    chunk_text = chunk.replace(b"\r\n", b"\n")
+                else:
+                    chunk_text = chunk
+                lines = read_lines(chunk_text, first_line=line_no)
                 refused = lines.refused
-                table = _parse_chunk(lines.text, lines.numbers, len(header), refused)
+                table = _parse_chunk(lines.data, lines.text, lines.numbers, len(header), refused)
                 read += len(table) + len(refused)
                 with store.transaction():
                     settle(store)
                     store.con.register("_rows", table)
-                    store.con.execute("CREATE OR REPLACE TEMP TABLE _checked AS "
-                                      + _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts)))
+                    checked = store.con.sql(
+                        _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
+                                        trim=fmt == "mapped")).to_arrow_table()
                     store.con.unregister("_rows")
-                    good = store.con.sql(_good_sql(run.run_id)).to_arrow_table()
-                    loaded += append_new(store, "transfers", good, ["chain", "txid", "idx"])
-                    bad = store.con.execute(
-                        "SELECT line, raw, reason_kind, CASE reason_kind "
-                        + " ".join(f"WHEN {_sql_str(k)} THEN {v}" for k, v in _DETAIL.items())
-                        + " END FROM _checked WHERE reason_kind IS NOT NULL ORDER BY line").fetchall()
-                    for line, raw, kind, detail in bad:
-                        refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail else kind)
+                    ok = pc.is_null(checked["reason_kind"])
+                    all_ok = checked["reason_kind"].null_count == len(checked)
+                    good = (checked if all_ok else checked.filter(ok)).drop_columns(["reason_kind", "reason_detail"])
+                    if first_load is None:
+                        first_load = not store.con.execute(
+                            "SELECT count(*) FROM transfers WHERE chain = 'fiat' AND starts_with(txid, ?)",
+                            [dataset + ":"]).fetchall()[0][0]
+                    if first_load:  # nothing of this dataset stored yet: no anti-join needed
+                        loaded += store.append("transfers", good)
+                    else:
+                        loaded += append_new(store, "transfers", good, ["chain", "txid", "idx"], dedupe=False)
+                    if not all_ok:
+                        bad = checked.filter(pc.invert(ok))
+                        where = pc.index_in(bad["idx"], value_set=table["line"]).to_pylist()
+                        for k, line, kind, detail in zip(where, bad["idx"].to_pylist(), bad["reason_kind"].to_pylist(),
+                                                         bad["reason_detail"].to_pylist(), strict=True):
+                            raw = ",".join(table[f"c{i}"][k].as_py() for i in range(len(header)))
+                            refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail is not None else kind)
                     for _, _, reason in refused.rows:
                         reasons[reason.split(":")[0]] += 1
                     quarantine_many(store, run, source, refused)
@@ -427,7 +481,6 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                                       [f"{dataset}:{size}", f"byte {offset}", offset >= size, run.run_id, utcnow()])
                 if progress:
                     progress(offset, size, read)
-        store.con.execute("DROP TABLE IF EXISTS _checked")
     except IngestError as exc:
         run.fail(exc)
         raise
