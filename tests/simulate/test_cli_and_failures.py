@@ -1,0 +1,72 @@
+"""`tracer simulate` from the command line, and what happens when it cannot finish."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import tracer
+from tracer.cli import app
+from tracer.simulate import SimulationError, resolve_scale, simulate
+
+runner = CliRunner()
+
+
+def test_cli_simulates_a_world_and_prints_a_json_summary(tmp_path):
+    db = tmp_path / "cli.duckdb"
+    truth = tmp_path / "out" / "truth.json"
+    result = runner.invoke(app, ["--db", str(db), "simulate", "--seed", "5", "--scale", "1500", "--truth", str(truth),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["seed"] == 5 and summary["counts"]["transactions"] > 1_000
+    assert truth.is_file() and (tmp_path / "out" / "truth.addresses.parquet").is_file()
+    with tracer.open(db) as store:
+        assert store.count("transactions") > 1_000
+
+
+def test_a_second_world_in_the_same_store_is_refused_and_nothing_is_added(tmp_path):
+    db = tmp_path / "w.duckdb"
+    args = ["--db", str(db), "simulate", "--seed", "5", "--scale", "1000", "--truth", str(tmp_path / "t.json")]
+    assert runner.invoke(app, args).exit_code == 0
+    with tracer.open(db) as store:
+        before = store.count("transactions")
+    again = runner.invoke(app, args[:4] + ["6"] + args[5:])
+    assert again.exit_code != 0
+    assert "already holds a simulated world" in str(again.exception or again.output)
+    with tracer.open(db) as store:
+        assert store.count("transactions") == before
+        assert store.count("ingest_runs") == 1
+
+
+@pytest.mark.parametrize("scale", ["huge", 10, "-3", 10**9])
+def test_a_bad_scale_is_refused_with_its_value(scale):
+    with pytest.raises(SimulationError, match=str(scale)):
+        resolve_scale(scale)
+
+
+def test_named_scales_resolve():
+    assert [resolve_scale(s) for s in ("test", "demo", "1e5", "1e6", "1e7", "25000")] == [
+        3_000, 10_000, 100_000, 1_000_000, 10_000_000, 25_000]
+
+
+def test_truth_path_must_be_json(store, tmp_path):
+    with pytest.raises(SimulationError, match="must end in .json"):
+        simulate(store, seed=1, scale=1_000, truth_path=tmp_path / "truth.parquet")
+    assert store.count("ingest_runs") == 0
+
+
+def test_a_failure_half_way_leaves_nothing_but_a_failed_run(store, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the truth folder should be")
+    with pytest.raises(OSError):
+        simulate(store, seed=1, scale=1_000, truth_path=blocker / "truth.json")
+    assert store.query("SELECT source, status FROM ingest_runs") == [("simulate", "failed")]
+    for table in ("blocks", "transactions", "outputs", "inputs", "addresses", "transfers", "ads", "labels",
+                  "prices", "chains"):
+        assert store.count(table) == 0, table
+    # and the store takes a world afterwards
+    summary = simulate(store, seed=1, scale=1_000, truth_path=tmp_path / "ok" / "truth.json")
+    assert summary.counts["transactions"] > 500
