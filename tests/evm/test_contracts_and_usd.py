@@ -46,3 +46,19 @@ def test_usd_value_of_an_eth_and_a_usdt_transfer_uses_the_price_at_that_time(tmp
     assert abs(usdt["usd"] - 249.75) < 1e-9
     big = [r for r in rows.values() if r["symbol"] == "BIG"]
     assert big and all(r["usd"] is None for r in big)  # no price, no invented value
+
+
+def test_flows_view_values_eth_and_usdt_transfers_like_transfers_usd(tmp_path, anvil, scenario):
+    store = tracer.open(tmp_path / "s.duckdb")
+    ingest_evm(store, anvil.url, 0, scenario.end)
+    [(t,)] = store.query("SELECT min(time) FROM transfers")
+    store.append("prices", pa.table({
+        "asset": ["ETH", "USDT"], "time": pa.array([t - dt.timedelta(days=1)] * 2, pa.timestamp("us")),
+        "usd": [2500.0, 1.0], "source": ["test"] * 2,
+    }))
+    ours = {(r["txid"], r["idx"], r["asset"]): r["usd"] for r in transfers_usd(store, "anvil").to_pylist()}
+    flows = store.query("SELECT txid, idx, asset, usd FROM flows WHERE chain = 'anvil' AND symbol IN ('ETH', 'USDT')")
+    assert len(flows) == 10  # 6 ether payments (2 into the splitter) + 4 USDT transfers
+    for txid, idx, asset, usd in flows:
+        assert usd == ours[(txid, idx, asset)]
+    assert dict(((r[0], r[2]), r[3]) for r in flows)[(scenario.txs["usdt"], scenario.usdt)] == 250.0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 from eth_abi import encode
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer.ingest.etl import _withdrawals_json
+import tracer
+from tracer.ingest.etl import _withdrawals_json, export_rows, ingest_etl
 from tracer.ingest.evm_map import dec, q, transfer_words
 from tracer.ingest.evm_rpc import TRANSFER_TOPIC
 from tracer.ingest.evm_tokens import decode_text, decode_uint
@@ -77,3 +79,27 @@ def test_withdrawals_in_both_ethereum_etl_forms_read_the_same(ws):
     repr_form = str(objs)  # ethereum-etl's JSON export of a stream block
     assert json.loads(_withdrawals_json(csv_form)) == objs
     assert json.loads(_withdrawals_json(repr_form)) == objs
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(addresses, addresses, addresses, uint256, st.binary(min_size=32, max_size=32),
+                          st.integers(0, 10_000), st.integers(0, 20_000_000)), min_size=1, max_size=8,
+                unique_by=lambda r: (r[4], r[5])))
+def test_token_transfers_csv_round_trips_through_the_store(tmp_path_factory, rows):
+    d = tmp_path_factory.mktemp("etl")
+    path = d / "token_transfers.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["token_address", "from_address", "to_address", "value", "transaction_hash", "log_index",
+                    "block_number"])
+        for token, frm, to, value, txh, idx, height in rows:
+            w.writerow([token, frm, to, value, "0x" + txh.hex(), idx, height])
+    store = tracer.open(d / "s.duckdb")
+    ingest_etl(store, [path])
+    got = {(r["transaction_hash"], r["log_index"]): r for r in export_rows(store, "ethereum", "token_transfers")}
+    assert len(got) == len(rows)
+    for token, frm, to, value, txh, idx, height in rows:
+        r = got[("0x" + txh.hex(), idx)]
+        assert (r["token_address"], r["from_address"], r["to_address"], r["value"], r["block_number"]) == (
+            token, frm, to, value, height)
+    store.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import tracer
+from tracer.errors import IngestError
 from tracer.ingest.etl import as_csv_text, export_rows, ingest_etl
 from tracer.ingest.evm import ingest_evm
 
@@ -206,3 +207,14 @@ def test_etl_stream_ndjson_imports_exactly_and_twice_adds_nothing(store):
                      read_ndjson(STREAM / "expected_transactions.json"), ("hash",))
     assert_same_json(export_rows(store, "ethereum", "token_transfers"),
                      read_ndjson(STREAM / "expected_token_transfers.json"), ("transaction_hash", "log_index"))
+
+
+def test_traces_asked_of_a_node_without_debug_tracing_is_a_clear_error(store):
+    node = FixtureNode(STREAM)
+    try:
+        with pytest.raises(IngestError) as err:
+            ingest_evm(store, node.url, 1755634, 1755635, traces=True, confirmations=0)
+    finally:
+        node.stop()
+    assert "debug_traceBlockByNumber" in str(err.value) and "block 1755634" in str(err.value)
+    assert store.count("blocks") == 0
