@@ -193,3 +193,15 @@ def test_confirmation_depth_keeps_recent_blocks_out(tmp_path, anvil_factory):
     assert res.to_block == 6 and store.query("SELECT max(height) FROM blocks") == [(6,)]
     res = ingest_evm(store, node.url, 0, 10, confirmations=4)
     assert res.to_block == 6 and "within 4 confirmations" in res.notes[0]
+
+
+def test_following_the_tip_resumes_where_the_last_run_stopped(tmp_path, anvil_factory):
+    node = anvil_factory()
+    node.mine(5)
+    store = tracer.open(tmp_path / "s.duckdb")
+    first = ingest_evm(store, node.url, 0, None, confirmations=0)
+    node.mine(3)
+    second = ingest_evm(store, node.url, 0, None, confirmations=0)
+    assert (first.to_block, first.blocks) == (5, 6)
+    assert (second.resumed_from, second.to_block, second.blocks) == (6, 8, 3)
+    assert store.query("SELECT count(*), max(height) FROM blocks") == [(9, 8)]

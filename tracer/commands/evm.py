@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -68,8 +69,13 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                       TimeElapsedColumn(), console=err, disable=as_json, transient=True) as bar:
             task = bar.add_task("", total=None)
 
+            started = time.perf_counter()
+
             def progress(done: int, total: int, transfers: int) -> None:
-                bar.update(task, completed=done, total=total, description=f"{transfers:,} transfers")
+                secs = max(time.perf_counter() - started, 1e-9)
+                bar.update(task, completed=done, total=total,
+                           description=f"{transfers:,} transfers · {done / secs:,.0f} blocks/s "
+                                       f"· {transfers / secs:,.0f} transfers/s")
 
             res = ingest_evm(store, client, from_block, to_block, tokens=tokens or None, traces=traces,
                              receipts=receipts, chain=chain, confirmations=confirmations,

@@ -139,8 +139,10 @@ def ingest_evm(
             result.notes.append(f"stopped at block {end}: {to_block} is within {confirmations} "
                                 f"confirmations of the tip {tip}")
         scope = Scope(tokens=token_set, all_logs=receipts != "none", traces=traces)
-        unit = (f"{chain} {from_block}-{end} receipts={receipts} traces={int(traces)} tokens="
-                + (",".join(sorted(token_set)) if token_set else "all"))
+        # Following the tip (no --to-block) keeps one checkpoint per start block, so each run
+        # continues where the last one stopped; a fixed range has its own.
+        unit = (f"{chain} {from_block}-{'tip' if to_block is None else end} receipts={receipts} "
+                f"traces={int(traces)} tokens=" + (",".join(sorted(token_set)) if token_set else "all"))
         start = from_block
         done_pos, _ = evm_load.load_checkpoint(store, unit)
         if done_pos is not None and done_pos >= from_block:
