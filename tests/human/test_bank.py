@@ -150,3 +150,23 @@ def test_any_two_decimal_amount_loads_as_exact_cents(tmp_path_factory, amounts):
         ingest_bank(s, path)
         got = [r[0] for r in s.query("SELECT amount FROM transfers ORDER BY idx")]
     assert got == [Decimal(units * 100 + cents) for units, cents in amounts]
+
+
+def test_a_crash_keeps_committed_chunks_and_the_rerun_completes_without_duplicates(store):
+    calls = []
+
+    def crash_after_first_chunk(done: int, total: int, rows: int) -> None:
+        calls.append(done)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("power cut")
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest_bank(store, AML / "amlworld-small.csv", chunk_bytes=400, progress=crash_after_first_chunk)
+    first = store.count("transfers")
+    assert 0 < first < 12  # the first chunk was committed, the rest not
+    assert store.scalar("SELECT position FROM checkpoints WHERE source = 'bank'").startswith("byte ")
+    again = ingest_bank(store, AML / "amlworld-small.csv", chunk_bytes=400)
+    assert again["resumed_at_line"] == 2 + first  # continues after the last committed chunk
+    assert again["loaded"] == 12 - first and again["read"] == 12 - first
+    assert store.count("transfers") == 12
+    assert store.scalar("SELECT count(DISTINCT idx) FROM transfers") == 12

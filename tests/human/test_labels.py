@@ -169,3 +169,20 @@ def test_broken_tagpack_yaml_names_file_and_line(store, tmp_path: Path):
     assert "broken.yaml" in str(err.value) and "line" in err.value.position
     assert store.count("labels") == 0
     assert store.scalar("SELECT status FROM ingest_runs") == "failed"
+
+
+def test_sdn_advanced_xml_labels_addresses_with_the_party_name(store):
+    summary = ingest_labels(store, FIXTURES / "labels" / "sdn_advanced-sample.xml")
+    assert (summary["loaded"], summary["quarantined"]) == (3, 1)
+    assert store.query("SELECT chain, address, label, actor, source_asset FROM labels ORDER BY chain") == [
+        ("bitcoin", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "EXAMPLE OTC DESK S.R.O.", "ofac-sdn-90001", "XBT"),
+        ("ethereum", "0x52908400098527886e0f7030069857d2e4169ee7", "DOE John", "ofac-sdn-90002", "ETH"),
+        ("tron", "TEAqwfMhXLaomXhZ8KeMhx3njGmQEDnsUR", "DOE John", "ofac-sdn-90002", "USDT")]
+    position, reason = store.query("SELECT position, reason FROM quarantine")[0]
+    assert position == "DistinctParty 90001 Feature 502" and "valid tron address" in reason
+
+
+def test_classic_sdn_xml_checks_eip55(store):
+    summary = ingest_labels(store, FIXTURES / "labels" / "sdn-sample.xml")
+    assert (summary["loaded"], summary["quarantined"]) == (1, 1)
+    assert "EIP-55" in store.scalar("SELECT reason FROM quarantine WHERE position = 'sdnEntry 90003 id 2'")

@@ -29,6 +29,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -415,15 +416,21 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
     store.con.register("_currencies", _currency_table())
     if accounts:
         _load_accounts(store, Path(accounts))
-    done = store.con.execute("SELECT position FROM checkpoints WHERE source = 'bank' AND unit = ? AND done",
+    mark = store.con.execute("SELECT position, done FROM checkpoints WHERE source = 'bank' AND unit = ?",
                              [f"{dataset}:{size}"]).fetchall()
+    done = bool(mark and mark[0][1])
+    resume_at, resume_line = header_end, 2
+    if mark and not done:  # an earlier run stopped part-way: continue after its last committed chunk
+        m = re.fullmatch(r"byte (\d+) line (\d+)", mark[0][0] or "")
+        if m:
+            resume_at, resume_line = int(m.group(1)), int(m.group(2))
     reasons: Counter[str] = Counter()
     read = loaded = 0
     first_load: bool | None = None
     try:
         with open(path, "rb") as fh:
-            fh.seek(header_end)
-            offset, line_no = header_end, 2
+            fh.seek(resume_at)
+            offset, line_no = resume_at, resume_line
             while offset < size:
                 chunk = fh.read(chunk_bytes)
                 if not chunk:
@@ -478,7 +485,8 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                     store.con.execute("DELETE FROM checkpoints WHERE source = 'bank' AND unit = ?",
                                       [f"{dataset}:{size}"])
                     store.con.execute("INSERT INTO checkpoints VALUES ('bank', ?, ?, ?, ?, ?)",
-                                      [f"{dataset}:{size}", f"byte {offset}", offset >= size, run.run_id, utcnow()])
+                                      [f"{dataset}:{size}", f"byte {offset} line {line_no}", offset >= size, run.run_id,
+                                       utcnow()])
                 if progress:
                     progress(offset, size, read)
     except IngestError as exc:
@@ -497,7 +505,7 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
     run.finish()
     return {"run_id": run.run_id, "format": fmt, "read": read, "loaded": loaded, "quarantined": quarantined,
             "already_stored": read - loaded - quarantined, "reasons": dict(reasons),
-            "previously_completed": bool(done)}
+            "previously_completed": done, "resumed_at_line": resume_line if resume_at != header_end else None}
 
 
 def default_chunk_bytes() -> int:

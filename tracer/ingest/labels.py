@@ -202,7 +202,7 @@ def ingest_ofac(store: Store, path: str | Path) -> dict[str, int]:
     files = sorted(path.glob("sanctioned_addresses_*.txt")) if path.is_dir() else [path]
     if not files:
         raise IngestError(str(path), "directory", "no sanctioned_addresses_<ASSET>.txt files")
-    xml = sorted(path.glob("sdn_advanced*.xml")) if path.is_dir() else []
+    xml = sorted(p for p in path.glob("sdn*.xml")) if path.is_dir() else []
     run = _begin(store, "ofac", str(path), {"files": [f.name for f in files + xml]})
     batches = [(str(f), _ofac_list(f, run.run_id)) for f in files]
     batches += [(str(f), _sdn_xml_batch(f, run.run_id)) for f in xml]
@@ -224,6 +224,8 @@ def _sdn_xml_batch(path: Path, run_id: int) -> _Batch:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise IngestError(str(path), f"line {exc.position[0]}", f"not well-formed XML: {exc}") from None
+    if _local(root.tag) == "sdnList":
+        return _sdn_classic(root, batch)
     feature_assets: dict[str, str] = {}
     for el in root.iter():
         if _local(el.tag) == "FeatureType" and (el.text or "").startswith("Digital Currency Address - "):
@@ -253,8 +255,32 @@ def _sdn_xml_batch(path: Path, run_id: int) -> _Batch:
     return batch
 
 
+def _sdn_classic(root: ET.Element, batch: _Batch) -> _Batch:
+    """OFAC's classic ``sdn.xml``: sdnEntry / idList / id with idType "Digital Currency Address - X"."""
+    for entry in root.iter():
+        if _local(entry.tag) != "sdnEntry":
+            continue
+        values = {_local(c.tag): (c.text or "").strip() for c in entry}
+        name = " ".join(v for v in (values.get("firstName"), values.get("lastName")) if v)
+        uid = values.get("uid")
+        for ident in entry.iter():
+            if _local(ident.tag) != "id":
+                continue
+            fields = {_local(c.tag): (c.text or "").strip() for c in ident}
+            kind = fields.get("idType", "")
+            if not kind.startswith("Digital Currency Address - "):
+                continue
+            asset = kind.split(" - ", 1)[1].strip()
+            batch.add(asset=asset, address=fields.get("idNumber"), label=name or f"OFAC SDN {uid}", line=None,
+                      position=f"sdnEntry {uid} id {fields.get('uid')}", raw=fields.get("idNumber") or "",
+                      abuse="sanction", source=OFAC_SOURCE, confidence=CONFIDENCE_LEVELS["authority_data"] / 100,
+                      confidence_level="authority_data", pack="ofac-sdn", is_public=True,
+                      actor=f"ofac-sdn-{uid}" if uid else None)
+    return batch
+
+
 def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
-    """Load the digital-currency addresses of OFAC's ``sdn_advanced.xml``."""
+    """Load the digital-currency addresses of OFAC's ``sdn_advanced.xml`` (or the classic ``sdn.xml``)."""
     path = Path(path)
     run = _begin(store, "ofac-xml", str(path), {})
     return _finish(store, "ofac", str(path), {}, [(str(path), _sdn_xml_batch(path, run.run_id))], run)
