@@ -177,15 +177,18 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
 
     def fetch(lo: int, hi: int) -> EvmBatch:
         heights = list(range(lo, hi + 1))
-        blocks = client.get_blocks(heights, full=True)
         recs = logs = trs = None
+        blocks = None
         if mode[0] == "block":
             try:
-                recs = client.get_block_receipts(heights)
+                # Blocks and their receipts in one HTTP batch: one round trip, served in parallel.
+                blocks, recs = client.get_blocks_and_receipts(heights)
             except MethodNotSupported:
                 mode[0] = "tx"
                 result.receipts_mode = "tx"
                 result.notes.append("node has no eth_getBlockReceipts: receipts read one by one")
+        if blocks is None:
+            blocks = client.get_blocks(heights, full=True)
         if mode[0] == "tx":
             hashes, hts = [], []
             for h, b in zip(heights, blocks, strict=True):
@@ -210,6 +213,7 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
             exc.raw = _raw_for(exc.position, blocks)  # type: ignore[attr-defined]
             raise
 
+    above = evm_load.highest_height(store, chain)
     next_lo = start
     pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="evm-fetch")
     pending: deque[tuple[int, int, cf.Future]] = deque()
@@ -238,6 +242,7 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
                     continue
                 fork = _fork_point(store, client, chain, lo - 1, max_reorg_depth)
                 removed = evm_load.rollback_above(store, chain, fork)
+                above = evm_load.highest_height(store, chain)
                 result.reorgs += 1
                 result.rolled_back += removed
                 result.notes.append(f"reorg: block {lo} does not extend the stored chain; "
@@ -250,7 +255,8 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
                 evm_load.save_tokens(store, fetch_metadata(client, chain, new_tokens), run_id)
                 known_tokens |= new_tokens
                 token_cache = evm_load.cached_tokens(store, chain)
-            counts = evm_load.load_batch(store, chain, batch, scope, token_cache, (unit, hi), run_id)
+            counts = evm_load.load_batch(store, chain, batch, scope, token_cache, (unit, hi), run_id, above)
+            above = max(above, hi)
             result.blocks += counts["blocks"]
             result.transactions += counts["transactions"]
             result.transfers += counts["transfers"]

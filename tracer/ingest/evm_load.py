@@ -65,12 +65,17 @@ def delete_range(store: Store, chain: str, lo: int, hi: int | None, scope: Scope
 
 
 def load_batch(store: Store, chain: str, batch: EvmBatch, scope: Scope, tokens: pa.Table | None,
-               checkpoint: tuple[str, int] | None, run_id: int) -> dict[str, int]:
-    """Replace the batch's block range with its rows, in one transaction; return row counts."""
+               checkpoint: tuple[str, int] | None, run_id: int, above: int | None = None) -> dict[str, int]:
+    """Replace the batch's block range with its rows, in one transaction; return row counts.
+
+    ``above``: the highest block height the store holds anything for on this chain; a batch wholly
+    above it has nothing to replace, and skips the deletes (the common case: appending new blocks).
+    """
     lo, hi = batch.heights
     transfers = _with_token_metadata(batch.transfers, tokens)
     with store.transaction():
-        delete_range(store, chain, lo, hi, scope)
+        if above is None or lo <= above:
+            delete_range(store, chain, lo, hi, scope)
         counts = {
             "blocks": store.append("blocks", batch.blocks),
             "transactions": store.append("transactions", batch.transactions),
@@ -92,6 +97,16 @@ def _with_token_metadata(transfers: pa.Table, tokens: pa.Table | None) -> pa.Tab
     decs = pc.if_else(is_token, pc.take(tokens["decimals"], idx).cast(pa.int32()), transfers["decimals"])
     t = transfers.set_column(transfers.schema.get_field_index("symbol"), "symbol", sym)
     return t.set_column(t.schema.get_field_index("decimals"), "decimals", decs)
+
+
+def highest_height(store: Store, chain: str) -> int:
+    """Highest block height with any EVM row for ``chain`` (-1 if none)."""
+    v = one(store, """SELECT max(h) FROM (
+        SELECT max(height) AS h FROM blocks WHERE chain = $1
+        UNION ALL SELECT max(block_height) FROM transactions WHERE chain = $1
+        UNION ALL SELECT max(block_height) FROM transfers WHERE chain = $1
+        UNION ALL SELECT max(block_height) FROM logs WHERE chain = $1)""", [chain])
+    return -1 if v is None else int(v)
 
 
 def one(store: Store, sql: str, params: list) -> object:

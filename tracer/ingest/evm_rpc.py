@@ -227,6 +227,21 @@ class RpcClient:
                                "node returned no receipts" if r is None else f"malformed receipts: {str(r)[:80]}")
         return res
 
+    def get_blocks_and_receipts(self, heights: Sequence[int]) -> tuple[list[dict], list[list[dict]]]:
+        """Full blocks and eth_getBlockReceipts for the same heights, in one batch."""
+        n = len(heights)
+        res = self.batch([Call("eth_getBlockByNumber", [hex(h), True], f"block {h}") for h in heights]
+                         + [Call("eth_getBlockReceipts", [hex(h)], f"block {h}") for h in heights])
+        blocks, receipts = res[:n], res[n:]
+        for h, b, r in zip(heights, blocks, receipts, strict=True):
+            if not isinstance(b, dict):
+                raise RpcError(self.url, f"block {h}", "eth_getBlockByNumber",
+                               "node returned no block" if b is None else f"malformed block: {str(b)[:80]}")
+            if not isinstance(r, list):
+                raise RpcError(self.url, f"block {h}", "eth_getBlockReceipts",
+                               "node returned no receipts" if r is None else f"malformed receipts: {str(r)[:80]}")
+        return blocks, receipts
+
     def get_receipts(self, tx_hashes: Sequence[str], heights: Sequence[int]) -> list[dict]:
         """Receipts one by one (batched) for nodes without eth_getBlockReceipts."""
         res = self.batch([
