@@ -170,3 +170,24 @@ def test_a_crash_keeps_committed_chunks_and_the_rerun_completes_without_duplicat
     assert again["loaded"] == 12 - first and again["read"] == 12 - first
     assert store.count("transfers") == 12
     assert store.scalar("SELECT count(DISTINCT idx) FROM transfers") == 12
+
+
+def test_crlf_line_endings_load_the_same_rows(store, tmp_path: Path):
+    crlf = tmp_path / "windows.csv"
+    crlf.write_bytes((AML / "amlworld-small.csv").read_bytes().replace(b"\n", b"\r\n"))
+    summary = ingest_bank(store, crlf)
+    assert (summary["loaded"], summary["quarantined"]) == (12, 0)
+    assert store.query("SELECT is_laundering, payment_format FROM transfers WHERE idx = 13") == [(True, "Wire")]
+
+
+def test_mapping_file_with_positional_columns(store, tmp_path: Path):
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("time: '#0'\ntime_format: '%d.%m.%Y'\nfrom_account: '#1'\nto_account: '#2'\n"
+                       "amount: '#3'\ndefault_currency: CHF\nfrom_bank_value: ubs\nto_bank_value: ubs\n")
+    data = tmp_path / "konto.csv"
+    data.write_text("Datum,Konto,Konto,Betrag\n01.02.2024, CH1 , CH2 , 12.30\n31.02.2024,CH1,CH2,1\n")
+    summary = ingest_bank(store, data, mapping=ColumnMap.from_yaml(mapping))
+    assert (summary["loaded"], summary["quarantined"]) == (1, 1)
+    assert store.query("SELECT from_address, to_address, amount, symbol, CAST(time AS VARCHAR) FROM transfers") == [
+        ("ubs:CH1", "ubs:CH2", Decimal(1230), "CHF", "2024-02-01 00:00:00")]
+    assert store.scalar("SELECT reason FROM quarantine") == "bad date: '31.02.2024'"

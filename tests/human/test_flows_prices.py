@@ -71,3 +71,18 @@ def test_flow_before_any_price_has_no_usd(store, tmp_path: Path):
     ingest_prices(store, tmp_path / "late.csv")
     ingest_bank(store, FIXTURES / "aml" / "amlworld-small.csv")
     assert store.scalar("SELECT usd FROM flows WHERE symbol = 'BTC'") is None
+
+
+def test_token_transfers_are_scaled_by_their_decimals(store, tmp_path: Path):
+    import pyarrow as pa
+
+    # one USDT (6 decimals) transfer row as the EVM ingest stores it: asset = contract, symbol = USDT
+    store.append("transfers", pa.table({
+        "chain": ["ethereum"], "asset": ["0xdac17f958d2ee523a2206206994597c13d831ec7"], "txid": ["0x" + "ab" * 32],
+        "idx": pa.array([7], pa.int64()), "from_address": ["0x" + "11" * 20], "to_address": ["0x" + "22" * 20],
+        "amount": pa.array([1_500_000], pa.decimal128(38, 0)), "amount_raw": ["1500000"],
+        "time": pa.array([__import__("datetime").datetime(2022, 9, 2)], pa.timestamp("us")),
+        "kind": ["erc20"], "symbol": ["USDT"], "decimals": pa.array([6], pa.int32())}))
+    ingest_prices(store, FIXTURES / "human" / "prices.csv")
+    assert store.query("SELECT src, dst, amount, usd, kind FROM flows") == [
+        ("0x" + "11" * 20, "0x" + "22" * 20, Decimal(1_500_000), 1.5, "erc20")]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -64,7 +63,7 @@ CURRENCY_NAMES: dict[str, tuple[str, int]] = {
 ISO_CODES = ["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL"]
 CRYPTO_DECIMALS = {"BTC": 8, "XBT": 8, "ETH": 18, "USDT": 6, "USDC": 6, "LTC": 8, "BCH": 8}
 
-CHUNK_BYTES = 128 << 20
+CHUNK_BYTES = 64 << 20
 MAP_FIELDS = ("time", "time_format", "from_bank", "from_account", "to_bank", "to_account", "amount",
               "currency", "amount_received", "received_currency", "payment_format", "txid",
               "is_laundering", "alert_id", "default_currency", "from_bank_value", "to_bank_value")
@@ -506,7 +505,3 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
     return {"run_id": run.run_id, "format": fmt, "read": read, "loaded": loaded, "quarantined": quarantined,
             "already_stored": read - loaded - quarantined, "reasons": dict(reasons),
             "previously_completed": done, "resumed_at_line": resume_line if resume_at != header_end else None}
-
-
-def default_chunk_bytes() -> int:
-    return int(os.environ.get("MONEYTRAIL_CHUNK_BYTES", CHUNK_BYTES))
