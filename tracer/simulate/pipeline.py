@@ -61,15 +61,18 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     ledger = Ledger(store, seed)
     econ = Economy(ledger, cfg, rng_for(seed, 2))
     first = econ.genesis(max(1, int(np.ceil(cfg["users"] * 1.8 / 20_000))))
-    econ.run(cfg["n_blocks"], cfg["blocks_per_round"], first, progress=lambda b, n: tell("bitcoin", b / n))
+    econ.reserve(econ.exch_hot[0], 2)  # Kestrel's coins that will fund the operation's ad poster
+    econ.run(cfg["n_blocks"], cfg["blocks_per_round"], first,
+             progress=lambda b, n: tell("bitcoin background", b / n))
+    tell("ads and the operation", 0.0)
     arng = rng_for(seed, 4)
     n_bg_ads = int(np.clip(target // 80, 60, 20_000))
     authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8))
     scr = Scripted(econ, times, rng_for(seed, 5))
     op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START)
-    tell("bitcoin", 1.0)
+    tell("writing Bitcoin tables", 0.0)
     counts = ledger.materialise(run_id, times)
-    tell("store", 0.5)
+    tell("ads, USDT and bank", 0.0)
 
     # -- ads ----------------------------------------------------------------------------------------
     printed = addr_strings(store, list(op.victim_print_addr.values()))
@@ -114,7 +117,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     evm_addr = ew.address_strings()
     tags_sorted = np.concatenate(ew.tag)[ew.order]
     evm_txids = {k: ew.txid_sorted[tags_sorted == k].tolist() for k in (1, 2, 3, 4)}
-    tell("store", 0.7)
+    tell("bank", 0.0)
 
     # -- bank ---------------------------------------------------------------------------------------
     brng = rng_for(seed, 8)
@@ -130,6 +133,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     inv[forder] = np.arange(forder.size)
     fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 1}"  # noqa: E731
 
+    tell("prices, labels, reports, truth", 0.0)
     # -- prices ---------------------------------------------------------------------------------------
     counts["prices"] = store.append("prices", prices.table(run_id))
 
@@ -224,7 +228,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
         last_height=FIRST_HEIGHT + len(times) - 1,
     )
     ledger.drop_staging()
-    tell("store", 1.0)
+    tell("done", 1.0)
     end = times[-1].astype("datetime64[us]").astype(dt.datetime)
     patterns = {"patterns": len(op.patterns) + 5}
     return counts, [tagpack, *files], patterns, end

@@ -45,7 +45,11 @@ class Scripted:
         self.econ, self.led, self.rng = econ, econ.ledger, rng
         self.times = block_times
         self.free = econ.pool.live()
+        self.free.add(**econ.reserved.take(np.arange(len(econ.reserved))))
         self.used = np.zeros(len(self.free), bool)
+        self.by_owner = np.argsort(self.free.owner, kind="stable")
+        self.owner_sorted = self.free.owner[self.by_owner]
+        self.user_kind = econ.owners.kind[self.free.owner] == USER
         self.seq = 10**12
         self.txs: list[dict] = []  # ground truth of every scripted transaction
 
@@ -63,14 +67,18 @@ class Scripted:
                          ) -> list[Coin]:
         """Unspent background coins created at or before ``before_block``, taken out of the free set."""
         f = self.free
-        ok = ~self.used & (f.block <= before_block) & (f.value >= min_value)
-        if max_value is not None:
-            ok &= f.value <= max_value
         if owner is not None:
-            ok &= f.owner == owner
+            lo, hi = np.searchsorted(self.owner_sorted, [owner, owner + 1])
+            cand = self.by_owner[lo:hi]
+        elif kind == USER:
+            # rejection sampling: a few hundred random coins almost always hold enough candidates, and
+            # keep each call O(1) however large the coin set is; a full scan is the fallback
+            cand = self.rng.integers(0, len(f), 512)
         else:
-            ok &= self.econ.owners.kind[f.owner] == kind
-        idx = np.flatnonzero(ok)
+            cand = np.flatnonzero(self.econ.owners.kind[f.owner] == kind)
+        idx = self._eligible(cand, before_block, min_value, max_value, kind if owner is None else None)
+        if idx.size < count and owner is None and kind == USER:
+            idx = self._eligible(np.flatnonzero(self.user_kind), before_block, min_value, max_value, None)
         if idx.size == 0:
             return []
         idx = idx[self.rng.permutation(idx.size)]
@@ -81,6 +89,19 @@ class Scripted:
         self.used[idx] = True
         return [Coin(int(f.tx[i]), int(f.n[i]), int(f.owner[i]), int(f.addr[i]), int(f.value[i]),
                      int(f.script[i]), int(f.block[i])) for i in idx]
+
+    def _eligible(self, cand: np.ndarray, before_block: int, min_value: int, max_value: int | None,
+                  kind: int | None) -> np.ndarray:
+        f = self.free
+        cand = np.unique(cand)
+        ok = ~self.used[cand] & (f.block[cand] <= before_block) & (f.value[cand] >= min_value)
+        if max_value is not None:
+            ok &= f.value[cand] <= max_value
+        if kind == USER:
+            ok &= self.user_kind[cand]
+        elif kind is not None:
+            ok &= self.econ.owners.kind[f.owner[cand]] == kind
+        return cand[ok]
 
     # -- transactions -----------------------------------------------------------------------------
     def tx(self, block: int, inputs: list[Coin], outputs: list[Out], owner: int, role: str,

@@ -248,6 +248,7 @@ class Economy:
         self.pool = Pool()
         self.pending = SmallPool()  # coinbase outputs waiting for maturity
         self.premix = SmallPool()  # Whirlpool premix outputs waiting for a mix
+        self.reserved = SmallPool()  # coins set aside for the scripted story
         self.view = SmallPool()  # this round's coins of the owners that act, sorted by owner
         self.view_gidx = np.zeros(0, np.int64)
         self.seq = 0
@@ -751,6 +752,13 @@ class Economy:
             self.premix.add(tx=tx[tx_of_out][pm], n=n[pm], owner=cols["o_owner"][pm], addr=cols["o_addr"][pm],
                             value=cols["o_value"][pm], script=cols["o_script"][pm], block=blk[tx_of_out][pm],
                             aux=cols["o_aux"][pm])
+
+    def reserve(self, owner: int, count: int) -> None:
+        """Set aside ``owner``'s largest coins for the scripted story (the background never spends them)."""
+        idx = np.flatnonzero(self.pool.alive.view & (self.pool.col("owner") == owner))
+        idx = idx[np.argsort(-self.pool.col("value")[idx], kind="stable")][:count]
+        self.reserved.add(**self.pool.take(idx))
+        self.pool.kill(idx)
 
     # -- whole run --------------------------------------------------------------------------------
     def run(self, n_blocks: int, blocks_per_round: int, first_block: int, progress=None) -> None:

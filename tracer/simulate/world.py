@@ -100,7 +100,7 @@ def world_config(target: int) -> dict[str, Any]:
         "p_round_payment": 0.5,
         "p_consolidate": 0.05,
         "p_deposit": 0.12,
-        "p_tx0": 0.004,
+        "p_tx0": 0.01,
         "p_sweep_per_block": 1 / 6,
         "batch_share": 0.04,
         "batch_payees": 4,
