@@ -108,15 +108,20 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def test_dashboard_listens_on_loopback_only_by_default(served):
-    _db, _url, port = served
-    listening = []
+def listening_on(port: int) -> list[str]:
+    """IPv4 addresses with a socket in LISTEN state on `port`, from the kernel's table."""
+    found = []
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         local, state = line.split()[1], line.split()[3]
         ip_hex, port_hex = local.split(":")
         if state == "0A" and int(port_hex, 16) == port:                  # 0A = LISTEN
-            listening.append(socket.inet_ntoa(bytes.fromhex(ip_hex)[::-1]))
-    assert listening == ["127.0.0.1"]
+            found.append(socket.inet_ntoa(bytes.fromhex(ip_hex)[::-1]))
+    return found
+
+
+def test_dashboard_listens_on_loopback_only_by_default(served):
+    _db, _url, port = served
+    assert listening_on(port) == ["127.0.0.1"]
     assert not any(f":{port:04X} " in line for line in Path("/proc/net/tcp6").read_text().splitlines()[1:]
                    if line.split()[3] == "0A")
     # 127.0.0.2 is loopback too: a server bound to all interfaces would accept it, ours refuses
@@ -191,6 +196,13 @@ def test_labels_show_on_the_address_page(served, page):
     expect(page.locator("#address-received")).to_have_text("508.67877330 BTC")
 
 
+def test_address_page_also_answers_the_query_string_form(served, page):
+    _db, url, _port = served
+    page.goto(url + f"/address?chain=bitcoin&address={HAL}")
+    expect(page.locator("#address-title")).to_have_text(HAL)
+    expect(page.locator("#address-received")).to_have_text("10.00000000 BTC")
+
+
 def test_search_for_an_address_the_store_lacks_says_so(served, page):
     _db, url, _port = served
     page.goto(url + "/")
@@ -200,9 +212,21 @@ def test_search_for_an_address_the_store_lacks_says_so(served, page):
     assert page.url == url + "/"
 
 
-def test_dashboard_says_busy_while_an_ingest_holds_the_store(served, page):
+def test_dashboard_listens_elsewhere_only_when_told_and_warns(built_store, tmp_path):
+    db = tmp_path / "case.duckdb"
+    shutil.copyfile(built_store, db)
+    with dashboard_process(db, "--host", "0.0.0.0") as (url, port, proc):
+        assert listening_on(port) == ["0.0.0.0"]
+    log = db.with_suffix(".log").read_text()
+    assert "warning:" in log and "no authentication" in log
+
+
+def test_ingest_can_write_while_the_dashboard_runs_and_the_dashboard_says_busy_meanwhile(served, page):
     db, url, _port = served
-    writer = tracer.open(db)            # another process's ingest would hold this lock
+    page.goto(url + "/")
+    expect(page.locator("#stat-blocks")).to_have_text("445")
+    # the dashboard holds no lock between requests, so a writer (an ingest) can open the store now
+    writer = tracer.open(db)
     try:
         page.goto(url + "/")
         expect(page.locator("#store-busy")).to_contain_text("being written by another process")
