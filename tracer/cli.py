@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "tracer.commands.human",
     "tracer.commands.simulate",
     "tracer.commands.demo",
+    "tracer.commands.dashboard",
 ]
 
 
