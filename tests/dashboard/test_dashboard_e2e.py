@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 import tracer
-from tests.dashboard.conftest import HAL, SATOSHI
+from tests.dashboard.known import HAL, SATOSHI
 from tracer.store.store import Store
 
 CHROMIUM = "/usr/bin/chromium"

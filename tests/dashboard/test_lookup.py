@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import tracer
-from tests.dashboard.conftest import BLOCK_170_TX, HAL, SATOSHI
+from tests.dashboard.known import BLOCK_170_TX, HAL, SATOSHI
 from tracer import lookup
 
 
