@@ -36,8 +36,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         err = Console(stderr=True)
         if not is_loopback(host):
             err.print(f"[bold yellow]warning:[/] serving on {host}: anyone who can reach it can read the store "
-                      "and write cases; the dashboard has no authentication", highlight=False)
+                      "and write cases; the dashboard has no authentication", highlight=False, soft_wrap=True)
         web = create_app(path, actor=actor)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # analyst actions go to audit_log, not a request log
-        err.print(f"moneytrail dashboard on http://{host}:{port}/ (store {path}); Ctrl-C stops it", highlight=False)
+        err.print(f"moneytrail dashboard on http://{host}:{port}/ (store {path}); Ctrl-C stops it", highlight=False, soft_wrap=True)
         web.run(host=host, port=port, debug=False)
