@@ -386,7 +386,7 @@ class Economy:
         target = cfg["tx_per_block"] * nb
         nu = cfg["users"]
         # who acts this round: users at random, some idle users as CoinJoin candidates, every service
-        p_act = min(1.0, 0.95 * target / nu)
+        p_act = min(1.0, 1.15 * target / nu)
         acting_user = rng.random(nu) < p_act
         n_wasabi = rng.poisson(cfg["wasabi_per_block"] * nb)
         flag = np.zeros(len(o.kind), bool)

@@ -23,6 +23,7 @@ from tracer.store import Store
 SCALES = {"test": 3_000, "demo": 10_000, "1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
 START = dt.datetime(2024, 5, 1)
 PERIOD_DAYS = 28
+MEMORY_LIMIT = "6GB"
 
 
 class SimulationError(MoneytrailError):
@@ -150,6 +151,10 @@ def simulate(
             f"{store.path} already holds a simulated world (run {prior}); simulate into a fresh store"
         )
     t0 = time.perf_counter()
+    # big worlds join tens of millions of staged rows: let DuckDB spill to disk rather than take the
+    # machine's memory (the previous limit comes back afterwards)
+    old_limit = store.scalar("SELECT current_setting('memory_limit')")
+    store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target})
     try:
         with store.transaction():
@@ -159,6 +164,8 @@ def simulate(
     except BaseException as exc:
         run.fail(exc)
         raise
+    finally:
+        store.con.execute(f"SET memory_limit = '{old_limit}'")
     run.finish()
     return SimulationSummary(
         run_id=run.run_id, seed=int(seed), target_transactions=target, counts=counts, truth_path=truth_path,
