@@ -94,7 +94,7 @@ def world_config(target: int) -> dict[str, Any]:
         "user_median_sat": 1_500_000,
         "feerate_median": 12.0,
         "p_change_same_type": 0.85,
-        "p_reuse_receive": 0.25,
+        "p_reuse_receive": 0.45,
         "p_one_input": 0.6,
         "p_no_change": 0.12,
         "p_two_payees": 0.08,
