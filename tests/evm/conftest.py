@@ -54,6 +54,7 @@ class Node:
                     raise RuntimeError(f"anvil did not start: {self.proc.stderr.read()!r}") from None
                 time.sleep(0.05)
         self.accounts = [a.lower() for a in self.rpc("eth_accounts")]
+        self.automining = True
 
     def rpc(self, method: str, *params: object) -> object:
         r = self.session.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
@@ -81,7 +82,21 @@ class Node:
             tx["to"] = to
         if gas is not None:
             tx["gas"] = hex(gas)
-        return str(self.rpc("eth_sendTransaction", tx))
+        txid = str(self.rpc("eth_sendTransaction", tx))
+        if self.automining:
+            self.wait_mined(txid)
+        return txid
+
+    def wait_mined(self, txid: str) -> dict:
+        """anvil's automine may answer before the block is sealed (seen under load): wait for it."""
+        deadline = time.time() + 30
+        while True:
+            rec = self.rpc("eth_getTransactionReceipt", txid)
+            if rec is not None:
+                return rec  # type: ignore[return-value]
+            if time.time() > deadline:
+                raise RuntimeError(f"{txid} not mined")
+            time.sleep(0.01)
 
     def receipt(self, txid: str) -> dict:
         return self.rpc("eth_getTransactionReceipt", txid)  # type: ignore[return-value]
@@ -90,14 +105,14 @@ class Node:
         code = (FIXTURES / "evm" / f"{name}.bin").read_text().strip()
         data = "0x" + code + (encode(types, args).hex() if types else "")
         txid = self.send(frm, None, 0, data, gas=3_000_000)
-        self.mine()
-        return self.receipt(txid)["contractAddress"].lower()
+        return self.wait_mined(txid)["contractAddress"].lower()
 
     def mine(self, n: int = 1) -> None:
         self.rpc("anvil_mine", hex(n))
 
     def automine(self, on: bool) -> None:
         self.rpc("evm_setAutomine", on)
+        self.automining = on
 
     def height(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]

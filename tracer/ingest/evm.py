@@ -184,9 +184,10 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
                 # Blocks and their receipts in one HTTP batch: one round trip, served in parallel.
                 blocks, recs = client.get_blocks_and_receipts(heights)
             except MethodNotSupported:
+                if mode[0] == "block":  # another fetch thread may have found out first
+                    result.notes.append("node has no eth_getBlockReceipts: receipts read one by one")
                 mode[0] = "tx"
                 result.receipts_mode = "tx"
-                result.notes.append("node has no eth_getBlockReceipts: receipts read one by one")
         if blocks is None:
             blocks = client.get_blocks(heights, full=True)
         if mode[0] == "tx":

@@ -97,6 +97,7 @@ class RpcClient:
         self._local = threading.local()
         self.requests_sent = 0
         self.calls_sent = 0
+        self.shrinks = 0  # eth_getLogs ranges split because the node said "too large"
 
     # -- transport ----------------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -294,7 +295,7 @@ class RpcClient:
                     mid = (a + b) // 2
                     pending.append((mid + 1, b))
                     pending.append((a, mid))
-                    self.shrinks = getattr(self, "shrinks", 0) + 1
+                    self.shrinks += 1
                     continue
                 raise
             if not isinstance(logs, list):
