@@ -139,10 +139,14 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             "fee_asset": str(rec.get("fee_asset") or "").strip() or None, "pii_hashed": hash_pii,
             "posted_offset": offset, "source_line": line, "run_id": run.run_id,
         })
-    with store.transaction():
-        loaded = append_new(store, "ads", pa.Table.from_pylist(rows, _SCHEMA), ["site", "ad_id"])
-        quarantine_many(store, run, str(path), refused)
-        run.add(read=len(rows) + len(refused), ads=loaded)
-        run.finish()
+    try:
+        with store.transaction():
+            loaded = append_new(store, "ads", pa.Table.from_pylist(rows, _SCHEMA), ["site", "ad_id"])
+            quarantine_many(store, run, str(path), refused)
+            run.add(read=len(rows) + len(refused), ads=loaded)
+            run.finish()
+    except Exception as exc:
+        run.fail(exc)
+        raise
     return {"run_id": run.run_id, "read": len(rows) + len(refused), "loaded": loaded,
             "quarantined": len(refused), "already_stored": len(rows) - loaded}

@@ -43,7 +43,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from tracer.errors import IngestError
-from tracer.ingest.csvread import Refused, append_new, csv_records, quarantine_many, read_lines, settle
+from tracer.ingest.csvread import Refused, csv_records, quarantine_many, read_lines, settle
 from tracer.store import Store
 from tracer.store.store import utcnow
 
@@ -454,28 +454,31 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                 with store.transaction():
                     settle(store)
                     store.con.register("_rows", table)
-                    checked = store.con.sql(
-                        _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
-                                        trim=fmt == "mapped")).to_arrow_table()
-                    store.con.unregister("_rows")
-                    ok = pc.is_null(checked["reason_kind"])
-                    all_ok = checked["reason_kind"].null_count == len(checked)
-                    good = (checked if all_ok else checked.filter(ok)).drop_columns(["reason_kind", "reason_detail"])
+                    checks = _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
+                                             trim=fmt == "mapped")
                     if first_load is None:
                         first_load = not store.con.execute(
                             "SELECT count(*) FROM transfers WHERE chain = 'fiat' AND starts_with(txid, ?)",
                             [dataset + ":"]).fetchall()[0][0]
-                    if first_load:  # nothing of this dataset stored yet: no anti-join needed
-                        loaded += store.append("transfers", good)
-                    else:
-                        loaded += append_new(store, "transfers", good, ["chain", "txid", "idx"], dedupe=False)
-                    if not all_ok:
-                        bad = checked.filter(pc.invert(ok))
+                    # The validation projection is fused into the bulk insert from the Arrow batch (what
+                    # Store.append does, plus the projection), so each row is converted once; a re-run or
+                    # a resumed file adds the anti-join on (chain, txid, idx).
+                    fresh = "" if first_load else (
+                        " AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.chain = 'fiat' "
+                        "AND t.txid = v.txid AND t.idx = v.idx)")
+                    inserted = store.con.execute(
+                        "INSERT INTO transfers BY NAME SELECT * EXCLUDE (reason_kind, reason_detail) "
+                        f"FROM ({checks}) v WHERE reason_kind IS NULL{fresh}").fetchall()[0][0]
+                    loaded += inserted
+                    if not first_load or inserted < len(table):
+                        bad = store.con.sql(f"SELECT idx, reason_kind, reason_detail FROM ({checks}) v "
+                                            "WHERE reason_kind IS NOT NULL ORDER BY idx").to_arrow_table()
                         where = pc.index_in(bad["idx"], value_set=table["line"]).to_pylist()
                         for k, line, kind, detail in zip(where, bad["idx"].to_pylist(), bad["reason_kind"].to_pylist(),
                                                          bad["reason_detail"].to_pylist(), strict=True):
                             raw = ",".join(table[f"c{i}"][k].as_py() for i in range(len(header)))
                             refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail is not None else kind)
+                    store.con.unregister("_rows")
                     for _, _, reason in refused.rows:
                         reasons[reason.split(":")[0]] += 1
                     quarantine_many(store, run, source, refused)

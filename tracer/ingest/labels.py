@@ -44,6 +44,7 @@ from tracer.ingest.identifiers import (
     validate_bitcoin_user_address,
 )
 from tracer.store import Store
+from tracer.store.store import Run
 
 #: OFAC asset codes and TagPack currency/network codes -> the store's chain names.
 ASSET_CHAINS: dict[str, str] = {
@@ -148,22 +149,26 @@ class _Batch:
         return pa.table(cols, schema=_LABEL_SCHEMA)
 
 
-def _finish(store: Store, source: str, target: str, params: dict[str, Any],
-            batches: Iterable[tuple[str, _Batch]], run: Any) -> dict[str, int]:
+def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run) -> dict[str, int]:
+    """Load every batch of one run in one transaction; on failure nothing stays and the run says why."""
     loaded = quarantined = read = 0
-    with store.transaction():
-        for source_file, batch in batches:
-            read += len(batch.rows) + len(batch.refused)
-            loaded += append_new(store, "labels", batch.table(), LABEL_KEY)
-            quarantined += len(batch.refused)
-            quarantine_many(store, run, source_file, batch.refused)
-        run.add(read=read, labels=loaded)
-        run.finish()
+    try:
+        with store.transaction():
+            for source_file, batch in batches:
+                read += len(batch.rows) + len(batch.refused)
+                loaded += append_new(store, "labels", batch.table(), LABEL_KEY)
+                quarantined += len(batch.refused)
+                quarantine_many(store, run, source_file, batch.refused)
+            run.add(read=read, labels=loaded)
+            run.finish()
+    except Exception as exc:
+        run.fail(exc)
+        raise
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "quarantined": quarantined,
             "already_stored": read - quarantined - loaded}
 
 
-def _begin(store: Store, kind: str, target: str, params: dict[str, Any]):
+def _begin(store: Store, kind: str, target: str, params: dict[str, Any]) -> Run:
     return store.begin_run("labels", target, {"format": kind, **params})
 
 
@@ -204,9 +209,13 @@ def ingest_ofac(store: Store, path: str | Path) -> dict[str, int]:
         raise IngestError(str(path), "directory", "no sanctioned_addresses_<ASSET>.txt files")
     xml = sorted(p for p in path.glob("sdn*.xml")) if path.is_dir() else []
     run = _begin(store, "ofac", str(path), {"files": [f.name for f in files + xml]})
-    batches = [(str(f), _ofac_list(f, run.run_id)) for f in files]
-    batches += [(str(f), _sdn_xml_batch(f, run.run_id)) for f in xml]
-    return _finish(store, "ofac", str(path), {}, batches, run)
+    try:
+        batches = [(str(f), _ofac_list(f, run.run_id)) for f in files]
+        batches += [(str(f), _sdn_xml_batch(f, run.run_id)) for f in xml]
+    except IngestError as exc:
+        run.fail(exc)
+        raise
+    return _finish(store, batches, run)
 
 
 def _local(tag: str) -> str:
@@ -283,7 +292,12 @@ def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
     """Load the digital-currency addresses of OFAC's ``sdn_advanced.xml`` (or the classic ``sdn.xml``)."""
     path = Path(path)
     run = _begin(store, "ofac-xml", str(path), {})
-    return _finish(store, "ofac", str(path), {}, [(str(path), _sdn_xml_batch(path, run.run_id))], run)
+    try:
+        batch = _sdn_xml_batch(path, run.run_id)
+    except IngestError as exc:
+        run.fail(exc)
+        raise
+    return _finish(store, [(str(path), batch)], run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +406,7 @@ def ingest_tagpacks(store: Store, path: str | Path) -> dict[str, int]:
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, "tagpack", str(path), {}, batches, run)
+    return _finish(store, batches, run)
 
 
 def export_tagpacks(store: Store, out_dir: str | Path, pack: str | None = None,
@@ -519,7 +533,12 @@ def ingest_label_csv(store: Store, path: str | Path) -> dict[str, int]:
     """Load a simple label CSV (``chain,address,label[,category,source,confidence,actor,abuse]``)."""
     path = Path(path)
     run = _begin(store, "csv", str(path), {})
-    return _finish(store, "csv", str(path), {}, [(str(path), _csv_batch(path, run.run_id, str(path)))], run)
+    try:
+        batch = _csv_batch(path, run.run_id, str(path))
+    except IngestError as exc:
+        run.fail(exc)
+        raise
+    return _finish(store, [(str(path), batch)], run)
 
 
 def ingest_labels(store: Store, path: str | Path, kind: str | None = None) -> dict[str, int]:

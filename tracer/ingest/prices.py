@@ -56,39 +56,43 @@ def ingest_prices(store: Store, path: str | Path, source_name: str | None = None
     run = store.begin_run("prices", str(path), {"source": source_name})
     table = pa.table({"a": assets, "t": times, "u": usds, "line": pa.array(line_of, pa.int64())})
     settle(store)
-    with store.transaction():
-        store.con.register("_prices", table)
-        checked = store.con.sql("""
-            SELECT upper(a) AS asset, line, a || ',' || t || ',' || u AS raw,
-                   coalesce(try_strptime(t, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M',
-                                             '%Y-%m-%dT%H:%M', '%Y-%m-%d']),
-                            CAST(TRY_CAST(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)) AS time,
-                   TRY_CAST(u AS DOUBLE) AS usd, t, u
-            FROM _prices
-        """).to_arrow_table()
-        store.con.unregister("_prices")
-        store.con.register("_checked_prices", checked)
-        bad = store.con.execute("""
-            SELECT line, raw, CASE WHEN asset = '' THEN 'missing asset'
-                                   WHEN time IS NULL THEN 'bad date: ' || t
-                                   WHEN usd IS NULL OR isnan(usd) OR isinf(usd) THEN 'price is not a number: ' || u
-                                   WHEN usd <= 0 THEN 'price must be positive: ' || u END AS reason
-            FROM _checked_prices
-            WHERE asset = '' OR time IS NULL OR usd IS NULL OR isnan(usd) OR isinf(usd) OR usd <= 0
-            ORDER BY line""").fetchall()
-        good = store.con.sql(
-            f"SELECT asset, time, usd, {_quote(source_name or str(path))} AS source, line AS source_line, "
-            f"{run.run_id}::BIGINT AS run_id FROM _checked_prices "
-            "WHERE asset <> '' AND time IS NOT NULL AND usd > 0 AND NOT isnan(usd) AND NOT isinf(usd)"
-        ).to_arrow_table()
-        store.con.unregister("_checked_prices")
-        loaded = append_new(store, "prices", good, ["asset", "time", "source"])
-        read = len(table) + len(refused)  # parsed rows + lines refused before parsing
-        for line, raw, reason in bad:
-            refused.add(f"line {line}", raw, reason)
-        quarantine_many(store, run, str(path), refused)
-        run.add(read=read, prices=loaded)
-        run.finish()
+    try:
+        with store.transaction():
+            store.con.register("_prices", table)
+            checked = store.con.sql("""
+                SELECT upper(a) AS asset, line, a || ',' || t || ',' || u AS raw,
+                       coalesce(try_strptime(t, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M',
+                                                 '%Y-%m-%dT%H:%M', '%Y-%m-%d']),
+                                CAST(TRY_CAST(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)) AS time,
+                       TRY_CAST(u AS DOUBLE) AS usd, t, u
+                FROM _prices
+            """).to_arrow_table()
+            store.con.unregister("_prices")
+            store.con.register("_checked_prices", checked)
+            bad = store.con.execute("""
+                SELECT line, raw, CASE WHEN asset = '' THEN 'missing asset'
+                                       WHEN time IS NULL THEN 'bad date: ' || t
+                                       WHEN usd IS NULL OR isnan(usd) OR isinf(usd) THEN 'price is not a number: ' || u
+                                       WHEN usd <= 0 THEN 'price must be positive: ' || u END AS reason
+                FROM _checked_prices
+                WHERE asset = '' OR time IS NULL OR usd IS NULL OR isnan(usd) OR isinf(usd) OR usd <= 0
+                ORDER BY line""").fetchall()
+            good = store.con.sql(
+                f"SELECT asset, time, usd, {_quote(source_name or str(path))} AS source, line AS source_line, "
+                f"{run.run_id}::BIGINT AS run_id FROM _checked_prices "
+                "WHERE asset <> '' AND time IS NOT NULL AND usd > 0 AND NOT isnan(usd) AND NOT isinf(usd)"
+            ).to_arrow_table()
+            store.con.unregister("_checked_prices")
+            loaded = append_new(store, "prices", good, ["asset", "time", "source"])
+            read = len(table) + len(refused)  # parsed rows + lines refused before parsing
+            for line, raw, reason in bad:
+                refused.add(f"line {line}", raw, reason)
+            quarantine_many(store, run, str(path), refused)
+            run.add(read=read, prices=loaded)
+            run.finish()
+    except Exception as exc:
+        run.fail(exc)
+        raise
     quarantined = len(refused)
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "quarantined": quarantined,
             "already_stored": read - loaded - quarantined}

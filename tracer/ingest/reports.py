@@ -160,15 +160,19 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
     ])
     ident_schema = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
                               ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
-    with store.transaction():
-        loaded = append_new(store, "reports", pa.Table.from_pylist(reports, report_schema), ["report_id"])
-        ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(idents, ident_schema),
-                                  ["report_id", "kind", "value", "origin"])
-        rejected = len(refused) - bad_identifiers
-        read = len(reports) + rejected
-        quarantine_many(store, run, str(path), refused)
-        run.add(read=read, reports=loaded, identifiers=ident_loaded, invalid_identifiers=bad_identifiers)
-        run.finish()
+    try:
+        with store.transaction():
+            loaded = append_new(store, "reports", pa.Table.from_pylist(reports, report_schema), ["report_id"])
+            ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(idents, ident_schema),
+                                      ["report_id", "kind", "value", "origin"])
+            rejected = len(refused) - bad_identifiers
+            read = len(reports) + rejected
+            quarantine_many(store, run, str(path), refused)
+            run.add(read=read, reports=loaded, identifiers=ident_loaded, invalid_identifiers=bad_identifiers)
+            run.finish()
+    except Exception as exc:
+        run.fail(exc)
+        raise
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "identifiers": ident_loaded,
             "quarantined": len(refused), "invalid_identifiers": bad_identifiers, "rejected_reports": rejected,
             "already_stored": len(reports) - loaded}
