@@ -42,7 +42,7 @@ def addr_strings(store: Store, ids: list[int] | np.ndarray) -> dict[int, str]:
 
 def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_path: Path,
               progress: Callable[[str, float], None] | None
-              ) -> tuple[dict[str, int], list[Path], dict[str, int], dt.datetime]:
+              ) -> tuple[dict[str, int], list[Path], dict[str, str], dt.datetime]:
     from tracer.simulate.world import PERIOD_DAYS, START, block_times
 
     def tell(stage: str, frac: float) -> None:
@@ -216,7 +216,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     counts["report_identifiers"] = store.append("report_identifiers", idents)
 
     # -- ground truth -----------------------------------------------------------------------------------
-    files = write_truth(
+    files, patterns = write_truth(
         store, truth_path, seed=seed, run_id=run_id, cfg=cfg, econ=econ, scr=scr, op=op, authors=authors, ads=ads,
         evm={"addresses": evm_addr, "world": ew, "txids": evm_txids, "op": {"evm-1": e1, "evm-2": e2, "evm-3": e3,
                                                                           "lumen-deposit": lumen_dep},
@@ -230,5 +230,4 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     ledger.drop_staging()
     tell("done", 1.0)
     end = times[-1].astype("datetime64[us]").astype(dt.datetime)
-    patterns = {"patterns": len(op.patterns) + 5}
     return counts, [tagpack, *files], patterns, end

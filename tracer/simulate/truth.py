@@ -66,7 +66,7 @@ def _owner_table(econ: Any, cfg: dict) -> pa.Table:
 
 def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: dict, econ: Any, scr: Any, op: Any,
                 authors: list, ads: list[dict], evm: dict, fiat: dict, reports: list[str], tagpack: Path,
-                first_height: int, last_height: int) -> list[Path]:
+                first_height: int, last_height: int) -> tuple[list[Path], dict[str, str]]:
     from tracer.simulate.pipeline import addr_strings
 
     con = store.con
@@ -203,4 +203,4 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
         "companions": {"addresses": addr_file.name, "transactions": tx_file.name, "tagpack": tagpack.name},
     }
     truth_path.write_text(json.dumps(truth, indent=1, sort_keys=False, default=str), encoding="utf-8")
-    return [truth_path, addr_file, tx_file]
+    return [truth_path, addr_file, tx_file], {p["id"]: p["type"] for p in patterns}

@@ -32,7 +32,8 @@ class SimulationError(MoneytrailError):
 
 @dataclass
 class SimulationSummary:
-    """What :func:`simulate` wrote: the run, row counts per table, the truth files and the time taken."""
+    """What :func:`simulate` wrote: the run, row counts per table, the truth files, the planted patterns
+    (id -> type; members are in the truth file) and the time taken."""
 
     run_id: int
     seed: int
@@ -43,7 +44,7 @@ class SimulationSummary:
     seconds: float
     start: dt.datetime
     end: dt.datetime
-    patterns: dict[str, int] = field(default_factory=dict)
+    patterns: dict[str, str] = field(default_factory=dict)  # planted pattern id -> its type
 
     @property
     def bitcoin_transactions(self) -> int:
