@@ -272,7 +272,8 @@ class Ledger:
             SELECT 'bitcoin' AS chain, t.txid,
                    CASE WHEN t.weight = 4 * t.size THEN t.txid ELSE sha256('{seed}:wtx:' || t.tx) END AS wtxid,
                    b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
-                   t.version, t.locktime, t.size, t.weight, t.fee, t.kind = 0 AS is_coinbase,
+                   t.version, t.locktime, t.size, t.weight,
+                   CASE WHEN t.kind = 0 THEN NULL ELSE t.fee END AS fee, t.kind = 0 AS is_coinbase,
                    t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id
             FROM _sim_txid t JOIN _sim_block b ON b.block = t.block
             ORDER BY b.height, t.position
