@@ -218,3 +218,15 @@ def test_traces_asked_of_a_node_without_debug_tracing_is_a_clear_error(store):
         node.stop()
     assert "debug_traceBlockByNumber" in str(err.value) and "block 1755634" in str(err.value)
     assert store.count("blocks") == 0
+
+
+def test_csv_row_with_a_missing_field_is_refused_with_its_line(store, tmp_path):
+    src = (RECEIPTS / "expected_logs.csv").read_text().splitlines()
+    src[2] = src[2].rsplit(",", 3)[0]  # cut the last topics off line 3
+    bad = tmp_path / "logs.csv"
+    bad.write_text("\n".join(src) + "\n")
+    with pytest.raises(IngestError) as err:
+        ingest_etl(store, [bad])
+    assert err.value.position == "line 3" and "header has 8" in err.value.reason
+    assert store.count("logs") == 0
+    assert store.query("SELECT position FROM quarantine") == [("line 3",)]

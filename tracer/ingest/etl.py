@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import ast
 import csv
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from tracer.errors import IngestError
 from tracer.ingest.evm import network_name
@@ -126,32 +126,48 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
-def read_export(path: Path) -> dict[str, tuple[list[str], list[list[str | None]], list[int]]]:
-    """Rows of an export file by kind: (columns, rows as text, source line numbers)."""
+def _read_csv(path: Path) -> pa.Table:
+    """A CSV export as Arrow text columns (read by pyarrow, vectorised) plus its line numbers.
+
+    ethereum-etl writes no line breaks inside fields, so row k is line k + 2. If pyarrow refuses the
+    file, the offending line is found with the csv module (error path only) and named.
+    """
+    with path.open(newline="", encoding="utf-8", errors="strict") as f:
+        try:
+            header = next(csv.reader([f.readline()]), None)
+        except UnicodeDecodeError as exc:
+            raise IngestError(str(path), f"byte {exc.start}", "not UTF-8 text") from None
+    if not header:
+        return pa.table({"_line": pa.array([], pa.int64())})
+    try:
+        t = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, strings_can_be_null=True, null_values=[""],
+            quoted_strings_can_be_null=True))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            for n, row in enumerate(csv.reader(f), start=1):
+                if len(row) != len(header):
+                    raise IngestError(str(path), f"line {n}", f"{len(row)} fields, header has {len(header)}",
+                                      item=",".join(row)[:200]) from None
+        raise IngestError(str(path), "file", f"not a CSV export ({exc})") from None
+    return t.append_column("_line", pa.array(range(2, len(t) + 2), pa.int64()))
+
+
+def read_export(path: Path) -> dict[str, pa.Table]:
+    """Rows of an export file by kind, as Arrow text columns with a ``_line`` column."""
+    if path.suffix.lower() == ".csv":
+        kind = _kind_of(path)
+        if kind is None:
+            raise IngestError(str(path), "file name", "cannot tell which ethereum-etl export this is "
+                              "(name must contain blocks, transactions, receipts, logs, token_transfers or tokens)")
+        t = _read_csv(path)
+        return {kind: t} if len(t) else {}
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise IngestError(str(path), f"byte {exc.start}", "not UTF-8 text") from None
     out: dict[str, tuple[list[str], list[list[str | None]], list[int]]] = {}
-    if path.suffix.lower() == ".csv":
-        kind = _kind_of(path)
-        if kind is None:
-            raise IngestError(str(path), "file name", "cannot tell which ethereum-etl export this is "
-                              "(name must contain blocks, transactions, receipts, logs, token_transfers or tokens)")
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, None)
-        if header is None:
-            return out
-        rows, lines = [], []
-        for n, row in enumerate(reader, start=2):
-            if len(row) != len(header):
-                raise IngestError(str(path), f"line {n}", f"{len(row)} fields, header has {len(header)}",
-                                  item=",".join(row)[:200])
-            rows.append([c if c != "" else None for c in row])
-            lines.append(n)
-        out[kind] = (header, rows, lines)
-        return out
     fallback = _kind_of(path)
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -177,7 +193,9 @@ def read_export(path: Path) -> dict[str, tuple[list[str], list[list[str | None]]
         cols, rows, lines = out.setdefault(kind, (list(obj), [], []))
         rows.append([_text(obj.get(c)) for c in cols])
         lines.append(n)
-    return out
+    return {kind: pa.table({**{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(cols)},
+                            "_line": pa.array(lines, pa.int64())})
+            for kind, (cols, rows, lines) in out.items()}
 
 
 def _withdrawals_json(v: str | None) -> str | None:
@@ -196,26 +214,25 @@ def _withdrawals_json(v: str | None) -> str | None:
                       separators=(",", ":"))
 
 
-def _convert(store: Store, path: Path, kind: str, cols: list[str], rows: list[list[str | None]],
-             lines: list[int]) -> pa.Table:
+def _convert(store: Store, path: Path, kind: str, table: pa.Table) -> pa.Table:
     """Text columns → typed columns in one SQL pass; the first value that does not convert is an error."""
     spec = SPECS[kind]
+    cols = [c for c in table.column_names if c != "_line"]
     present = set(cols)
     if kind == "blocks" and "withdrawals" in present:
-        i = cols.index("withdrawals")
-        for r, n in zip(rows, lines, strict=True):
+        # One value per block (not per transaction): normalised in Python.
+        fixed = []
+        for v, n in zip(table["withdrawals"].to_pylist(), table["_line"].to_pylist(), strict=True):
             try:
-                r[i] = _withdrawals_json(r[i])
+                fixed.append(_withdrawals_json(v))
             except (ValueError, SyntaxError, KeyError, TypeError):
-                raise IngestError(str(path), f"line {n}", "malformed withdrawals", item=str(r[i])[:200]) from None
+                raise IngestError(str(path), f"line {n}", "malformed withdrawals", item=str(v)[:200]) from None
+        table = table.set_column(table.schema.get_field_index("withdrawals"), "withdrawals",
+                                 pa.array(fixed, pa.string()))
     required = {"blocks": "number", "transactions": "hash", "receipts": "transaction_hash", "logs": "log_index",
                 "token_transfers": "transaction_hash", "tokens": "address"}[kind]
     if required not in present:
         raise IngestError(str(path), "header", f"no {required!r} column: not an ethereum-etl {kind} export")
-    table = pa.table({
-        **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(cols)},
-        "_line": pa.array(lines, pa.int64()),
-    })
     selects, checks = [], []
     for target, typ, src in spec:
         if src not in present:
@@ -270,7 +287,7 @@ def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum
             for kind, content in read_export(f).items():
                 parsed.append((kind, f, content))
         parsed.sort(key=lambda x: ORDER.index(x[0]))
-        typed = [(kind, f, _convert(store, f, kind, *content)) for kind, f, content in parsed]
+        typed = [(kind, f, _convert(store, f, kind, content)) for kind, f, content in parsed]
         with store.transaction():
             store.claim_chain(chain, "account", network_name(chain_id), chain_id, run.run_id)
             # claim_chain reads with fetchone(); DuckDB 2.0 keeps that result open and then
