@@ -333,8 +333,9 @@ class Economy:
         uval = np.clip(rng.lognormal(np.log(cfg["user_median_sat"]), 1.5, users.size), 20_000, 2e10)
         hot_owner = np.repeat(np.asarray(self.exch_hot, np.int32), cfg["hot_utxos"])
         hval = np.clip(rng.lognormal(np.log(5e8), 0.8, hot_owner.size), 1e7, 5e10)
-        owner = np.concatenate([users, hot_owner])
-        value = np.concatenate([uval, hval]).astype(np.int64)
+        # exchanges first: their opening coins sit in the first block, before anything needs them
+        owner = np.concatenate([hot_owner, users])
+        value = np.concatenate([hval, uval]).astype(np.int64)
         addr = np.empty(owner.size, np.int64)
         is_user = o.kind[owner] == USER
         addr[is_user] = self.receive_addresses(owner[is_user], 0.0)
