@@ -205,3 +205,10 @@ def test_following_the_tip_resumes_where_the_last_run_stopped(tmp_path, anvil_fa
     assert (first.to_block, first.blocks) == (5, 6)
     assert (second.resumed_from, second.to_block, second.blocks) == (6, 8, 3)
     assert store.query("SELECT count(*), max(height) FROM blocks") == [(9, 8)]
+
+
+def test_a_url_that_is_not_http_is_refused_at_once(tmp_path):
+    store = tracer.open(tmp_path / "s.duckdb")
+    with pytest.raises(IngestError) as err:
+        ingest_evm(store, "ws://127.0.0.1:8546", 0, 1)
+    assert "ws://127.0.0.1:8546 at node (eth_chainId): cannot send the request" in str(err.value)

@@ -123,6 +123,8 @@ class RpcClient:
                 last = f"node unreachable ({type(exc).__name__})"
                 self._local.session = None
                 continue
+            except requests.RequestException as exc:  # bad URL, unsupported scheme: retrying cannot help
+                raise RpcError(self.url, position, method, f"cannot send the request: {exc}") from None
             self.requests_sent += 1
             if r.status_code == 429 or r.status_code >= 500:
                 last = f"HTTP {r.status_code}"
