@@ -32,6 +32,7 @@ def test_ofac_lists_load_every_valid_address_under_its_chain(store):
     assert summary["read"] == 654
     assert summary["loaded"] == 652
     assert summary["quarantined"] == 2
+    assert summary["reasons"] == {"not a valid bitcoin address": 1, "not a valid monero address": 1}
     per_asset = {(a, c): n for a, c, n in store.query(
         "SELECT source_asset, chain, count(*) FROM labels GROUP BY ALL")}
     assert per_asset[("XBT", "bitcoin")] == 434

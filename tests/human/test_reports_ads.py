@@ -40,10 +40,12 @@ def test_sar_identifiers_come_from_fields_and_narrative(store):
 def test_bad_reports_and_identifiers_are_quarantined_and_rerun_adds_nothing(store):
     first = ingest_reports(store, FIXTURES / "reports.jsonl")
     assert (first["rejected_reports"], first["invalid_identifiers"]) == (5, 1)
+    assert first["reasons"] == {"bad date": 1, "missing report_id": 1, "kind must be SAR, STR or tip": 1,
+                                "bad amount": 1, "not JSON": 1, "invalid bitcoin identifier": 1}
     reasons = dict(store.query("SELECT position, reason FROM quarantine"))
     assert reasons["line 4"] == "bad date: not an ISO-8601 time: '2024-13-01'"
     assert reasons["line 5"] == "missing report_id"
-    assert reasons["line 6"] == "kind must be SAR, STR or tip, not 'memo'"
+    assert reasons["line 6"] == "kind must be SAR, STR or tip: 'memo'"
     assert reasons["line 7"] == "bad amount: negative amount: '-10'"
     assert reasons["line 8"].startswith("not JSON")
     assert "Base58Check checksum mismatch" in reasons["line 3 (bitcoin)"]
@@ -67,6 +69,7 @@ def test_reports_from_csv_with_semicolon_lists(store, tmp_path: Path):
 def test_ads_normalise_phones_extract_addresses_and_keep_the_fee(store):
     summary = ingest_ads(store, FIXTURES / "ads.csv")
     assert (summary["loaded"], summary["quarantined"]) == (2, 4)
+    assert summary["reasons"] == {"bad date": 1, "invalid phone": 1, "bad number": 2}
     ad = store.query("SELECT posted_at, posted_offset, price, currency, phones, addresses, lat, lon, "
                      "fee_chain, fee_txid, fee_amount, image_hashes FROM ads WHERE ad_id = 'A-1001'")[0]
     assert str(ad[0]) == "2016-03-02 03:15:00" and ad[1] == "-05:00"  # 22:15 EST is 03:15 UTC
@@ -83,7 +86,7 @@ def test_bad_ads_are_quarantined_with_line_and_reason(store):
     ingest_ads(store, FIXTURES / "ads.csv")
     assert dict(store.query("SELECT position, reason FROM quarantine")) == {
         "line 4": "bad date: time without a time zone: '2016-03-02 10:00'",
-        "line 5": "invalid phone '12': not a valid phone number for its region (libphonenumber)",
+        "line 5": "invalid phone: '12': not a valid phone number for its region (libphonenumber)",
         "line 6": "bad number: latitude 95.0 outside [-90, 90]",
         "line 7": "bad number: negative amount: '-20'"}
     again = ingest_ads(store, FIXTURES / "ads.csv")

@@ -32,6 +32,7 @@ from tracer.ingest.csvread import (
     parse_time,
     quarantine_many,
     read_records,
+    reason_counts,
     split_list,
 )
 from tracer.ingest.identifiers import InvalidIdentifier, find_identifiers, normalize_email, normalize_phone
@@ -108,12 +109,12 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             try:
                 phones.append(normalize_phone(value, region))
             except InvalidIdentifier as exc:
-                bad_field = f"invalid phone {value!r}: {exc}"
+                bad_field = f"invalid phone: {value!r}: {exc}"
         for value in split_list(rec.get("emails")):
             try:
                 emails.append(normalize_email(value))
             except InvalidIdentifier as exc:
-                bad_field = f"invalid e-mail {value!r}: {exc}"
+                bad_field = f"invalid e-mail: {value!r}: {exc}"
         if bad_field:
             refused.add(position, raw, bad_field)
             continue
@@ -149,4 +150,4 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
         run.fail(exc)
         raise
     return {"run_id": run.run_id, "read": len(rows) + len(refused), "loaded": loaded,
-            "quarantined": len(refused), "already_stored": len(rows) - loaded}
+            "quarantined": len(refused), "already_stored": len(rows) - loaded, "reasons": reason_counts(refused)}

@@ -30,7 +30,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,7 @@ def _parse_chunk(data: bytes, lines_text: str, numbers: np.ndarray, ncols: int, 
     def parse(buf: bytes, on_invalid) -> pa.Table:
         return pacsv.read_csv(
             io.BytesIO(buf),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=4 << 20),
             parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
@@ -366,6 +366,33 @@ def _load_accounts(store: Store, path: Path) -> None:
     store.con.register("_accounts", data)
 
 
+def _chunks(path: Path, size: int, start: int, first_line: int, chunk_bytes: int,
+            ncols: int) -> Iterator[tuple[int, int, pa.Table, Refused]]:
+    """Whole-line chunks of the file from byte ``start``, parsed: (offset after, next line, rows, refused)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        offset, line_no = start, first_line
+        while offset < size:
+            chunk = fh.read(chunk_bytes)
+            if not chunk:
+                break
+            if offset + len(chunk) < size:
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    chunk += fh.readline()
+                else:
+                    fh.seek(offset + cut + 1)
+                    chunk = chunk[:cut + 1]
+            n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            # CRLF files: the CR is not part of the last field
+            text = chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+            lines = read_lines(text, first_line=line_no)
+            table = _parse_chunk(lines.data, lines.text, lines.numbers, ncols, lines.refused)
+            offset += len(chunk)
+            line_no += n_lines
+            yield offset, line_no, table, lines.refused
+
+
 def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mapping: ColumnMap | None = None,
                 dataset: str | None = None, accounts: str | Path | None = None,
                 chunk_bytes: int = CHUNK_BYTES,
@@ -424,73 +451,53 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
         if m:
             resume_at, resume_line = int(m.group(1)), int(m.group(2))
     reasons: Counter[str] = Counter()
+    offset, line_no = resume_at, resume_line
     read = loaded = 0
     first_load: bool | None = None
     try:
-        with open(path, "rb") as fh:
-            fh.seek(resume_at)
-            offset, line_no = resume_at, resume_line
-            while offset < size:
-                chunk = fh.read(chunk_bytes)
-                if not chunk:
-                    break
-                if offset + len(chunk) < size:
-                    cut = chunk.rfind(b"\n")
-                    if cut < 0:
-                        more = fh.readline()
-                        chunk += more
-                    else:
-                        fh.seek(offset + cut + 1)
-                        chunk = chunk[:cut + 1]
-                n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-                if b"\r" in chunk:  # CRLF files: the CR is not part of the last field
-                    chunk_text = chunk.replace(b"\r\n", b"\n")
-                else:
-                    chunk_text = chunk
-                lines = read_lines(chunk_text, first_line=line_no)
-                refused = lines.refused
-                table = _parse_chunk(lines.data, lines.text, lines.numbers, len(header), refused)
-                read += len(table) + len(refused)
-                with store.transaction():
-                    settle(store)
-                    store.con.register("_rows", table)
-                    checks = _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
-                                             trim=fmt == "mapped")
-                    if first_load is None:
-                        first_load = not store.con.execute(
-                            "SELECT count(*) FROM transfers WHERE chain = 'fiat' AND starts_with(txid, ?)",
-                            [dataset + ":"]).fetchall()[0][0]
-                    # The validation projection is fused into the bulk insert from the Arrow batch (what
-                    # Store.append does, plus the projection), so each row is converted once; a re-run or
-                    # a resumed file adds the anti-join on (chain, txid, idx).
-                    fresh = "" if first_load else (
-                        " AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.chain = 'fiat' "
-                        "AND t.txid = v.txid AND t.idx = v.idx)")
-                    inserted = store.con.execute(
-                        "INSERT INTO transfers BY NAME SELECT * EXCLUDE (reason_kind, reason_detail) "
-                        f"FROM ({checks}) v WHERE reason_kind IS NULL{fresh}").fetchall()[0][0]
-                    loaded += inserted
-                    if not first_load or inserted < len(table):
-                        bad = store.con.sql(f"SELECT idx, reason_kind, reason_detail FROM ({checks}) v "
-                                            "WHERE reason_kind IS NOT NULL ORDER BY idx").to_arrow_table()
-                        where = pc.index_in(bad["idx"], value_set=table["line"]).to_pylist()
-                        for k, line, kind, detail in zip(where, bad["idx"].to_pylist(), bad["reason_kind"].to_pylist(),
-                                                         bad["reason_detail"].to_pylist(), strict=True):
-                            raw = ",".join(table[f"c{i}"][k].as_py() for i in range(len(header)))
-                            refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail is not None else kind)
-                    store.con.unregister("_rows")
-                    for _, _, reason in refused.rows:
-                        reasons[reason.split(":")[0]] += 1
-                    quarantine_many(store, run, source, refused)
-                    offset += len(chunk)
-                    line_no += n_lines
-                    store.con.execute("DELETE FROM checkpoints WHERE source = 'bank' AND unit = ?",
-                                      [f"{dataset}:{size}"])
-                    store.con.execute("INSERT INTO checkpoints VALUES ('bank', ?, ?, ?, ?, ?)",
-                                      [f"{dataset}:{size}", f"byte {offset} line {line_no}", offset >= size, run.run_id,
-                                       utcnow()])
-                if progress:
-                    progress(offset, size, read)
+        # one committed batch per chunk
+        for offset_after, line_after, table, refused in _chunks(path, size, resume_at, resume_line,
+                                                                 chunk_bytes, len(header)):
+            read += len(table) + len(refused)
+            with store.transaction():
+                settle(store)
+                store.con.register("_rows", table)
+                checks = _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
+                                         trim=fmt == "mapped")
+                if first_load is None:
+                    first_load = not store.con.execute(
+                        "SELECT count(*) FROM transfers WHERE chain = 'fiat' AND starts_with(txid, ?)",
+                        [dataset + ":"]).fetchall()[0][0]
+                # The validation projection is fused into the bulk insert from the Arrow batch (what
+                # Store.append does, plus the projection), so each row is converted once; a re-run or
+                # a resumed file adds the anti-join on (chain, txid, idx).
+                fresh = "" if first_load else (
+                    " AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.chain = 'fiat' "
+                    "AND t.txid = v.txid AND t.idx = v.idx)")
+                inserted = store.con.execute(
+                    "INSERT INTO transfers BY NAME SELECT * EXCLUDE (reason_kind, reason_detail) "
+                    f"FROM ({checks}) v WHERE reason_kind IS NULL{fresh}").fetchall()[0][0]
+                loaded += inserted
+                if not first_load or inserted < len(table):
+                    bad = store.con.sql(f"SELECT idx, reason_kind, reason_detail FROM ({checks}) v "
+                                        "WHERE reason_kind IS NOT NULL ORDER BY idx").to_arrow_table()
+                    where = pc.index_in(bad["idx"], value_set=table["line"]).to_pylist()
+                    for k, line, kind, detail in zip(where, bad["idx"].to_pylist(), bad["reason_kind"].to_pylist(),
+                                                     bad["reason_detail"].to_pylist(), strict=True):
+                        raw = ",".join(table[f"c{i}"][k].as_py() for i in range(len(header)))
+                        refused.add(f"line {line}", raw, f"{kind}: {detail!r}" if detail is not None else kind)
+                store.con.unregister("_rows")
+                for _, _, reason in refused.rows:
+                    reasons[reason.split(":")[0]] += 1
+                quarantine_many(store, run, source, refused)
+                offset, line_no = offset_after, line_after
+                store.con.execute("DELETE FROM checkpoints WHERE source = 'bank' AND unit = ?",
+                                  [f"{dataset}:{size}"])
+                store.con.execute("INSERT INTO checkpoints VALUES ('bank', ?, ?, ?, ?, ?)",
+                                  [f"{dataset}:{size}", f"byte {offset} line {line_no}", offset >= size, run.run_id,
+                                   utcnow()])
+            if progress:
+                progress(offset, size, read)
     except IngestError as exc:
         run.fail(exc)
         raise

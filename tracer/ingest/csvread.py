@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -301,3 +302,13 @@ def parse_decimal(value: Any, places: int) -> Decimal:
     if number != number.quantize(Decimal(1).scaleb(-places)) if places else number != number.to_integral_value():
         raise ValueError(f"more than {places} decimals: {text!r}")
     return number
+
+
+def reason_counts(refused: Refused | Sequence[tuple[str, str, str]]) -> dict[str, int]:
+    """How many refused rows per kind of reason (the text before its first ':', '(' or ';')."""
+    rows = refused.rows if isinstance(refused, Refused) else refused
+    counts: dict[str, int] = {}
+    for _, _, reason in rows:
+        kind = re.split(r"[:(;]", reason, maxsplit=1)[0].strip()
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts

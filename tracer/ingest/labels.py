@@ -36,7 +36,7 @@ import pyarrow as pa
 import yaml
 
 from tracer.errors import IngestError
-from tracer.ingest.csvread import Refused, append_new, quarantine_many, read_lines
+from tracer.ingest.csvread import Refused, append_new, quarantine_many, read_lines, reason_counts
 from tracer.ingest.identifiers import (
     InvalidIdentifier,
     chains_of,
@@ -152,9 +152,12 @@ class _Batch:
 def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run) -> dict[str, int]:
     """Load every batch of one run in one transaction; on failure nothing stays and the run says why."""
     loaded = quarantined = read = 0
+    reasons: dict[str, int] = {}
     try:
         with store.transaction():
             for source_file, batch in batches:
+                for kind, n in reason_counts(batch.refused).items():
+                    reasons[kind] = reasons.get(kind, 0) + n
                 read += len(batch.rows) + len(batch.refused)
                 loaded += append_new(store, "labels", batch.table(), LABEL_KEY)
                 quarantined += len(batch.refused)
@@ -165,7 +168,7 @@ def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run) -> di
         run.fail(exc)
         raise
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "quarantined": quarantined,
-            "already_stored": read - quarantined - loaded}
+            "already_stored": read - quarantined - loaded, "reasons": reasons}
 
 
 def _begin(store: Store, kind: str, target: str, params: dict[str, Any]) -> Run:

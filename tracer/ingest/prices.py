@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from tracer.errors import IngestError
-from tracer.ingest.csvread import append_new, csv_records, quarantine_many, read_lines, settle
+from tracer.ingest.csvread import append_new, csv_records, quarantine_many, read_lines, reason_counts, settle
 from tracer.store import Store
 
 ALIASES = {"asset": ("asset", "symbol", "currency"), "time": ("time", "date", "timestamp", "datetime"),
@@ -95,7 +95,7 @@ def ingest_prices(store: Store, path: str | Path, source_name: str | None = None
         raise
     quarantined = len(refused)
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "quarantined": quarantined,
-            "already_stored": read - loaded - quarantined}
+            "already_stored": read - loaded - quarantined, "reasons": reason_counts(refused)}
 
 
 def _quote(text: str) -> str:

@@ -29,6 +29,7 @@ from tracer.ingest.csvread import (
     parse_time,
     quarantine_many,
     read_records,
+    reason_counts,
     split_list,
 )
 from tracer.ingest.identifiers import (
@@ -103,7 +104,7 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
             continue
         kind = KINDS.get(str(rec.get("kind") or "").strip().lower())
         if kind is None:
-            refused.add(position, raw, f"kind must be SAR, STR or tip, not {rec.get('kind')!r}")
+            refused.add(position, raw, f"kind must be SAR, STR or tip: {rec.get('kind')!r}")
             continue
         try:
             filed_at = parse_time(rec["filed_at"])[0] if str(rec.get("filed_at") or "").strip() else None
@@ -129,8 +130,8 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
             try:
                 normalised = validate_identifier(ident_kind, value, region)
             except InvalidIdentifier as exc:
-                refused.add(f"{position} ({ident_kind})", value, f"invalid {ident_kind} identifier of report "
-                            f"{report_id}: {exc}")
+                refused.add(f"{position} ({ident_kind})", value,
+                            f"invalid {ident_kind} identifier: report {report_id}: {exc}")
                 bad_identifiers += 1
                 continue
             rows.append((ident_kind, normalised, "field"))
@@ -175,4 +176,4 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
         raise
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "identifiers": ident_loaded,
             "quarantined": len(refused), "invalid_identifiers": bad_identifiers, "rejected_reports": rejected,
-            "already_stored": len(reports) - loaded}
+            "already_stored": len(reports) - loaded, "reasons": reason_counts(refused)}
