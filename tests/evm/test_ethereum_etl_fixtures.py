@@ -186,6 +186,14 @@ def test_etl_receipts_logs_and_token_transfers_import_exactly(store):
                     read_csv(TRANSFERS / "expected_token_transfers.csv"), "log_index")
     # The CSV token transfers carry no time: it is taken from the imported block.
     assert store.query("SELECT DISTINCT epoch(time)::BIGINT FROM transfers WHERE kind = 'erc20'") == [(1446561880,)]
+    # Provenance: every imported row names its file line (and run).
+    assert store.query("SELECT source_line, source LIKE '%block_with_logs/expected_blocks.csv' FROM blocks") == [
+        (2, True)]
+    assert store.query("SELECT position, source_line FROM transactions ORDER BY position") == [
+        (0, 2), (1, 3), (2, 4), (3, 5)]
+    assert store.query("SELECT kind, idx, source_line FROM transfers ORDER BY kind, idx") == [
+        ("erc20", 0, 2), ("erc20", 1, 3), ("native", 0, 4), ("native", 0, 5)]
+    assert store.query("SELECT log_index, source_line FROM logs ORDER BY log_index") == [(0, 2), (1, 3)]
 
 
 def test_etl_logs_alone_give_the_token_transfers_ethereum_etl_extracts(store):

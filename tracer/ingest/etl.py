@@ -263,6 +263,7 @@ def _convert(store: Store, path: Path, kind: str, table: pa.Table) -> pa.Table:
             if bad is not None:
                 raise IngestError(str(path), f"line {bad[0]}", f"value does not convert for {kind}",
                                   item=json.dumps(dict(zip(cols, bad[1:], strict=True)))[:2000])
+        selects.append("_line AS source_line")
         out = store.con.sql(f"SELECT {', '.join(selects)} FROM _etl_src ORDER BY _line").to_arrow_table()
     finally:
         store.con.unregister("_etl_src")
@@ -295,8 +296,8 @@ def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum
             store.con.execute("SELECT 1").fetchall()
             has_transfer_file = any(k == "token_transfers" for k, _, _ in typed)
             touched_tx: list[pa.Table] = []
-            for kind, _f, t in typed:
-                n = _load(store, kind, t, chain, run.run_id, derive_transfers=not has_transfer_file)
+            for kind, f, t in typed:
+                n = _load(store, kind, t, chain, run.run_id, derive_transfers=not has_transfer_file, path=f)
                 counts[kind] = counts.get(kind, 0) + n
                 if kind in ("transactions", "receipts"):
                     touched_tx.append(t.select(["txid"]))
@@ -331,19 +332,20 @@ def _const(t: pa.Table, **cols: Any) -> pa.Table:
     return t
 
 
-def _load(store: Store, kind: str, t: pa.Table, chain: str, run_id: int, derive_transfers: bool) -> int:
+def _load(store: Store, kind: str, t: pa.Table, chain: str, run_id: int, derive_transfers: bool,
+          path: Path) -> int:
     if kind == "tokens":
-        t = _const(t, chain=chain, status="ok", run_id=run_id)
+        t = _const(t.drop_columns(["source_line"]), chain=chain, status="ok", run_id=run_id)
         return _replace(store, "evm_tokens", t, "t.chain = n.chain AND t.address = n.address")
     if kind == "blocks":
-        t = _const(_ts(t, "time"), chain=chain, height_source="etl", run_id=run_id)
+        t = _const(_ts(t, "time"), chain=chain, height_source="etl", source=str(path), run_id=run_id)
         return _replace(store, "blocks", t, "t.chain = n.chain AND t.height = n.height")
     if kind == "transactions":
         t = _const(_ts(t, "block_time"), chain=chain, run_id=run_id)
         t = t.append_column("is_coinbase", pa.array([False] * len(t)))
         return _replace(store, "transactions", t, "t.chain = n.chain AND t.txid = n.txid")
     if kind == "receipts":
-        return _apply_receipts(store, chain, t)
+        return _apply_receipts(store, chain, t.drop_columns(["source_line"]))
     if kind == "logs":
         topics = [None if x is None else x.split(",") for x in t["topics_text"].to_pylist()]
         t = t.drop_columns(["topics_text"]).append_column("topics", pa.array(topics, pa.list_(pa.string())))
@@ -406,7 +408,8 @@ def _native_transfers(store: Store, chain: str, txids: pa.Table, run_id: int, na
             f"""SELECT chain, '{native_asset}' AS asset, txid, CAST(0 AS BIGINT) AS idx, from_address,
                        coalesce(to_address, contract_address) AS to_address, value AS amount,
                        value_raw AS amount_raw, block_time AS time, block_height, block_hash,
-                       'native' AS kind, '{native_asset}' AS symbol, 18 AS decimals, {int(run_id)} AS run_id
+                       'native' AS kind, '{native_asset}' AS symbol, 18 AS decimals, source_line,
+                       {int(run_id)} AS run_id
                 FROM transactions
                 WHERE chain = $chain AND txid IN (SELECT DISTINCT txid FROM _etl_tx)
                   AND value_raw <> '0' AND coalesce(status, 1) <> 0""",
@@ -435,7 +438,7 @@ def _derive_token_transfers(store: Store, chain: str, logs: pa.Table, run_id: in
         "amount": pa.array([p[2] if p[2] < 10**38 else None for p in parsed], pa.decimal128(38, 0)),
         "amount_raw": pa.array([str(p[2]) for p in parsed]), "time": sel["block_time"],
         "block_height": sel["block_height"], "block_hash": sel["block_hash"],
-        "kind": pa.array(["erc20"] * len(sel)), "run_id": sel["run_id"],
+        "kind": pa.array(["erc20"] * len(sel)), "source_line": sel["source_line"], "run_id": sel["run_id"],
     })
     t = _fill_from_blocks(store, chain, t)
     return _replace(store, "transfers", t, "t.chain = n.chain AND t.kind = 'erc20' AND t.txid = n.txid "

@@ -43,6 +43,9 @@ ALTER TABLE transactions ADD COLUMN IF NOT EXISTS l1_gas_used BIGINT;
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS l1_gas_price DECIMAL(38,0);
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS l1_fee_scalar TEXT;
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS has_receipt BOOLEAN;  -- receipt fields were read
+-- Provenance of imported exports (tracer ingest etl): the line of the file a row came from.
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS source_line BIGINT;
+ALTER TABLE blocks ADD COLUMN IF NOT EXISTS source_line BIGINT;
 
 -- transfers: which block (hash) a transfer was read from, and where in the call tree an internal
 -- transfer happened (callTracer frame path, e.g. "0,2").
@@ -62,6 +65,7 @@ CREATE TABLE IF NOT EXISTS logs (
     address           TEXT,
     data              TEXT,
     topics            TEXT[],
+    source_line       BIGINT,             -- line of an imported export file (NULL from a node)
     run_id            BIGINT
 );
 
