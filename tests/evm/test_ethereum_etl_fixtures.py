@@ -19,6 +19,7 @@ import tracer
 from tracer.errors import IngestError
 from tracer.ingest.etl import as_csv_text, export_rows, ingest_etl
 from tracer.ingest.evm import ingest_evm
+from tracer.store import StoreError
 
 from .fixture_node import FixtureNode
 
@@ -238,3 +239,13 @@ def test_csv_row_with_a_missing_field_is_refused_with_its_line(store, tmp_path):
     assert err.value.position == "line 3" and "header has 8" in err.value.reason
     assert store.count("logs") == 0
     assert store.query("SELECT position FROM quarantine") == [("line 3",)]
+
+
+def test_etl_into_a_store_holding_another_chain_id_is_refused(store):
+    d = BLOCKS / "block_without_transactions"
+    ingest_etl(store, [d / "expected_blocks.csv"])
+    with pytest.raises(StoreError, match="refusing to mix"):
+        ingest_etl(store, [BLOCKS / "blocks_with_transactions" / "expected_blocks.csv"], chain_id=11155111)
+    assert store.query("SELECT height FROM blocks") == [(0,)]
+    assert ingest_etl(store, [BLOCKS / "blocks_with_transactions"], chain="sepolia", chain_id=11155111)["chain"] == (
+        "sepolia")
