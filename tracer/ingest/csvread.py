@@ -89,6 +89,14 @@ class Lines:
     numbers: np.ndarray
     refused: Refused
 
+    def split(self) -> list[str]:
+        """The kept lines, split on newlines only (``str.splitlines`` would also split on form feeds,
+        U+2028 and other characters that may sit inside a field)."""
+        parts = self.text.split("\n")
+        if parts and parts[-1] == "":
+            parts.pop()
+        return [p[:-1] if p.endswith("\r") else p for p in parts]
+
 
 def read_lines(buf: bytes, first_line: int = 1, skip_blank: bool = True) -> Lines:
     """Split ``buf`` (whole lines) into good UTF-8 lines with their numbers; refuse broken encoding.
@@ -213,7 +221,7 @@ def read_records(path: str | Path, refused: Refused) -> list[tuple[str, int | No
     suffix = path.suffix.lower()
     out: list[tuple[str, int | None, dict[str, Any]]] = []
     if suffix in (".jsonl", ".ndjson"):
-        for number, text in zip(lines.numbers.tolist(), lines.text.splitlines()):
+        for number, text in zip(lines.numbers.tolist(), lines.split(), strict=True):
             try:
                 item = json.loads(text)
             except json.JSONDecodeError as exc:

@@ -190,7 +190,7 @@ def _ofac_list(path: Path, run_id: int) -> _Batch:
     batch = _Batch(run_id, str(path))
     lines = read_lines(path.read_bytes())
     batch.refused.rows.extend(lines.refused.rows)
-    for number, text in zip(lines.numbers.tolist(), lines.text.splitlines()):
+    for number, text in zip(lines.numbers.tolist(), lines.split(), strict=True):
         text = text.strip()
         if not text or text.startswith("#"):
             continue
@@ -309,7 +309,7 @@ def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
 
 def _tag_lines(text: str) -> list[int]:
     """Line numbers (1-based) where each item of the top-level ``tags:`` list starts."""
-    lines = text.splitlines()
+    lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if re.match(r"tags\s*:", line)), None)
     if start is None:
         return []
