@@ -59,3 +59,14 @@ def test_scenario_rows_are_exact(tmp_path, anvil, scenario):
         ("internal", "ETH", scenario.splitter, a[8], 10**18, str(10**18), "ETH", 18)]
     assert store.query("SELECT symbol, name, decimals, status FROM evm_tokens ORDER BY symbol") == [
         ("BIG", "Big Token", 18, "ok"), ("USDT", "Tether USD", 6, "ok")]
+
+
+def test_parity_trace_block_gives_the_same_internal_transfers_as_call_tracer(tmp_path, anvil, scenario):
+    rows = []
+    for api in ("call", "parity"):
+        store = tracer.open(tmp_path / f"{api}.duckdb")
+        ingest_evm(store, anvil.url, 0, scenario.end, traces=True, trace_api=api)
+        rows.append(store.query("SELECT * EXCLUDE (run_id) FROM transfers ORDER BY block_height, txid, kind, idx"))
+        store.close()
+    assert rows[0] == rows[1]
+    assert sum(r[10] == "internal" for r in rows[1]) == 4

@@ -104,15 +104,20 @@ def ingest_evm(
     native_asset: str = "ETH",
     max_reorg_depth: int = 256,
     progress: Callable[[int, int, int], None] | None = None,
+    trace_api: str = "call",
 ) -> EvmIngestResult:
     """Ingest blocks [from_block, to_block] (to_block None: the tip minus ``confirmations``).
 
     ``receipts``: ``block`` (eth_getBlockReceipts; falls back to ``tx`` if the node lacks it),
     ``tx`` (batched eth_getTransactionReceipt) or ``none`` (no status/fees; token transfers from
     eth_getLogs over shrinking ranges). ``tokens``: only these ERC-20 contracts (default: all).
+    ``trace_api`` (with ``traces``): ``call`` (geth's debug_traceBlockByNumber with callTracer; falls
+    back to ``parity`` if the node lacks it) or ``parity`` (``trace_block``: erigon, nethermind).
     """
     if receipts not in ("block", "tx", "none"):
         raise ValueError(f"receipts must be block, tx or none, not {receipts!r}")
+    if trace_api not in ("call", "parity"):
+        raise ValueError(f"trace_api must be call or parity, not {trace_api!r}")
     client = rpc if isinstance(rpc, RpcClient) else RpcClient(rpc)
     url = client.url
     chain_id = client.chain_id()
@@ -150,7 +155,7 @@ def ingest_evm(
             result.resumed_from = start
         if end >= start:
             _run(store, client, run.run_id, chain, start, end, scope, traces, receipts, batch_size,
-                 workers, native_asset, max_reorg_depth, unit, result, progress)
+                 workers, native_asset, max_reorg_depth, unit, result, progress, trace_api)
         with store.transaction():
             evm_load.save_checkpoint(store, unit, max(end, (done_pos or -1)), done=True, run_id=run.run_id)
         run.add(blocks=result.blocks, transactions=result.transactions, transfers=result.transfers,
@@ -167,8 +172,9 @@ def ingest_evm(
 
 
 def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batch_size, workers,
-         native_asset, max_reorg_depth, unit, result, progress) -> None:
+         native_asset, max_reorg_depth, unit, result, progress, trace_api="call") -> None:
     mode = [receipts]  # may switch block -> tx on the first batch
+    tracer = [trace_api]  # may switch call (debug_traceBlockByNumber) -> parity (trace_block)
     token_cache = evm_load.cached_tokens(store, chain)
     known_tokens = set(token_cache["address"].to_pylist())
     total = end - start + 1
@@ -206,10 +212,20 @@ def _run(store, client, run_id, chain, start, end, scope, traces, receipts, batc
             logs = client.get_logs(lo, hi, address=sorted(scope.tokens) if scope.tokens else None,
                                    topics=[TRANSFER_TOPIC])
         if traces:
-            trs = client.trace_blocks(heights)
+            if tracer[0] == "call":
+                try:
+                    trs = client.trace_blocks(heights)
+                except MethodNotSupported:
+                    if tracer[0] == "call":
+                        result.notes.append("node has no debug_traceBlockByNumber: internal transfers "
+                                            "from trace_block")
+                    tracer[0] = "parity"
+            if tracer[0] == "parity":
+                trs = client.trace_blocks_parity(heights)
         try:
             return map_blocks(blocks, chain, client.url, run_id, recs, trs, logs,
-                              set(scope.tokens) if scope.tokens is not None else None, native_asset)
+                              set(scope.tokens) if scope.tokens is not None else None, native_asset,
+                              trace_kind=tracer[0])
         except IngestError as exc:
             exc.raw = _raw_for(exc.position, blocks)  # type: ignore[attr-defined]
             raise

@@ -135,6 +135,7 @@ def map_blocks(
     logs: Sequence[dict] | None = None,
     tokens: set[str] | None = None,
     native_asset: str = "ETH",
+    trace_kind: str = "call",
 ) -> EvmBatch:
     """Blocks with full transactions (+ receipts per block, + callTracer traces per block) → batch.
 
@@ -150,7 +151,8 @@ def map_blocks(
         except (KeyError, TypeError, ValueError):
             raise _err(source, "block ?", f"block without a valid number: {str(b)[:120]}") from None
     try:
-        return _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens, native_asset)
+        return _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens, native_asset,
+                    trace_kind)
     except IngestError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -159,7 +161,7 @@ def map_blocks(
             try:
                 _map([b], [heights[i]], chain, source, run_id,
                      None if receipts is None else [receipts[i]],
-                     None if traces is None else [traces[i]], None, tokens, native_asset)
+                     None if traces is None else [traces[i]], None, tokens, native_asset, trace_kind)
             except (KeyError, TypeError, ValueError, AttributeError) as inner:
                 raise _err(source, f"block {heights[i]}", f"malformed block or receipt ({_why(inner)})") from None
         raise _err(source, f"blocks {heights[0]}-{heights[-1]}", f"malformed logs ({_why(exc)})") from None
@@ -171,7 +173,8 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens, native_asset) -> EvmBatch:
+def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens, native_asset,
+         trace_kind="call") -> EvmBatch:
     nb = len(blocks)
     times = [q(b["timestamp"]) for b in blocks]
     bcols: dict[str, list] = {
@@ -337,7 +340,16 @@ def _map(blocks, heights, chain, source, run_id, receipts, traces, logs, tokens,
         add(token, lg["transactionHash"], q(lg["logIndex"]), parsed[0], parsed[1], parsed[2], times[i],
             heights[i], block_hash[i], "erc20", None, None, None)
 
-    if traces is not None:
+    if traces is not None and trace_kind == "parity":
+        pos = {(tcols["block_height"][k], tcols["position"][k]): k for k in range(n)}
+        for i, block_traces in enumerate(traces):
+            for k, idx, path, frm, to, val in _parity_internal_moves(block_traces):
+                if (heights[i], k) not in pos:
+                    raise _err(source, f"block {heights[i]}", f"trace for unknown transaction position {k}")
+                kk = pos[(heights[i], k)]
+                add(native_asset, tcols["txid"][kk], idx, frm, to, val, times[i], heights[i], block_hash[i],
+                    "internal", native_asset, 18, path)
+    elif traces is not None:
         for i, block_traces in enumerate(traces):
             btx = [k for k in range(n) if tx_block[k] == i]
             if len(block_traces) != len(btx):
@@ -409,6 +421,44 @@ def _internal_value_frames(root: dict) -> list[tuple[int, str, str, str, int]]:
         calls = frame.get("calls") or []
         for j in range(len(calls) - 1, -1, -1):
             stack.append((calls[j], path + (j,)))
+    return out
+
+
+def _parity_internal_moves(traces: Sequence[dict]) -> list[tuple[int, int, str, str, str, int]]:
+    """(tx position, frame number, path, from, to, value) from Parity-style ``trace_block`` output.
+
+    The flat list is in depth-first order per transaction, so a trace's rank within its transaction
+    is the same frame number callTracer gives. A failed trace reverts its subtree: descendants are
+    recognised by their ``traceAddress`` prefix. Block and uncle ``reward`` traces have no
+    transaction and are not transfers.
+    """
+    out = []
+    rank: dict[int, int] = {}
+    failed: dict[int, list[tuple[int, ...]]] = {}
+    for tr in traces:
+        k = tr.get("transactionPosition")
+        if k is None:
+            continue
+        number = rank.get(k, 0)
+        rank[k] = number + 1
+        path = tuple(tr.get("traceAddress") or ())
+        if tr.get("error") or any(path[: len(f)] == f for f in failed.get(k, ())):
+            failed.setdefault(k, []).append(path)
+            continue
+        if not path:
+            continue  # the transaction itself: its value is the native transfer
+        a = tr.get("action") or {}
+        kind = tr.get("type")
+        if kind == "call" and a.get("callType", "call") == "call":
+            frm, to, v = a.get("from"), a.get("to"), q(a.get("value"))
+        elif kind == "create":
+            frm, to, v = a.get("from"), (tr.get("result") or {}).get("address"), q(a.get("value"))
+        elif kind == "suicide":
+            frm, to, v = a.get("address"), a.get("refundAddress"), q(a.get("balance"))
+        else:
+            continue
+        if v:
+            out.append((k, number, ",".join(map(str, path)), (frm or "").lower(), (to or "").lower(), v))
     return out
 
 

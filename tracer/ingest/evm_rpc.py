@@ -265,6 +265,14 @@ class RpcClient:
                 raise RpcError(self.url, f"block {h}", "debug_traceBlockByNumber", "malformed trace reply")
         return res
 
+    def trace_blocks_parity(self, heights: Sequence[int]) -> list[list[dict]]:
+        """Parity/OpenEthereum-style flat traces per block (``trace_block``: erigon, nethermind, anvil)."""
+        res = self.batch([Call("trace_block", [hex(h)], f"block {h}") for h in heights])
+        for h, r in zip(heights, res, strict=True):
+            if not isinstance(r, list):
+                raise RpcError(self.url, f"block {h}", "trace_block", "malformed trace reply")
+        return res
+
     def get_logs(
         self,
         lo: int,
