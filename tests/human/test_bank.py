@@ -128,6 +128,12 @@ def test_unknown_layout_without_mapping_is_refused(store, tmp_path: Path):
     assert store.count("transfers") == 0
 
 
+def test_empty_file_is_refused_naming_it(store, tmp_path: Path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(IngestError, match="empty file"):
+        ingest_bank(store, tmp_path / "empty.csv")
+
+
 def test_mapping_yaml_with_unknown_key_is_refused(tmp_path: Path):
     path = tmp_path / "map.yaml"
     path.write_text("time: t\nfrom_account: a\nto_account: b\namount: x\ncurrency: c\ncolour: red\n")
@@ -135,7 +141,7 @@ def test_mapping_yaml_with_unknown_key_is_refused(tmp_path: Path):
         ColumnMap.from_yaml(path)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 10**15), st.integers(0, 99)), min_size=1, max_size=20))
 def test_any_two_decimal_amount_loads_as_exact_cents(tmp_path_factory, amounts):
     folder = tmp_path_factory.mktemp("prop")

@@ -412,6 +412,8 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
     with open(path, "rb") as fh:
         first = fh.readline()
         header_end = len(first)
+        if not first.strip():
+            raise IngestError(source, "line 1", "empty file: no header")
         try:
             header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
         except (UnicodeDecodeError, StopIteration):
