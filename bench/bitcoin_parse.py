@@ -305,7 +305,8 @@ def report(dataset: str, res: dict[str, dict]) -> tuple[list[str], list[str]]:
     notes = []
     for ours in ("ours-ingest", "ours-ingest-1blk", "ours-parse"):
         notes.append(f"{LABEL[ours]}: " + ", ".join(
-            f"{rate[ours] / rate[peer]:.1f}x {peer}" for peer in PEERS))
+            f"{rate[ours] / rate[peer]:.1f}x {peer}" for peer in PEERS) + " (wall); " + ", ".join(
+            f"{cpu_rate[ours] / cpu_rate[peer]:.1f}x {peer}" for peer in PEERS) + " (CPU time)")
     for ours in ("ours-ingest", "ours-ingest-1blk"):
         ingest = min(res[ours]["times"])
         notes.append(f"load share of '{LABEL[ours]}' = (ingest - parse) / ingest = {(ingest - parse) / ingest:.0%}")
@@ -359,11 +360,14 @@ def main() -> None:
         markdown += md
     res = results["all"]
     best = {k: res["ours-parse"]["txs"] / min(res[k]["times"]) for k in CONTENDERS}
+    cpu = {k: res["ours-parse"]["txs"] / res[k]["cpu_times"][res[k]["times"].index(min(res[k]["times"]))]
+           for k in CONTENDERS}
     print(f"\ntargets of the issue on all blocks: >=10x bitcoinlib -> "
           f"{best['ours-ingest'] / best['bitcoinlib']:.1f}x (N files), "
           f"{best['ours-ingest-1blk'] / best['bitcoinlib']:.1f}x (1 blk file); "
-          f">=25,000 tx/s per core with the DuckDB load -> {best['ours-ingest']:,.0f} (N files), "
-          f"{best['ours-ingest-1blk']:,.0f} (1 blk file) tx/s")
+          f">=25,000 tx/s per core with the DuckDB load -> {best['ours-ingest']:,.0f} tx/s wall, "
+          f"{cpu['ours-ingest']:,.0f} tx/CPU-s (N files); {best['ours-ingest-1blk']:,.0f} tx/s wall, "
+          f"{cpu['ours-ingest-1blk']:,.0f} tx/CPU-s (1 blk file)")
     if args.markdown:
         print("\n".join(markdown))
 
