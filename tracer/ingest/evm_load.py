@@ -7,7 +7,6 @@ after a crash, or re-reading blocks after a reorg all end with the same rows as 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -174,6 +173,3 @@ def save_tokens(store: Store, rows: list[dict], run_id: int) -> None:
             [rows[0]["chain"]])
         store.append("evm_tokens", t)
 
-
-def params_json(**kw: object) -> str:
-    return json.dumps(kw, sort_keys=True, default=str)
