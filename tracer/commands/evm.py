@@ -54,17 +54,23 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option("--workers", help="Batches fetched concurrently.")] = 2,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 30.0,
         retries: Annotated[int, typer.Option("--retries", help="Retries per request (with backoff).")] = 4,
+        transport: Annotated[
+            str,
+            typer.Option("--transport", help="web3 (web3.py's HTTPProvider) or raw (requests); see docs/evm.md."),
+        ] = "web3",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Ingest blocks, transactions, ERC-20 and (with --traces) internal transfers from a node."""
         from tracer.ingest.evm import ingest_evm
-        from tracer.ingest.evm_rpc import RpcClient
+        from tracer.ingest.evm_rpc import TRANSPORTS, RpcClient
 
         tokens = [x for t in tokens or [] for x in t.split(",") if x] or None
         if all_tokens and tokens:
             raise typer.BadParameter("--tokens and --all-tokens exclude each other")
+        if transport not in TRANSPORTS:
+            raise typer.BadParameter(f"--transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         store = open_store(ctx.obj["db"])
-        client = RpcClient(rpc, timeout=timeout, retries=retries)
+        client = RpcClient(rpc, timeout=timeout, retries=retries, transport=transport)
         with Progress(TextColumn("blocks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                       TimeElapsedColumn(), console=err, disable=as_json, transient=True) as bar:
             task = bar.add_task("", total=None)

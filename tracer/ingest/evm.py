@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+from web3 import Web3
 
 from tracer.errors import IngestError
 from tracer.ingest import evm_load
@@ -66,6 +67,8 @@ class EvmIngestResult:
     rolled_back: int = 0
     resumed_from: int | None = None
     receipts_mode: str = "block"
+    transport: str = "web3"
+    tokens: list[str] | None = None  # --tokens as EIP-55 checksummed addresses (for display)
     notes: list[str] = field(default_factory=list)
 
 
@@ -75,17 +78,30 @@ class _Reorg(Exception):
 
 
 def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str] | None:
-    """Token contract addresses (lowercase); well-known symbols (USDT, ...) on mainnet too."""
+    """Token contract addresses, lowercase as stored; well-known symbols (USDT, ...) on mainnet too.
+
+    Validated by web3 (``Web3.is_address``): 0x + 40 hex digits, and a mixed-case address must carry
+    a valid EIP-55 checksum (https://eips.ethereum.org/EIPS/eip-55) — a mistyped address written
+    with a checksum is refused instead of silently matching nothing.
+    """
     if tokens is None:
         return None
     known = KNOWN_TOKENS.get(chain_id, {})
     out = set()
     for t in tokens:
-        a = known.get(t.upper(), t).lower()
-        if not (a.startswith("0x") and len(a) == 42 and all(c in "0123456789abcdef" for c in a[2:])):
-            raise IngestError("--tokens", t, "not a token contract address (0x + 40 hex digits)")
-        out.add(a)
+        a = known.get(t.strip().upper(), t.strip())
+        if not (a[:2] in ("0x", "0X") and Web3.is_address("0x" + a[2:])):
+            mixed = len(a) == 42 and a[2:] != a[2:].lower() and a[2:] != a[2:].upper()
+            why = ("EIP-55 checksum does not match (mistyped?)" if mixed and Web3.is_address("0x" + a[2:].lower())
+                   else "not a token contract address (0x + 40 hex digits)")
+            raise IngestError("--tokens", t, why)
+        out.add("0x" + a[2:].lower())
     return frozenset(out)
+
+
+def checksummed(addresses: Sequence[str] | frozenset[str] | None) -> list[str] | None:
+    """EIP-55 display form of stored (lowercase) addresses, sorted, via ``Web3.to_checksum_address``."""
+    return None if addresses is None else sorted(Web3.to_checksum_address(a) for a in addresses)
 
 
 def ingest_evm(
@@ -105,6 +121,7 @@ def ingest_evm(
     max_reorg_depth: int = 256,
     progress: Callable[[int, int, int], None] | None = None,
     trace_api: str = "call",
+    transport: str = "web3",
 ) -> EvmIngestResult:
     """Ingest blocks [from_block, to_block] (to_block None: the tip minus ``confirmations``).
 
@@ -113,12 +130,13 @@ def ingest_evm(
     eth_getLogs over shrinking ranges). ``tokens``: only these ERC-20 contracts (default: all).
     ``trace_api`` (with ``traces``): ``call`` (geth's debug_traceBlockByNumber with callTracer; falls
     back to ``parity`` if the node lacks it) or ``parity`` (``trace_block``: erigon, nethermind).
+    ``transport`` (when ``rpc`` is a URL): ``web3`` (web3.py's HTTPProvider) or ``raw`` (requests).
     """
     if receipts not in ("block", "tx", "none"):
         raise ValueError(f"receipts must be block, tx or none, not {receipts!r}")
     if trace_api not in ("call", "parity"):
         raise ValueError(f"trace_api must be call or parity, not {trace_api!r}")
-    client = rpc if isinstance(rpc, RpcClient) else RpcClient(rpc)
+    client = rpc if isinstance(rpc, RpcClient) else RpcClient(rpc, transport=transport)
     url = client.url
     chain_id = client.chain_id()
     chain = chain or default_chain_name(chain_id)
@@ -131,9 +149,11 @@ def ingest_evm(
         raise IngestError(url, f"block {from_block}", "--from-block must be ≥ 0")
     params = {"from_block": from_block, "to_block": to_block, "resolved_to_block": end, "tokens":
               sorted(token_set) if token_set else None, "traces": traces, "receipts": receipts,
-              "chain_id": chain_id, "confirmations": confirmations, "batch_size": batch_size}
+              "chain_id": chain_id, "confirmations": confirmations, "batch_size": batch_size,
+              "transport": client.transport}
     run = store.begin_run("evm", url, params)
-    result = EvmIngestResult(run.run_id, chain, chain_id, from_block, end, receipts_mode=receipts)
+    result = EvmIngestResult(run.run_id, chain, chain_id, from_block, end, receipts_mode=receipts,
+                             transport=client.transport, tokens=checksummed(token_set))
     try:
         with store.transaction():
             store.claim_chain(chain, "account", network_name(chain_id), chain_id, run.run_id)

@@ -4,10 +4,22 @@ It knows JSON-RPC and nothing of the store (fetch → map → load, as in ethere
 split). Every failure is an :class:`~tracer.errors.IngestError` naming the node URL, the block (or
 block range) and the JSON-RPC method, so an analyst can tell *which* call failed and retry it.
 
-Why not web3.py's provider for the hot path: web3 formats every response through its middleware
-stack (checksummed addresses, AttributeDicts, HexBytes), which costs more than the JSON decode
-itself; ingest wants the raw hex strings, which map straight to the store's lowercase columns.
-web3 is still used for ABI work and signing (tests, benchmark).
+Two transports carry the same batches (``transport=``):
+
+* ``web3`` (the default): web3.py's :class:`~web3.HTTPProvider` — its HTTP session handling, request
+  encoding and JSON-RPC batch support (``provider.make_batch_request``, web3 ≥ 7), one provider per
+  fetch thread. The batch goes through the provider, not through ``w3.batch_requests()``: that layer
+  formats every reply (checksummed addresses, AttributeDicts, HexBytes) and raises on the first failed
+  call of a batch, while ingest wants the raw hex strings (they map straight to the store's lowercase
+  columns) and the failing call's own block and method. The provider's reply decoder is replaced by
+  orjson (same values, ~3× faster than the standard library; it keeps the body of a malformed reply
+  for quarantine). web3 also reads token metadata (contract calls with the ERC-20 ABI,
+  :mod:`tracer.ingest.evm_tokens`) on the same provider.
+* ``raw``: the same JSON-RPC batches posted with :mod:`requests` directly (kept for comparison and as
+  a fallback; docs/benchmarks.md measures both against ethereum-etl).
+
+Retries, back-off and error naming are this module's, identical for both transports (web3's own
+retry of single requests is switched off so that it does not multiply them).
 
 Batching follows the JSON-RPC 2.0 spec (https://www.jsonrpc.org/specification#batch): one HTTP POST
 carries many calls, answered in any order and matched by ``id``.
@@ -24,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from web3 import HTTPProvider, Web3
 
 from tracer.errors import IngestError
 
@@ -64,6 +77,32 @@ class MethodNotSupported(RpcError):
     """The node does not offer this method (JSON-RPC -32601)."""
 
 
+TRANSPORTS = ("web3", "raw")
+
+
+class MalformedReply(ValueError):
+    """A reply body that is not JSON; keeps the body for quarantine."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        super().__init__(f"malformed JSON response ({body[:80]!r})")
+
+
+class _ProviderWithFastDecode(HTTPProvider):
+    """web3's HTTP provider; replies decoded by orjson, and a malformed one raised with its body.
+
+    ``decode_rpc_response`` is the provider's documented decoding hook (web3/providers/base.py); the
+    stock one goes through the standard library's json and drops the body from its error.
+    """
+
+    @staticmethod
+    def decode_rpc_response(raw_response: bytes) -> Any:
+        try:
+            return _parse(raw_response)
+        except ValueError:
+            raise MalformedReply(raw_response) from None
+
+
 @dataclass(frozen=True)
 class Call:
     """One JSON-RPC call plus where it points in the chain (for error messages)."""
@@ -88,8 +127,12 @@ class RpcClient:
         retries: int = 4,
         backoff: float = 0.25,
         max_batch: int = 500,
+        transport: str = "web3",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.url = url
+        self.transport = transport
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -107,6 +150,93 @@ class RpcClient:
             s.headers["Content-Type"] = "application/json"
             self._local.session = s
         return s
+
+    @property
+    def web3(self) -> Web3:
+        """This thread's :class:`~web3.Web3` on the node (one provider, one HTTP session per thread)."""
+        w3 = getattr(self._local, "w3", None)
+        if w3 is None:
+            provider = _ProviderWithFastDecode(self.url, request_kwargs={"timeout": self.timeout},
+                                               exception_retry_configuration=None)
+            w3 = self._local.w3 = Web3(provider)
+        return w3
+
+    def _post_web3(self, calls: Sequence[Call], position: str, method: str) -> tuple[Any, int]:
+        """One batch through web3's provider, with this client's retries; (body, id of the first call).
+
+        The provider numbers requests from its own counter; it belongs to this thread alone, so the
+        ids of one batch are consecutive from the next value of that counter.
+        """
+        provider = self.web3.provider
+        requests_ = [(c.method, c.params) for c in calls]
+        last, raw = "", None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4))
+            base = next(provider.request_counter) + 1  # type: ignore[attr-defined]
+            try:
+                body = provider.make_batch_request(requests_)  # type: ignore[attr-defined]
+            except requests.Timeout:
+                last = f"timed out after {self.timeout:g} s"
+                continue
+            except requests.ConnectionError as exc:
+                last = f"node unreachable ({type(exc).__name__})"
+                continue
+            except requests.HTTPError as exc:
+                self.requests_sent += 1
+                r = exc.response
+                status = r.status_code if r is not None else 0
+                if status == 429 or status >= 500:
+                    last = f"HTTP {status}"
+                    continue
+                text = r.text[:200] if r is not None else ""
+                raise RpcError(self.url, position, method, f"HTTP {status}: {text}") from None
+            except requests.RequestException as exc:  # bad URL, unsupported scheme: retrying cannot help
+                raise RpcError(self.url, position, method, f"cannot send the request: {exc}") from None
+            except MalformedReply as exc:
+                self.requests_sent += 1
+                last = str(exc)
+                raw = exc.body[:4096].decode("utf-8", errors="replace")
+                continue
+            except (AttributeError, TypeError, KeyError):
+                # web3 sorts a batch reply by id and trips over items that are not JSON-RPC objects.
+                self.requests_sent += 1
+                last = "malformed batch reply: items are not JSON-RPC responses"
+                continue
+            self.requests_sent += 1
+            return body, base
+        raise RpcError(
+            self.url, position, method, f"{last}; gave up after {self.retries + 1} attempts", raw=raw
+        )
+
+    def web3_call(self, fn: Any, position: str, method: str) -> Any:
+        """Run ``fn()`` (a web3 call, e.g. a contract function's ``.call``) with this client's retries.
+
+        Transport failures are retried with back-off like batches and then raised as
+        :class:`RpcError` naming ``position`` and ``method``; errors the node or the ABI decoder
+        answered (reverts, undecodable output) are left to the caller.
+        """
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 4))
+            try:
+                self.calls_sent += 1
+                return fn()
+            except requests.Timeout:
+                last = f"timed out after {self.timeout:g} s"
+            except requests.ConnectionError as exc:
+                last = f"node unreachable ({type(exc).__name__})"
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if status != 429 and status < 500:
+                    raise RpcError(self.url, position, method, f"HTTP {status}") from None
+                last = f"HTTP {status}"
+            except MalformedReply as exc:
+                last = str(exc)
+            except requests.RequestException as exc:
+                raise RpcError(self.url, position, method, f"cannot send the request: {exc}") from None
+        raise RpcError(self.url, position, method, f"{last}; gave up after {self.retries + 1} attempts")
 
     def _post(self, payload: bytes, position: str, method: str) -> Any:
         """POST with retries on transport failures; return the decoded JSON body."""
@@ -161,10 +291,12 @@ class RpcClient:
     def _batch_once(self, calls: Sequence[Call], node_errors: str = "raise") -> list[Any]:
         if not calls:
             return []
-        payload = json.dumps(
-            [{"jsonrpc": "2.0", "id": i, "method": c.method, "params": c.params} for i, c in enumerate(calls)],
-            separators=(",", ":"),
-        ).encode()
+        payload = b""
+        if self.transport == "raw":
+            payload = json.dumps(
+                [{"jsonrpc": "2.0", "id": i, "method": c.method, "params": c.params} for i, c in enumerate(calls)],
+                separators=(",", ":"),
+            ).encode()
         self.calls_sent += len(calls)
         where = calls[0].position if len(calls) == 1 else f"{calls[0].position} … {calls[-1].position}"
         methods = sorted({c.method for c in calls})
@@ -172,7 +304,10 @@ class RpcClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
-            body = self._post(payload, where, ",".join(methods))
+            if self.transport == "raw":
+                body, base = self._post(payload, where, ",".join(methods)), 0
+            else:
+                body, base = self._post_web3(calls, where, ",".join(methods))
             if isinstance(body, dict) and "error" in body and len(calls) > 0 and body.get("id") is None:
                 # A node that refuses the whole batch (some providers cap batch size).
                 err = body["error"] or {}
@@ -182,7 +317,7 @@ class RpcClient:
             by_id: dict[int, dict] = {}
             for item in body:
                 if isinstance(item, dict) and isinstance(item.get("id"), int):
-                    by_id[item["id"]] = item
+                    by_id[item["id"] - base] = item
             if len(by_id) != len(calls) or any(i not in by_id for i in range(len(calls))):
                 last = f"malformed batch reply: {len(by_id)} answers for {len(calls)} calls"
                 continue
@@ -312,14 +447,6 @@ class RpcClient:
                 raise RpcError(self.url, position, "eth_getLogs", f"malformed logs reply: {str(logs)[:80]}")
             out.extend(logs)
         return out
-
-    def eth_call(self, calls: Sequence[tuple[str, str]], block: str = "latest") -> list[str | None]:
-        """Read-only contract calls (to, data) in one batch; a reverted call gives ``None``."""
-        res = self.batch(
-            [Call("eth_call", [{"to": to, "data": data}, block], f"contract {to}") for to, data in calls],
-            node_errors="return",
-        )
-        return [None if isinstance(r, RpcError) or not isinstance(r, str) else r for r in res]
 
 
 def _parse(body: bytes) -> Any:

@@ -1,18 +1,45 @@
-"""Read ERC-20 metadata (symbol, name, decimals) from token contracts, once per token.
+"""Read ERC-20 metadata (symbol, name, decimals) from token contracts with web3, once per token.
 
-EIP-20 makes ``name()``, ``symbol()`` and ``decimals()`` OPTIONAL, and early tokens (MKR, SAI)
-return ``bytes32`` instead of ``string``; so every call may revert or answer in either form. The
-answer is cached in ``evm_tokens`` with a status, and a token that answers nothing is not asked
-again on every run.
+EIP-20 (https://eips.ethereum.org/EIPS/eip-20) makes ``name()``, ``symbol()`` and ``decimals()``
+OPTIONAL, and early tokens built on DSToken (MKR, SAI) answer ``bytes32`` instead of ``string``. So
+every call may revert, answer nothing, or answer in the other form. The reads are web3 contract calls
+(``w3.eth.contract(address=..., abi=ERC20_ABI)``) on the ingest's own node connection:
+
+1. all three functions of up to ``BATCH_TOKENS`` tokens in one JSON-RPC batch (``w3.batch_requests()``)
+   — the common case, one round trip;
+2. web3 raises for the whole batch when any one call reverts or does not decode, so then each token
+   is asked function by function; a ``string`` answer that does not decode is asked again with the
+   legacy ``bytes32`` ABI; a revert or an empty answer means "not present" (None).
+
+The answer is cached in ``evm_tokens`` with a status (``ok``, ``partial``, ``none``), and a token is
+not asked again on later runs. Transport failures are retried and then raised naming the contract
+and the function (:meth:`~tracer.ingest.evm_rpc.RpcClient.web3_call`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eth_abi.exceptions import DecodingError
+from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, Web3Exception
 
 from tracer.ingest.evm_rpc import RpcClient
 
-SELECTORS = {"name": "0x06fdde03", "symbol": "0x95d89b41", "decimals": "0x313ce567"}
+FIELDS = ("symbol", "name", "decimals")
+BATCH_TOKENS = 100
+
+
+def _view(name: str, out: str) -> dict:
+    return {"type": "function", "name": name, "inputs": [], "stateMutability": "view",
+            "outputs": [{"name": "", "type": out}]}
+
+
+# The optional metadata functions of EIP-20, as the standard declares them.
+ERC20_ABI = [_view("symbol", "string"), _view("name", "string"), _view("decimals", "uint8")]
+# DSToken (MKR, SAI and their forks) declare ``bytes32 public symbol`` / ``name``.
+LEGACY_ABI = [_view("symbol", "bytes32"), _view("name", "bytes32")]
 
 # Well-known mainnet stablecoins, so `--tokens USDT` works without looking the address up.
 KNOWN_TOKENS = {
@@ -25,45 +52,88 @@ KNOWN_TOKENS = {
     },
 }
 
+# What a contract answering "no such function" looks like through web3: a revert
+# (ContractLogicError), an empty or undecodable answer (BadFunctionCallOutput), an execution error.
+_NOT_PRESENT = (Web3Exception, DecodingError)
 
-def decode_text(ret: str | None) -> str | None:
-    """ABI ``string`` or legacy ``bytes32`` return data as text; None if neither."""
-    if not ret or ret == "0x":
+
+def token_text(value: str | bytes | None) -> str | None:
+    """A ``string`` or legacy ``bytes32`` answer as text: NULs and surrounding blanks dropped; None if empty."""
+    if value is None:
         return None
-    raw = bytes.fromhex(ret[2:])
-    if len(raw) >= 64:
-        offset = int.from_bytes(raw[:32], "big")
-        if offset == 32 and len(raw) >= 64:
-            length = int.from_bytes(raw[32:64], "big")
-            if 64 + length <= len(raw):
-                return _clean(raw[64 : 64 + length])
-    if len(raw) == 32:
-        return _clean(raw.rstrip(b"\0"))
-    return None
-
-
-def _clean(b: bytes) -> str | None:
-    text = b.decode("utf-8", errors="replace").replace("\0", "").strip()
+    if isinstance(value, bytes):
+        value = value.rstrip(b"\0").decode("utf-8", errors="replace")
+    text = value.replace("\0", "").strip()
     return text or None
 
 
-def decode_uint(ret: str | None) -> int | None:
-    if not ret or len(ret) < 66:
-        return None
-    v = int(ret[2:66], 16)
-    return v if v <= 255 else None
+def token_decimals(value: Any) -> int | None:
+    """``decimals()`` as an int in 0..255 (uint8, EIP-20); anything else is not an answer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255 else None
 
 
 def fetch_metadata(rpc: RpcClient, chain: str, addresses: Iterable[str]) -> list[dict]:
-    """One batched round of eth_call for every token: rows for ``evm_tokens``."""
-    addrs = sorted(set(addresses))
-    calls = [(a, SELECTORS[f]) for a in addrs for f in ("symbol", "name", "decimals")]
-    res = rpc.eth_call(calls)
+    """Rows for ``evm_tokens``: symbol, name, decimals and status of every token (lowercase addresses)."""
+    addrs = sorted({a.lower() for a in addresses})
+    w3 = rpc.web3
     rows = []
-    for i, a in enumerate(addrs):
-        sym, name, decs = res[3 * i : 3 * i + 3]
-        symbol, nm, decimals = decode_text(sym), decode_text(name), decode_uint(decs)
-        got = sum(x is not None for x in (symbol, nm, decimals))
-        rows.append({"chain": chain, "address": a, "symbol": symbol, "name": nm, "decimals": decimals,
-                     "status": "ok" if got == 3 else ("partial" if got else "none")})
+    for start in range(0, len(addrs), BATCH_TOKENS):
+        chunk = addrs[start : start + BATCH_TOKENS]
+        answers = _all_in_one_batch(rpc, w3, chunk)
+        if answers is None:
+            answers = [_one_by_one(rpc, w3, a) for a in chunk]
+        for a, (symbol, name, decimals) in zip(chunk, answers, strict=True):
+            got = sum(x is not None for x in (symbol, name, decimals))
+            rows.append({"chain": chain, "address": a, "symbol": symbol, "name": name, "decimals": decimals,
+                         "status": "ok" if got == 3 else ("partial" if got else "none")})
     return rows
+
+
+def _all_in_one_batch(rpc: RpcClient, w3: Web3, addrs: Sequence[str]) -> list[tuple] | None:
+    """Every function of every token in one batch; None when any call reverted or did not decode."""
+    contracts = [w3.eth.contract(address=Web3.to_checksum_address(a), abi=ERC20_ABI) for a in addrs]
+
+    def run() -> list[Any]:
+        with w3.batch_requests() as batch:
+            for c in contracts:
+                for f in FIELDS:
+                    batch.add(c.functions[f]())
+            return batch.execute()
+
+    where = f"contract {addrs[0]}" + (f" … {addrs[-1]}" if len(addrs) > 1 else "")
+    try:
+        res = rpc.web3_call(run, where, "eth_call symbol(),name(),decimals()")
+    except _NOT_PRESENT:
+        return None
+    out = []
+    for i in range(len(addrs)):
+        symbol, name, decimals = res[3 * i : 3 * i + 3]
+        out.append((token_text(symbol), token_text(name), token_decimals(decimals)))
+    return out
+
+
+def _one_by_one(rpc: RpcClient, w3: Web3, addr: str) -> tuple:
+    checksummed = Web3.to_checksum_address(addr)
+    standard = w3.eth.contract(address=checksummed, abi=ERC20_ABI)
+    legacy = w3.eth.contract(address=checksummed, abi=LEGACY_ABI)
+    where = f"contract {addr}"
+
+    def ask(contract: Any, f: str) -> Any:
+        return rpc.web3_call(contract.functions[f]().call, where, f"eth_call {f}()")
+
+    out: list[Any] = []
+    for f in ("symbol", "name"):
+        try:
+            out.append(token_text(ask(standard, f)))
+        except BadFunctionCallOutput:  # answered, but not an ABI string: DSToken's bytes32?
+            try:
+                out.append(token_text(ask(legacy, f)))
+            except _NOT_PRESENT:
+                out.append(None)
+        except _NOT_PRESENT:
+            out.append(None)
+    try:
+        out.append(token_decimals(ask(standard, "decimals")))
+    except _NOT_PRESENT:
+        out.append(None)
+    return tuple(out)
