@@ -152,3 +152,11 @@ def test_a_store_refuses_a_second_network(tmp_path, seeded):
 def test_missing_path_is_a_clear_error(store, tmp_path):
     with pytest.raises(IngestError, match="no such file or directory"):
         ingest_bitcoin(store, [tmp_path / "nope.dat"])
+
+
+def test_progress_bar_shows_blocks_and_transactions_per_second(tmp_path):
+    result = tracer_cli(tmp_path / "p.duckdb", "ingest", "bitcoin", "--progress", str(BLK))
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "439 blocks" in text and "blocks/s" in text and "446 tx" in text and "tx/s" in text
+    assert "run 1: 439 blocks, 446 transactions" in text
