@@ -6,7 +6,8 @@
    ERC-20 ``scatter`` transaction (``--per-block`` Transfer logs) and two ether payments, sent as
    JSON-RPC batches with automine off and one ``evm_mine`` per block.
 2. Installs ethereum-etl from PyPI into its own venv (``.cache/etl-venv``, git-ignored) if missing.
-3. Runs, each as its own process (wall time and peak RSS of that process):
+3. Runs, each as its own process (wall time and peak RSS of that process), tracer once per transport
+   (``--transport web3``: web3.py's HTTPProvider, the default; ``--transport raw``: requests):
    - tracer: ``tracer ingest evm`` with block receipts (status, fees) — more data than the peer reads;
    - tracer, ``--receipts none`` (blocks + eth_getLogs), the same data ethereum-etl reads;
    - ethereum-etl ``export_blocks_and_transactions`` + ``export_token_transfers`` (CSV).
@@ -173,6 +174,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-etl", action="store_true")
+    ap.add_argument("--transports", nargs="+", default=["web3", "raw"], choices=["web3", "raw"])
     args = ap.parse_args()
 
     port = free_port()
@@ -199,7 +201,9 @@ def main() -> None:
         rpc.call("eth_getLogs", {"fromBlock": "0x0", "toBlock": hex(tip)})
 
         results = {}
-        for label, extra in (("tracer (block receipts)", []), ("tracer (--receipts none)", ["--receipts", "none"])):
+        runs = [(f"tracer {t} (block receipts)", ["--transport", t]) for t in args.transports] + [
+            (f"tracer {t} (--receipts none)", ["--transport", t, "--receipts", "none"]) for t in args.transports]
+        for label, extra in runs:
             db = work / f"{len(results)}.duckdb"
             r = timed([str(ROOT / ".venv" / "bin" / "tracer"), "--db", str(db), "ingest", "evm", "--rpc", url,
                        "--from-block", "0", "--to-block", str(tip), "--batch-size", str(args.batch_size),

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from web3 import Web3
+
 import tracer
 
 from .fault_proxy import FaultProxy, block_of
@@ -68,6 +70,8 @@ def test_only_the_asked_tokens_are_ingested(tmp_path, anvil, scenario):
     out = run("ingest", "evm", "--rpc", anvil.url, "--to-block", str(scenario.end), "--tokens",
               scenario.usdt.upper().replace("0X", "0x"), "--json", db=db)
     assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["tokens"] == [Web3.to_checksum_address(scenario.usdt)] and result["transport"] == "web3"
     with tracer.open(db) as store:
         assert store.query("SELECT DISTINCT asset, symbol, decimals FROM transfers WHERE kind = 'erc20'") == [
             (scenario.usdt, "USDT", 6)]

@@ -35,10 +35,11 @@ def fast(url: str, **kw) -> RpcClient:
     return RpcClient(url, timeout=kw.pop("timeout", 5), retries=kw.pop("retries", 2), backoff=0.01, **kw)
 
 
-def test_node_down_is_a_clear_error_naming_the_call(tmp_path):
+@pytest.mark.parametrize("transport", ["web3", "raw"])
+def test_node_down_is_a_clear_error_naming_the_call(tmp_path, transport):
     store = tracer.open(tmp_path / "s.duckdb")
     with pytest.raises(IngestError) as err:
-        ingest_evm(store, fast("http://127.0.0.1:9"), 0, 5)
+        ingest_evm(store, fast("http://127.0.0.1:9", transport=transport), 0, 5)
     assert "eth_chainId" in str(err.value) and "node unreachable" in str(err.value)
     assert "gave up after 3 attempts" in str(err.value)
     assert store.count("blocks") == 0
@@ -61,12 +62,13 @@ def test_node_dying_mid_ingest_leaves_whole_batches_and_a_rerun_completes(tmp_pa
     assert snapshot(store) == clean
 
 
-def test_transient_failures_are_retried(tmp_path, anvil, scenario, clean):
+@pytest.mark.parametrize("transport", ["web3", "raw"])
+def test_transient_failures_are_retried(tmp_path, anvil, scenario, clean, transport):
     failures = iter(["drop", "http500", None, "garbage"])
     proxy = FaultProxy(anvil.url, lambda calls: next(failures, None))
     store = tracer.open(tmp_path / "s.duckdb")
     try:
-        ingest_evm(store, fast(proxy.url, retries=3), 0, scenario.end)
+        ingest_evm(store, fast(proxy.url, retries=3, transport=transport), 0, scenario.end)
     finally:
         proxy.stop()
     assert snapshot(store) == clean
@@ -85,13 +87,15 @@ def test_timeout_names_block_and_call(tmp_path, anvil, scenario):
     assert store.query("SELECT max(height) FROM blocks") == [(2,)]
 
 
-def test_garbage_reply_is_quarantined_and_nothing_of_its_batch_is_written(tmp_path, anvil, scenario):
+@pytest.mark.parametrize("transport", ["web3", "raw"])
+def test_garbage_reply_is_quarantined_and_nothing_of_its_batch_is_written(tmp_path, anvil, scenario, transport):
     bad = lambda calls: "garbage" if any(block_of(c) == 4 for c in calls) else None  # noqa: E731
     proxy = FaultProxy(anvil.url, bad)
     store = tracer.open(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
-            ingest_evm(store, fast(proxy.url, retries=1), 0, scenario.end, batch_size=3, workers=1)
+            ingest_evm(store, fast(proxy.url, retries=1, transport=transport), 0, scenario.end, batch_size=3,
+                       workers=1)
     finally:
         proxy.stop()
     assert "malformed JSON response" in str(err.value) and "block 3" in str(err.value)
@@ -207,8 +211,9 @@ def test_following_the_tip_resumes_where_the_last_run_stopped(tmp_path, anvil_fa
     assert store.query("SELECT count(*), max(height) FROM blocks") == [(9, 8)]
 
 
-def test_a_url_that_is_not_http_is_refused_at_once(tmp_path):
+@pytest.mark.parametrize("transport", ["web3", "raw"])
+def test_a_url_that_is_not_http_is_refused_at_once(tmp_path, transport):
     store = tracer.open(tmp_path / "s.duckdb")
     with pytest.raises(IngestError) as err:
-        ingest_evm(store, "ws://127.0.0.1:8546", 0, 1)
+        ingest_evm(store, "ws://127.0.0.1:8546", 0, 1, transport=transport)
     assert "ws://127.0.0.1:8546 at node (eth_chainId): cannot send the request" in str(err.value)

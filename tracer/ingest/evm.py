@@ -80,9 +80,10 @@ class _Reorg(Exception):
 def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str] | None:
     """Token contract addresses, lowercase as stored; well-known symbols (USDT, ...) on mainnet too.
 
-    Validated by web3 (``Web3.is_address``): 0x + 40 hex digits, and a mixed-case address must carry
-    a valid EIP-55 checksum (https://eips.ethereum.org/EIPS/eip-55) — a mistyped address written
-    with a checksum is refused instead of silently matching nothing.
+    Validated with web3: ``Web3.is_address`` (0x + 40 hex digits) and, for an address written in
+    mixed case, ``Web3.is_checksum_address`` — mixed case is an EIP-55 checksum
+    (https://eips.ethereum.org/EIPS/eip-55), so a mistyped checksummed address is refused instead of
+    silently matching nothing. All-lowercase and all-uppercase addresses carry no checksum.
     """
     if tokens is None:
         return None
@@ -90,12 +91,14 @@ def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str
     out = set()
     for t in tokens:
         a = known.get(t.strip().upper(), t.strip())
-        if not (a[:2] in ("0x", "0X") and Web3.is_address("0x" + a[2:])):
-            mixed = len(a) == 42 and a[2:] != a[2:].lower() and a[2:] != a[2:].upper()
-            why = ("EIP-55 checksum does not match (mistyped?)" if mixed and Web3.is_address("0x" + a[2:].lower())
-                   else "not a token contract address (0x + 40 hex digits)")
-            raise IngestError("--tokens", t, why)
-        out.add("0x" + a[2:].lower())
+        a = "0x" + a[2:] if a[:2] in ("0x", "0X") else a
+        if not (a.startswith("0x") and Web3.is_address(a)):
+            raise IngestError("--tokens", t, "not a token contract address (0x + 40 hex digits)")
+        digits = a[2:]
+        if digits not in (digits.lower(), digits.upper()) and not Web3.is_checksum_address(a):
+            raise IngestError("--tokens", t, "EIP-55 checksum does not match (mistyped?): expected "
+                              f"{Web3.to_checksum_address(a)} if the digits are right")
+        out.add(a.lower())
     return frozenset(out)
 
 
