@@ -23,9 +23,10 @@ Rules and their sources:
   must be 1; the length must match the country's registered length.
 * Phones: Google's libphonenumber (``phonenumbers``) decides validity and formats E.164.
 
-User-entered Bitcoin addresses (reports, ads, CSV labels, the CLI) are validated by bitcoinlib as
-well, the project's Bitcoin library; bulk label lists use the built-in checksum code, which a
-property test keeps in agreement with bitcoinlib.
+Bitcoin addresses from users and label sources (reports, ads, every label format) go through
+:func:`validate_bitcoin_user_address`: bitcoinlib, the project's Bitcoin library, and the built-in
+rules must both accept them. Property tests keep the built-in Base58Check and Bech32 code in agreement
+with bitcoinlib on mutated addresses.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ class _Batch:
         self.refused = Refused()
 
     def add(self, *, asset: str, address: Any, label: Any, line: int | None, position: str, raw: str,
-            network: str | None = None, user_entered: bool = False, **fields: Any) -> None:
+            network: str | None = None, **fields: Any) -> None:
         if address is None or str(address).strip() == "":
             self.refused.add(position, raw, "no address")
             return
@@ -127,7 +127,7 @@ class _Batch:
         code = (network or asset or "").strip()
         try:
             chain = chain_for(code, address)
-            if chain == "bitcoin" and user_entered:
+            if chain == "bitcoin":  # bitcoinlib and the built-in rules must both accept it
                 normalised, _ = validate_bitcoin_user_address(address)
             else:
                 normalised, _ = validate_address(chain, address)
@@ -525,7 +525,7 @@ def _csv_batch(path: Path, run_id: int, default_source: str) -> _Batch:
         chain = row["chain"].lower()
         asset = _chain_currency(chain) if chain in _CHAIN_CURRENCY else row["chain"]
         batch.add(asset=asset, address=row["address"], label=row["label"], line=number,
-                  position=f"line {number}", raw=raw, user_entered=True,
+                  position=f"line {number}", raw=raw,
                   category=row.get("category") or None, source=row.get("source") or default_source,
                   actor=row.get("actor") or None, abuse=row.get("abuse") or None, confidence=level,
                   confidence_level=level_name, pack=path.stem)
