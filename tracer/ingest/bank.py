@@ -13,14 +13,18 @@ Formats (see docs/formats.md):
   ``accounts.csv`` (``acct_id, bank_id, acct_rptng_crncy``) when given.
 * **Mapped CSV**: a YAML mapping (or ``--map key=column`` flags) names the column of each field.
 
-Amounts are exact integers in the currency's base unit: cents for fiat (two decimals, as the issue
-requires), satoshi for Bitcoin. A value with more decimals than that unit holds is refused, never
-rounded. Ground truth (``Is Laundering``, ``is_sar``, ``alert_id``) is kept for scoring detectors.
+Amounts are exact integers in the currency's base unit: cents for every fiat currency (AMLworld writes
+two decimals for all of them, Yen included), satoshi for Bitcoin. A value with more decimals than that
+unit holds is refused, never rounded. Ground truth (``Is Laundering``, ``is_sar``, ``alert_id``) is kept
+for scoring detectors.
 
-The file is read in large byte chunks; each chunk is split into lines with numpy, checked for broken
-UTF-8 and field counts, parsed by pyarrow, validated by one DuckDB query and loaded with one bulk
-insert in its own transaction, with a checkpoint. Refused rows go to ``quarantine`` with file, line and
-reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``), so re-running adds nothing.
+The file is read in 64 MB chunks of whole lines. A chunk is checked for broken UTF-8 with one decode
+(lines are located with numpy only when something is wrong), parsed by pyarrow (a line with the wrong
+number of fields is found by counting commas with numpy), then validated and inserted by one DuckDB
+statement over the Arrow batch, in its own transaction with a checkpoint ("byte N line L"), so a crash
+leaves whole chunks and the next run resumes after the last one. Refused rows go to ``quarantine`` with
+file, line and reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``) and the insert
+anti-joins on (chain, txid, idx) whenever the dataset is already present, so re-running adds nothing.
 """
 
 from __future__ import annotations
