@@ -56,3 +56,12 @@ def test_labels_cli_import_and_tagpack_export(tmp_path: Path):
     assert exported.returncode == 0 and exported.stdout.strip().endswith("ofac-sdn.yaml")
     pack = yaml.safe_load((out / "ofac-sdn.yaml").read_text())
     assert pack["confidence"] == "authority_data" and len(pack["tags"]) == 652
+    # GraphSense codes on export: XBT becomes BTC; a USDT tag names its network
+    currencies = {t["currency"] for t in pack["tags"]}
+    assert currencies >= {"BTC", "ETH", "USDT"} and "XBT" not in currencies
+    assert {t.get("network") for t in pack["tags"] if t["currency"] == "USDT"} == {"ETH", "TRX", "BTC"}
+    again = tracer_cli(tmp_path / "again.duckdb", "ingest", "labels", str(out), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["loaded"] == 652
+    with tracer.open(tmp_path / "again.duckdb") as s:
+        assert dict(s.query("SELECT chain, count(*) FROM labels WHERE source_asset = 'USDT' GROUP BY chain")) == {
+            "ethereum": 8, "tron": 11, "bitcoin": 7}

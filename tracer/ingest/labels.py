@@ -442,6 +442,12 @@ def export_tagpacks(store: Store, out_dir: str | Path, pack: str | None = None,
             tag: dict[str, Any] = {"address": address, "label": label}
             if source is not None:
                 tag["source"] = source
+            if not _h:
+                # not from a TagPack (OFAC lists or XML, CSV): write GraphSense's codes, and name the
+                # network of a multi-chain token so the tag cannot be read back onto another chain
+                asset = "BTC" if asset in (None, "", "XBT") and chain == "bitcoin" else asset
+                if asset in MULTI_CHAIN_ASSETS and network is None:
+                    network = _chain_currency(chain)
             tag["currency"] = asset if asset else _chain_currency(chain)
             if network is not None:
                 tag["network"] = network
