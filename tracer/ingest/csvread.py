@@ -124,15 +124,14 @@ def read_lines(buf: bytes, first_line: int = 1, skip_blank: bool = True) -> Line
         raw = buf[starts[i]:ends[i]].rstrip(b"\r\n")
         refused.add(f"line {first_line + i}", raw.decode("utf-8", "backslashreplace"),
                     "broken encoding: not valid UTF-8")
-    if skip_blank:
+    if skip_blank and len(starts):
+        # a blank line holds nothing but its line end ("\n", "\r\n"; the last line may have none)
+        arr = np.frombuffer(buf, dtype=np.uint8)
         lengths = ends - starts
-        # a blank line is "\n" or "\r\n"
-        blank = lengths <= 1
-        two = lengths == 2
-        if two.any():
-            arr = np.frombuffer(buf, dtype=np.uint8)
-            blank |= two & (arr[np.minimum(starts, len(buf) - 1)] == 13)
-        keep &= ~blank
+        has_nl = (lengths > 0) & (arr[np.maximum(ends - 1, 0)] == 10)
+        content = lengths - has_nl
+        has_cr = (content > 0) & (arr[np.maximum(starts + content - 1, 0)] == 13)
+        keep &= (content - has_cr) > 0
     data = buf if keep.all() else b"".join(buf[s:e] for s, e in zip(starts[keep], ends[keep], strict=True))
     numbers = np.flatnonzero(keep).astype(np.int64) + first_line
     return Lines(data, data.decode("utf-8"), numbers, refused)
