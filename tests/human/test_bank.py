@@ -119,6 +119,17 @@ def test_mapped_csv_with_quoted_fields(store, tmp_path: Path):
         ("line 2", "amount is not a number: '1,000.00 / '")]
 
 
+def test_quoted_newline_is_never_split_by_a_chunk_boundary(store, tmp_path: Path):
+    path = tmp_path / "memo.csv"
+    rows = "".join(f'T{i},2024-03-01 10:00:00,A,B,1.{i % 100:02d},EUR,"line one\nline {i}"\n' for i in range(40))
+    path.write_text("id,booked,sender,receiver,value,ccy,memo\n" + rows)
+    cmap = ColumnMap.from_dict({"txid": "id", "time": "booked", "from_account": "sender", "to_account": "receiver",
+                                "amount": "value", "currency": "ccy"})
+    summary = ingest_bank(store, path, mapping=cmap, chunk_bytes=100)
+    assert (summary["loaded"], summary["quarantined"]) == (40, 0)
+    assert store.query("SELECT idx FROM transfers WHERE txid = 'memo:T39'") == [(80,)]  # records start on even lines
+
+
 def test_unknown_layout_without_mapping_is_refused(store, tmp_path: Path):
     path = tmp_path / "odd.csv"
     path.write_text("a,b\n1,2\n")

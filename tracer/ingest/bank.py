@@ -380,6 +380,10 @@ def _chunks(path: Path, size: int, start: int, first_line: int, chunk_bytes: int
             chunk = fh.read(chunk_bytes)
             if not chunk:
                 break
+            if b'"' in chunk and offset + len(chunk) < size:
+                # a quoted field may hold a newline, so a cut at the last newline could split a record:
+                # files with quotes (mapped exports, not the bulk AML formats) are read whole
+                chunk += fh.read()
             if offset + len(chunk) < size:
                 cut = chunk.rfind(b"\n")
                 if cut < 0:
