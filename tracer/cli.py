@@ -46,7 +46,11 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False lets moneytrail's own errors reach the handler below; a command's
+        # typer.Exit(code) then comes back as the return value
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (MoneytrailError, StoreError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -55,12 +59,12 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # usage errors (bad option, unknown command): typer vendors click, so match by behaviour
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
 
 

@@ -114,3 +114,11 @@ def test_info_lists_tables_and_schema_version(tmp_path):
     out = run_cli(tmp_path / "i.duckdb", "info")
     assert out.returncode == 0
     assert f"schema version {migrations()[-1][0]}" in out.stdout and "transactions:" in out.stdout
+
+
+def test_usage_errors_exit_2_with_clicks_message(tmp_path):
+    bad_option = run_cli(tmp_path / "u.duckdb", "query", "SELECT 1", "--format", "xml")
+    assert bad_option.returncode == 2 and "Invalid value for '--format'" in bad_option.stderr
+    unknown = run_cli(tmp_path / "u.duckdb", "nosuch")
+    assert unknown.returncode == 2 and "No such command 'nosuch'" in unknown.stderr
+    assert "Traceback" not in bad_option.stderr + unknown.stderr
