@@ -50,6 +50,10 @@ class Scripted:
         self.by_owner = np.argsort(self.free.owner, kind="stable")
         self.owner_sorted = self.free.owner[self.by_owner]
         self.user_kind = econ.owners.kind[self.free.owner] == USER
+        # ordinary wallets' coins by the block they were created in: "coins older than block b" is a prefix
+        users = np.flatnonzero(self.user_kind)
+        self.user_by_block = users[np.argsort(self.free.block[users], kind="stable")]
+        self.user_blocks = self.free.block[self.user_by_block]
         self.seq = 10**12
         self.txs: list[dict] = []  # ground truth of every scripted transaction
 
@@ -71,14 +75,18 @@ class Scripted:
             lo, hi = np.searchsorted(self.owner_sorted, [owner, owner + 1])
             cand = self.by_owner[lo:hi]
         elif kind == USER:
-            # rejection sampling: a few hundred random coins almost always hold enough candidates, and
-            # keep each call O(1) however large the coin set is; a full scan is the fallback
-            cand = self.rng.integers(0, len(f), 512)
+            # rejection sampling among the coins old enough: a few hundred random ones almost always hold
+            # enough candidates, so a call costs the same however large the coin set is; the whole prefix
+            # is the fallback
+            older = int(np.searchsorted(self.user_blocks, before_block, side="right"))
+            if older == 0:
+                return []
+            cand = np.unique(self.user_by_block[self.rng.integers(0, older, 512)])
         else:
             cand = np.flatnonzero(self.econ.owners.kind[f.owner] == kind)
         idx = self._eligible(cand, before_block, min_value, max_value, kind if owner is None else None)
         if idx.size < count and owner is None and kind == USER:
-            idx = self._eligible(np.flatnonzero(self.user_kind), before_block, min_value, max_value, None)
+            idx = self._eligible(self.user_by_block[:older], before_block, min_value, max_value, None)
         if idx.size == 0:
             return []
         idx = idx[self.rng.permutation(idx.size)]
@@ -93,7 +101,6 @@ class Scripted:
     def _eligible(self, cand: np.ndarray, before_block: int, min_value: int, max_value: int | None,
                   kind: int | None) -> np.ndarray:
         f = self.free
-        cand = np.unique(cand)
         ok = ~self.used[cand] & (f.block[cand] <= before_block) & (f.value[cand] >= min_value)
         if max_value is not None:
             ok &= f.value[cand] <= max_value
