@@ -109,3 +109,9 @@ def test_etl_ndjson_that_is_not_json_is_refused_with_its_line(tmp_path):
     assert out.returncode == 1 and "line 3" in out.stderr and "not JSON" in out.stderr
     with tracer.open(db) as store:
         assert store.count("blocks") == 0
+
+
+def test_an_unknown_transport_is_refused_before_the_node_is_asked(tmp_path):
+    out = run("ingest", "evm", "--rpc", "http://127.0.0.1:9", "--transport", "ipc", db=tmp_path / "s.duckdb")
+    assert out.returncode == 2
+    assert "--transport must be one of web3, raw, not 'ipc'" in " ".join(out.stderr.split())
