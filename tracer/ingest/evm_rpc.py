@@ -11,9 +11,9 @@ Two transports carry the same batches (``transport=``):
   fetch thread. The batch goes through the provider, not through ``w3.batch_requests()``: that layer
   formats every reply (checksummed addresses, AttributeDicts, HexBytes) and raises on the first failed
   call of a batch, while ingest wants the raw hex strings (they map straight to the store's lowercase
-  columns) and the failing call's own block and method. The provider's reply decoder is replaced by
-  orjson (same values, ~3× faster than the standard library; it keeps the body of a malformed reply
-  for quarantine). web3 also reads token metadata (contract calls with the ERC-20 ABI,
+  columns) and the failing call's own block and method. The provider's JSON encoding and decoding
+  steps use orjson (same values, ~3× faster than the standard library; a malformed reply keeps its
+  body for quarantine). web3 also reads token metadata (contract calls with the ERC-20 ABI,
   :mod:`tracer.ingest.evm_tokens`) on the same provider.
 * ``raw``: the same JSON-RPC batches posted with :mod:`requests` directly (kept for comparison and as
   a fallback; docs/benchmarks.md measures both against ethereum-etl).
@@ -92,7 +92,7 @@ class MalformedReply(ValueError):
         super().__init__(f"malformed JSON response ({body[:80]!r})")
 
 
-class _ProviderWithFastDecode(HTTPProvider):
+class _ProviderWithOrjson(HTTPProvider):
     """web3's HTTP provider with orjson at its two JSON hooks; a malformed reply raised with its body.
 
     ``encode_batch_rpc_request`` and ``decode_rpc_response`` are the provider's JSON encoding and
@@ -166,7 +166,7 @@ class RpcClient:
         """This thread's :class:`~web3.Web3` on the node (one provider, one HTTP session per thread)."""
         w3 = getattr(self._local, "w3", None)
         if w3 is None:
-            provider = _ProviderWithFastDecode(self.url, request_kwargs={"timeout": self.timeout},
+            provider = _ProviderWithOrjson(self.url, request_kwargs={"timeout": self.timeout},
                                                exception_retry_configuration=None)
             w3 = self._local.w3 = Web3(provider)
         return w3
