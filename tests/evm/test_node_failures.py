@@ -217,3 +217,19 @@ def test_a_url_that_is_not_http_is_refused_at_once(tmp_path, transport):
     with pytest.raises(IngestError) as err:
         ingest_evm(store, "ws://127.0.0.1:8546", 0, 1, transport=transport)
     assert "ws://127.0.0.1:8546 at node (eth_chainId): cannot send the request" in str(err.value)
+
+
+@pytest.mark.parametrize("transport", ["web3", "raw"])
+def test_a_node_refusing_batches_is_a_clear_error_naming_the_blocks(tmp_path, anvil, scenario, transport):
+    refuse = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests are not supported"}}
+    proxy = FaultProxy(anvil.url, lambda calls: ("replace", lambda up: refuse)
+                       if any(c["method"] == "eth_getBlockByNumber" for c in calls) else None)
+    store = tracer.open(tmp_path / "s.duckdb")
+    try:
+        with pytest.raises(IngestError) as err:
+            ingest_evm(store, fast(proxy.url, transport=transport), 0, scenario.end, batch_size=4, workers=1)
+    finally:
+        proxy.stop()
+    assert "block 0 … block 3" in str(err.value) and "eth_getBlockByNumber,eth_getBlockReceipts" in str(err.value)
+    assert "node error -32600: batch requests are not supported" in str(err.value)
+    assert store.count("blocks") == 0
