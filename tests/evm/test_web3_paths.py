@@ -7,6 +7,9 @@ with ``anvil_setCode``; each answers its selectors with fixed return data and re
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
@@ -111,3 +114,11 @@ def test_a_mistyped_checksummed_token_address_is_refused_before_anything_is_read
     res = ingest_evm(store, anvil.url, 0, scenario.end, tokens=[good])
     assert res.tokens == [good]
     assert store.query("SELECT DISTINCT asset FROM transfers WHERE kind = 'erc20'") == [(scenario.usdt,)]
+
+
+def test_importing_the_etl_importer_does_not_load_web3():
+    """web3 takes ~1 s to import; `tracer ingest etl` (which shares the EVM mappers) must not pay it."""
+    code = "import sys, tracer.ingest.etl, tracer.ingest.evm, tracer.commands.evm; print('web3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

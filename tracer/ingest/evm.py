@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from web3 import Web3
 
 from tracer.errors import IngestError
 from tracer.ingest import evm_load
@@ -87,6 +86,8 @@ def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str
     """
     if tokens is None:
         return None
+    from web3 import Web3  # imported when used (~1 s): `tracer ingest etl` imports this module too
+
     known = KNOWN_TOKENS.get(chain_id, {})
     out = set()
     for t in tokens:
@@ -104,7 +105,11 @@ def resolve_tokens(tokens: Sequence[str] | None, chain_id: int) -> frozenset[str
 
 def checksummed(addresses: Sequence[str] | frozenset[str] | None) -> list[str] | None:
     """EIP-55 display form of stored (lowercase) addresses, sorted, via ``Web3.to_checksum_address``."""
-    return None if addresses is None else sorted(Web3.to_checksum_address(a) for a in addresses)
+    if addresses is None:
+        return None
+    from web3 import Web3
+
+    return sorted(Web3.to_checksum_address(a) for a in addresses)
 
 
 def ingest_evm(

@@ -33,12 +33,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from web3 import HTTPProvider, Web3
 
 from tracer.errors import IngestError
+
+if TYPE_CHECKING:  # web3 is imported when first used: ~1 s of start-up that `tracer ingest etl` need not pay
+    from web3 import Web3
 
 try:  # orjson parses JSON-RPC replies ~3× faster than the standard library (same values: ints exact)
     from orjson import dumps as _dumps
@@ -92,25 +94,37 @@ class MalformedReply(ValueError):
         super().__init__(f"malformed JSON response ({body[:80]!r})")
 
 
-class _ProviderWithOrjson(HTTPProvider):
-    """web3's HTTP provider with orjson at its two JSON hooks; a malformed reply raised with its body.
+_PROVIDER_CLASS: list[type] = []
 
-    ``encode_batch_rpc_request`` and ``decode_rpc_response`` are the provider's JSON encoding and
-    decoding steps (web3/providers/base.py); the stock ones go through the standard library's json
-    with web3's encoder class (about 25 µs per call in a 200-call batch) and drop the body from a
-    decoding error. Ids still come from the provider's own ``request_counter``, as in the stock one.
-    """
 
-    def encode_batch_rpc_request(self, requests: list[tuple[Any, Any]]) -> bytes:
-        return _dumps([{"jsonrpc": "2.0", "method": method, "params": params or [],
-                        "id": next(self.request_counter)} for method, params in requests])
+def _provider_class() -> type:
+    """web3's HTTP provider with orjson at its two JSON hooks (the class is built on first use)."""
+    if _PROVIDER_CLASS:
+        return _PROVIDER_CLASS[0]
+    from web3 import HTTPProvider
 
-    @staticmethod
-    def decode_rpc_response(raw_response: bytes) -> Any:
-        try:
-            return _parse(raw_response)
-        except ValueError:
-            raise MalformedReply(raw_response) from None
+    class ProviderWithOrjson(HTTPProvider):
+        """web3's HTTP provider with orjson at its two JSON hooks; a malformed reply raised with its body.
+
+        ``encode_batch_rpc_request`` and ``decode_rpc_response`` are the provider's JSON encoding and
+        decoding steps (web3/providers/base.py); the stock ones go through the standard library's json
+        with web3's encoder class (about 25 µs per call in a 200-call batch) and drop the body from a
+        decoding error. Ids still come from the provider's own ``request_counter``, as in the stock one.
+        """
+
+        def encode_batch_rpc_request(self, requests: list[tuple[Any, Any]]) -> bytes:
+            return _dumps([{"jsonrpc": "2.0", "method": method, "params": params or [],
+                            "id": next(self.request_counter)} for method, params in requests])
+
+        @staticmethod
+        def decode_rpc_response(raw_response: bytes) -> Any:
+            try:
+                return _parse(raw_response)
+            except ValueError:
+                raise MalformedReply(raw_response) from None
+
+    _PROVIDER_CLASS.append(ProviderWithOrjson)
+    return ProviderWithOrjson
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,9 @@ class RpcClient:
         """This thread's :class:`~web3.Web3` on the node (one provider, one HTTP session per thread)."""
         w3 = getattr(self._local, "w3", None)
         if w3 is None:
-            provider = _ProviderWithOrjson(self.url, request_kwargs={"timeout": self.timeout},
+            from web3 import Web3
+
+            provider = _provider_class()(self.url, request_kwargs={"timeout": self.timeout},
                                                exception_retry_configuration=None)
             w3 = self._local.w3 = Web3(provider)
         return w3

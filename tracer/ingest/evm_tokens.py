@@ -19,13 +19,12 @@ and the function (:meth:`~tracer.ingest.evm_rpc.RpcClient.web3_call`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from eth_abi.exceptions import DecodingError
-from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, Web3Exception
+from typing import TYPE_CHECKING, Any
 
 from tracer.ingest.evm_rpc import RpcClient
+
+if TYPE_CHECKING:  # web3 is imported when metadata is first read (~1 s of start-up otherwise)
+    from web3 import Web3
 
 FIELDS = ("symbol", "name", "decimals")
 BATCH_TOKENS = 100
@@ -52,9 +51,14 @@ KNOWN_TOKENS = {
     },
 }
 
-# What a contract answering "no such function" looks like through web3: a revert
-# (ContractLogicError), an empty or undecodable answer (BadFunctionCallOutput), an execution error.
-_NOT_PRESENT = (Web3Exception, DecodingError)
+
+def _not_present() -> tuple[type[Exception], ...]:
+    """What a contract answering "no such function" looks like through web3: a revert
+    (ContractLogicError), an empty or undecodable answer (BadFunctionCallOutput), an execution error."""
+    from eth_abi.exceptions import DecodingError
+    from web3.exceptions import Web3Exception
+
+    return (Web3Exception, DecodingError)
 
 
 def token_text(value: str | bytes | None) -> str | None:
@@ -91,6 +95,8 @@ def fetch_metadata(rpc: RpcClient, chain: str, addresses: Iterable[str]) -> list
 
 def _all_in_one_batch(rpc: RpcClient, w3: Web3, addrs: Sequence[str]) -> list[tuple] | None:
     """Every function of every token in one batch; None when any call reverted or did not decode."""
+    from web3 import Web3
+
     contracts = [w3.eth.contract(address=Web3.to_checksum_address(a), abi=ERC20_ABI) for a in addrs]
 
     def run() -> list[Any]:
@@ -103,7 +109,7 @@ def _all_in_one_batch(rpc: RpcClient, w3: Web3, addrs: Sequence[str]) -> list[tu
     where = f"contract {addrs[0]}" + (f" … {addrs[-1]}" if len(addrs) > 1 else "")
     try:
         res = rpc.web3_call(run, where, "eth_call symbol(),name(),decimals()")
-    except _NOT_PRESENT:
+    except _not_present():
         return None
     out = []
     for i in range(len(addrs)):
@@ -113,6 +119,10 @@ def _all_in_one_batch(rpc: RpcClient, w3: Web3, addrs: Sequence[str]) -> list[tu
 
 
 def _one_by_one(rpc: RpcClient, w3: Web3, addr: str) -> tuple:
+    from web3 import Web3
+    from web3.exceptions import BadFunctionCallOutput
+
+    not_present = _not_present()
     checksummed = Web3.to_checksum_address(addr)
     standard = w3.eth.contract(address=checksummed, abi=ERC20_ABI)
     legacy = w3.eth.contract(address=checksummed, abi=LEGACY_ABI)
@@ -128,12 +138,12 @@ def _one_by_one(rpc: RpcClient, w3: Web3, addr: str) -> tuple:
         except BadFunctionCallOutput:  # answered, but not an ABI string: DSToken's bytes32?
             try:
                 out.append(token_text(ask(legacy, f)))
-            except _NOT_PRESENT:
+            except not_present:
                 out.append(None)
-        except _NOT_PRESENT:
+        except not_present:
             out.append(None)
     try:
         out.append(token_decimals(ask(standard, "decimals")))
-    except _NOT_PRESENT:
+    except not_present:
         out.append(None)
     return tuple(out)
