@@ -72,13 +72,14 @@ class Scripted:
         """Unspent background coins created at or before ``before_block``, taken out of the free set."""
         f = self.free
         if owner is not None:
-            lo, hi = np.searchsorted(self.owner_sorted, [owner, owner + 1])
+            # keys of the array's own dtype: a mismatch would make numpy cast the whole array per call
+            lo, hi = np.searchsorted(self.owner_sorted, np.array([owner, owner + 1], self.owner_sorted.dtype))
             cand = self.by_owner[lo:hi]
         elif kind == USER:
             # rejection sampling among the coins old enough: a few hundred random ones almost always hold
             # enough candidates, so a call costs the same however large the coin set is; the whole prefix
             # is the fallback
-            older = int(np.searchsorted(self.user_blocks, before_block, side="right"))
+            older = int(np.searchsorted(self.user_blocks, self.user_blocks.dtype.type(before_block), side="right"))
             if older == 0:
                 return []
             cand = np.unique(self.user_by_block[self.rng.integers(0, older, 512)])
