@@ -155,7 +155,9 @@ def simulate(
     # big worlds join tens of millions of staged rows: let DuckDB spill to disk rather than take the
     # machine's memory (the previous limit comes back afterwards)
     old_limit = store.scalar("SELECT current_setting('memory_limit')")
+    old_bar = bool(store.scalar("SELECT current_setting('enable_progress_bar')"))
     store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    store.con.execute("SET enable_progress_bar = false")  # our own progress callback reports the stages
     run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target})
     try:
         with store.transaction():
@@ -167,6 +169,7 @@ def simulate(
         raise
     finally:
         store.con.execute(f"SET memory_limit = '{old_limit}'")
+        store.con.execute(f"SET enable_progress_bar = {str(old_bar).lower()}")
     run.finish()
     return SimulationSummary(
         run_id=run.run_id, seed=int(seed), target_transactions=target, counts=counts, truth_path=truth_path,
