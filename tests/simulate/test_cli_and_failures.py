@@ -70,3 +70,13 @@ def test_a_failure_half_way_leaves_nothing_but_a_failed_run(store, tmp_path):
     # and the store takes a world afterwards
     summary = simulate(store, seed=1, scale=1_000, truth_path=tmp_path / "ok" / "truth.json")
     assert summary.counts["transactions"] > 500
+
+
+def test_progress_reports_every_stage_and_store_settings_come_back(store, tmp_path):
+    before = store.query("SELECT current_setting('memory_limit'), current_setting('enable_progress_bar')")
+    stages: list[str] = []
+    simulate(store, seed=2, scale=1_000, truth_path=tmp_path / "t.json",
+             progress=lambda stage, frac: stages.append(stage) if not stages or stages[-1] != stage else None)
+    assert stages[0] == "bitcoin background" and stages[-1] == "done"
+    assert {"ads and the operation", "writing Bitcoin tables", "bank"} <= set(stages)
+    assert store.query("SELECT current_setting('memory_limit'), current_setting('enable_progress_bar')") == before
