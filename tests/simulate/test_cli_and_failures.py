@@ -83,4 +83,4 @@ def test_progress_reports_every_stage_and_store_settings_come_back(store, tmp_pa
     assert after[0][1] == before[0][1]
     # DuckDB prints the limit rounded to 0.1 GiB, so what comes back is the same limit within that rounding
     (v0, u0), (v1, u1) = before[0][0].split(), after[0][0].split()
-    assert u0 == u1 and abs(float(v0) - float(v1)) <= 0.1
+    assert u0 == u1 and abs(float(v0) - float(v1)) <= 0.1 + 1e-9

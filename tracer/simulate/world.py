@@ -168,7 +168,10 @@ def simulate(
         run.fail(exc)
         raise
     finally:
-        store.con.execute(f"SET memory_limit = '{old_limit}'")
+        # RESET gives the default back exactly; a limit someone had set comes back as DuckDB printed it
+        store.con.execute("RESET memory_limit")
+        if store.scalar("SELECT current_setting('memory_limit')") != old_limit:
+            store.con.execute(f"SET memory_limit = '{old_limit}'")
         store.con.execute(f"SET enable_progress_bar = {str(old_bar).lower()}")
     run.finish()
     return SimulationSummary(
