@@ -70,6 +70,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8))
     scr = Scripted(econ, times, rng_for(seed, 5))
     op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START)
+    scr.release()
+    econ.release()  # the coin sets are not needed any more: give their memory back before the joins
     tell("writing Bitcoin tables", 0.0)
     counts = ledger.materialise(run_id, times)
     tell("ads, USDT and bank", 0.0)

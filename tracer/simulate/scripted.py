@@ -57,6 +57,11 @@ class Scripted:
         self.seq = 10**12
         self.txs: list[dict] = []  # ground truth of every scripted transaction
 
+    def release(self) -> None:
+        """Drop the coin index (keeps ``txs``, the ground truth of what was built)."""
+        self.free = self.used = self.by_owner = self.owner_sorted = None
+        self.user_kind = self.user_by_block = self.user_blocks = None
+
     # -- time -------------------------------------------------------------------------------------
     def block_at(self, when: np.datetime64) -> int:
         b = int(np.searchsorted(self.times, np.datetime64(when, "us"), side="left"))

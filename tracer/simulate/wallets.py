@@ -754,6 +754,12 @@ class Economy:
                             value=cols["o_value"][pm], script=cols["o_script"][pm], block=blk[tx_of_out][pm],
                             aux=cols["o_aux"][pm])
 
+    def release(self) -> None:
+        """Drop the coin sets once no transaction will be built any more (owners and addresses stay)."""
+        self.pool = Pool()
+        self.pending = self.premix = self.reserved = self.view = SmallPool()
+        self.view_gidx = np.zeros(0, np.int64)
+
     def reserve(self, owner: int, count: int) -> None:
         """Set aside ``owner``'s largest coins for the scripted story (the background never spends them)."""
         idx = np.flatnonzero(self.pool.alive.view & (self.pool.col("owner") == owner))
