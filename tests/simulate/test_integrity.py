@@ -108,9 +108,8 @@ def test_addresses_are_valid_mainnet_encodings_of_their_script_type(con):
         assert validate_address("bitcoin", address)[0] == address
         if script_type in length:
             assert len(address) == length[script_type]
-            witver, _ = (0, None) if script_type != "p2tr" else (1, None)
             decoded = addr_bech32_to_pubkeyhash(address, include_witver=True, as_hex=True)
-            assert decoded.startswith("0014" if script_type == "p2wpkh" else "0020" if witver == 0 else "5120")
+            assert decoded.startswith({"p2wpkh": "0014", "p2wsh": "0020", "p2tr": "5120"}[script_type])
         else:
             assert len(addr_base58_to_pubkeyhash(address, as_hex=True)) == 40
         if script_type != "p2tr":  # python-bitcoinlib predates Bech32m

@@ -70,8 +70,7 @@ def test_ad_fees_were_paid_at_the_posting_times_btc_price(world, con):
     assert len(rows) == len(links) >= 60
     for ad_id, txid, fee, posted, block_time, value, label in rows:
         assert links[ad_id]["txid"] == txid and Decimal(value) == fee
-        assert block_time < posted <= block_time.replace() + (posted - block_time)
-        assert 0 < (posted - block_time).total_seconds() <= 900
+        assert 0 < (posted - block_time).total_seconds() <= 900  # the ad appears minutes after its fee
         assert label.endswith("ad payments")
     # price check: the fee in USD is one of the posting fees the sites charge
     usd = con.execute("""
