@@ -244,30 +244,68 @@ def _parse_chunk(data: bytes, lines_text: str, numbers: np.ndarray, ncols: int, 
                      "line": pa.array(line_of, pa.int64())})
 
 
-def _amount_sql(text: str, scale: str, dec: str, prefix: str) -> str:
+def _amount_sql(text: str, scale: str, dec: str, prefix: str, shape: str) -> str:
     """Split decimal text into integer part and fraction and name what is wrong with it, if anything
     (sign, not a number, more decimals than the unit, too large). :func:`_units_sql` then computes
-    exact base units in BIGINT arithmetic (no float, no 38-digit decimals)."""
+    exact base units in BIGINT arithmetic (no float, no 38-digit decimals).
+
+    ``shape`` names the columns :func:`_amount_shape` computed in Arrow: ``w_`` is true only for text
+    of the form ``[0-9]+(\\.[0-9]*)?`` (so the sign and number tests below cannot fire), ``il_`` and
+    ``fl_`` are its integer and fraction lengths. Such rows (all of them in a clean file) take the short
+    branch; any other text goes through the full tests, which give the same answers for every input.
+    """
     return f"""
          {text} AS {prefix}_text,
-         split_part({text}, '.', 1) AS {prefix}_int, split_part({text}, '.', 2) AS {prefix}_frac,
-         CASE WHEN {text} IS NULL OR {text} = '' THEN NULL
+         CASE WHEN w_{shape} THEN CASE WHEN {dec} IS NULL THEN NULL
+                                       WHEN fl_{shape} > {dec} THEN 'amount finer than the currency unit'
+                                       WHEN il_{shape} > 18 - {dec} THEN 'amount too large' END
+              WHEN {text} IS NULL OR {text} = '' THEN NULL
               WHEN starts_with({text}, '-') AND TRY_CAST(substr({text}, 2) AS DOUBLE) IS NOT NULL THEN 'negative amount'
               WHEN NOT regexp_full_match({text}, '[0-9]+(\\.[0-9]*)?') THEN 'amount is not a number'
               WHEN {dec} IS NULL THEN NULL
               WHEN length(split_part({text}, '.', 2)) > {dec} THEN 'amount finer than the currency unit'
               WHEN length(split_part({text}, '.', 1)) > 18 - {dec} THEN 'amount too large'
-         END AS {prefix}_problem"""
+         END AS {prefix}_problem,
+         w_{shape} AS {prefix}_w, fl_{shape} AS {prefix}_fl, dg_{shape} AS {prefix}_dg"""
 
 
 def _units_sql(prefix: str, scale: str, dec: str) -> str:
-    return (f"CASE WHEN reason_kind IS NULL AND {prefix}_text <> '' AND {dec} IS NOT NULL "
-            f"THEN CAST({prefix}_int AS BIGINT) * {scale} "
-            f"+ coalesce(TRY_CAST(rpad({prefix}_frac, {dec}, '0') AS BIGINT), 0) END")
+    """Exact base units of a good amount: its digits times 10^(decimals - fraction length) when Arrow
+    read them (any text of the plain form: at most 18 digits once checked), else from the split text."""
+    return (f"CASE WHEN reason_kind IS NULL AND {prefix}_w AND {dec} IS NOT NULL "
+            f"THEN {prefix}_dg * CAST(10 ** ({dec} - {prefix}_fl) AS BIGINT) "
+            f"WHEN reason_kind IS NULL AND {prefix}_text <> '' AND {dec} IS NOT NULL "
+            f"THEN CAST(split_part({prefix}_text, '.', 1) AS BIGINT) * {scale} "
+            f"+ coalesce(TRY_CAST(rpad(split_part({prefix}_text, '.', 2), {dec}, '0') AS BIGINT), 0) END")
+
+
+#: the plain decimal form of an amount (the only form the short path in :func:`_amount_sql` takes)
+PLAIN_AMOUNT = r"^[0-9]+(\.[0-9]*)?$"
+
+
+def _amount_shape(column: pa.ChunkedArray, name: str) -> dict[str, pa.ChunkedArray]:
+    """Arrow columns describing an amount's text: plain form (``w_``), integer and fraction lengths
+    (``il_``, ``fl_``) and its digits as an integer where they fit 18 digits (``dg_``).
+
+    Each is one vectorised Arrow kernel, so DuckDB does not repeat the regular expression and the
+    splits for every place the validation refers to them. A column the file lacks, or text that is
+    trimmed in SQL first (mapped files), gets a constant false ``w_`` instead, sending every row
+    through the full tests.
+    """
+    plain = pc.match_substring_regex(column, PLAIN_AMOUNT)
+    length = pc.binary_length(column)
+    dot = pc.find_substring(column, ".")
+    has_dot = pc.greater_equal(dot, 0)
+    int_len = pc.if_else(has_dot, dot, length)
+    frac_len = pc.if_else(has_dot, pc.subtract(pc.subtract(length, dot), 1), 0)
+    fits = pc.and_(plain, pc.less_equal(pc.add(int_len, frac_len), 18))
+    digits = pc.cast(pc.if_else(fits, pc.replace_substring(column, ".", "", max_replacements=1),
+                                pa.scalar(None, pa.string())), pa.int64())
+    return {f"w_{name}": plain, f"il_{name}": int_len, f"fl_{name}": frac_len, f"dg_{name}": digits}
 
 
 def _validation_sql(view: str, idx: dict[str, int | None], cmap: ColumnMap, dataset: str,
-                    run_id: int, accounts: bool, trim: bool) -> str:
+                    run_id: int, accounts: bool, trim: bool, shaped: bool = False) -> str:
     """One pass over the parsed strings: typed transfer columns plus ``reason_kind`` (NULL = good).
 
     Each source column is read (and, for mapped files, trimmed) once in ``b``; everything after refers
@@ -276,13 +314,19 @@ def _validation_sql(view: str, idx: dict[str, int | None], cmap: ColumnMap, data
     fields = ("time", "from_bank", "from_account", "to_bank", "to_account", "amount", "currency",
               "amount_received", "received_currency", "payment_format", "txid", "is_laundering", "alert_id")
 
+    def shape(field: str) -> str:
+        if shaped and idx.get(field) is not None:
+            return f"r.w_{field} AS w_{field}, r.il_{field} AS il_{field}, r.fl_{field} AS fl_{field}, r.dg_{field} AS dg_{field}"
+        return (f"false AS w_{field}, NULL::BIGINT AS il_{field}, NULL::BIGINT AS fl_{field}, "
+                f"NULL::BIGINT AS dg_{field}")
+
     def src(field: str) -> str:
         i = idx.get(field)
         if i is None:
             return "NULL::VARCHAR"
         return f"trim(r.c{i})" if trim else f"r.c{i}"
 
-    base = ", ".join(f"{src(f)} AS f_{f}" for f in fields)
+    base = ", ".join(f"{src(f)} AS f_{f}" for f in fields) + ", " + shape("amount") + ", " + shape("amount_received")
     formats = cmap.time_format.split("|")
     time_fmt = _sql_str(formats[0]) if len(formats) == 1 else "[" + ", ".join(map(_sql_str, formats)) + "]"
     currency = "f_currency" if idx.get("currency") is not None else _sql_str(cmap.default_currency or "")
@@ -313,8 +357,8 @@ WITH b AS (
          CASE lower(f_is_laundering) WHEN '1' THEN true WHEN 'true' THEN true WHEN '0' THEN false
               WHEN 'false' THEN false WHEN '' THEN NULL END AS flag,
          NULLIF(NULLIF(f_alert_id, ''), '-1') AS alert_id, {txid} AS txid,
-         {_amount_sql('f_amount', 'cp.cur_scale', 'cp.cur_dec', 'paid')},
-         {_amount_sql('f_amount_received', 'cr.cur_scale', 'cr.cur_dec', 'recv')}
+         {_amount_sql('f_amount', 'cp.cur_scale', 'cp.cur_dec', 'paid', 'amount')},
+         {_amount_sql('f_amount_received', 'cr.cur_scale', 'cr.cur_dec', 'recv', 'amount_received')}
   FROM b
   {joins}
   LEFT JOIN _currencies cp ON cp.cur_key = lower({currency})
@@ -461,6 +505,7 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
         if m:
             resume_at, resume_line = int(m.group(1)), int(m.group(2))
     reasons: Counter[str] = Counter()
+    shaped = fmt != "mapped"  # mapped fields are trimmed in SQL, so their text is not what Arrow holds
     offset, line_no = resume_at, resume_line
     read = loaded = 0
     first_load: bool | None = None
@@ -471,9 +516,15 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
             read += len(table) + len(refused)
             with store.transaction():
                 settle(store)
-                store.con.register("_rows", table)
+                rows = table
+                if shaped:
+                    for field in ("amount", "amount_received"):
+                        if idx[field] is not None:
+                            for name, col in _amount_shape(table[f"c{idx[field]}"], field).items():
+                                rows = rows.append_column(name, col)
+                store.con.register("_rows", rows)
                 checks = _validation_sql("_rows", idx, cmap, dataset, run.run_id, bool(accounts),
-                                         trim=fmt == "mapped")
+                                         trim=fmt == "mapped", shaped=shaped)
                 if first_load is None:
                     first_load = not store.con.execute(
                         "SELECT count(*) FROM transfers WHERE chain = 'fiat' AND starts_with(txid, ?)",
