@@ -339,7 +339,7 @@ def _block_heights(store: Store, blocks: list[dict], net: Network, rpc_heights: 
             seed(b["hash"], 0, "genesis")
         elif b["prev_hash"] in stored:
             seed(b["hash"], stored[b["prev_hash"]] + 1, "chain")
-    for h, prev, height in relatives:
+    for _hash, prev, height in relatives:
         if prev in in_batch:
             seed(prev, height - 1, "chain")
     for b in blocks:
