@@ -32,6 +32,7 @@ $(ANVIL):
 	$(ANVIL) --version | head -1
 
 test: deps browser anvil
+	$(VENV)/bin/ruff check tracer heuristics dashboard tests bench
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest -q
 
 demo: deps
