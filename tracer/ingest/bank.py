@@ -444,10 +444,11 @@ def _chunks(path: Path, size: int, start: int, first_line: int, chunk_bytes: int
                 else:
                     fh.seek(offset + cut + 1)
                     chunk = chunk[:cut + 1]
-            n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            # CRLF files: the CR is not part of the last field
+            newlines = chunk.count(b"\n")
+            n_lines = newlines + (0 if chunk.endswith(b"\n") else 1)
+            # CRLF files: the CR is not part of the last field (the count of newlines stays)
             text = chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
-            lines = read_lines(text, first_line=line_no)
+            lines = read_lines(text, first_line=line_no, newlines=newlines)
             table = _parse_chunk(lines.data, lines.text, lines.numbers, ncols, lines.refused)
             offset += len(chunk)
             line_no += n_lines
