@@ -18,10 +18,11 @@ two decimals for all of them, Yen included), satoshi for Bitcoin. A value with m
 unit holds is refused, never rounded. Ground truth (``Is Laundering``, ``is_sar``, ``alert_id``) is kept
 for scoring detectors.
 
-The file is read in 64 MB chunks of whole lines. A chunk is checked for broken UTF-8 with one decode
-(lines are located with numpy only when something is wrong), parsed by pyarrow (a line with the wrong
-number of fields is found by counting commas with numpy), then validated and inserted by one DuckDB
-statement over the Arrow batch, in its own transaction with a checkpoint ("byte N line L"), so a crash
+The file is read in 64 MB chunks of whole lines (the first 8 MB). A chunk is checked for broken UTF-8
+with one decode (lines are located with numpy only when something is wrong), parsed by pyarrow (a line
+with the wrong number of fields is found by counting commas with numpy), its amounts' shape computed
+with Arrow kernels (all of this in a worker thread, one chunk ahead of the writer), then validated and
+inserted by one DuckDB statement over the Arrow batch, in its own transaction with a checkpoint ("byte N line L"), so a crash
 leaves whole chunks and the next run resumes after the last one. Refused rows go to ``quarantine`` with
 file, line and reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``) and the insert
 anti-joins on (chain, txid, idx) whenever the dataset is already present, so re-running adds nothing.
