@@ -84,6 +84,6 @@ def store_summary(store: Store) -> str:
         "GROUP BY address ORDER BY sat DESC LIMIT 3"
     )
     if top:
-        lines.append("  largest receivers (real blocks):")
+        lines.append("  largest receivers on bitcoin (real and simulated blocks):")
         lines += [f"    {a}  {n:>4} outputs  {sat / 1e8:>14,.8f} BTC" for a, n, sat in top]
     return "\n".join(lines)
