@@ -85,6 +85,35 @@ def _field_identifiers(record: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+REPORT_SCHEMA = pa.schema([
+    ("report_id", pa.string()), ("kind", pa.string()), ("filer", pa.string()), ("filed_at", pa.timestamp("us")),
+    ("subjects", pa.list_(pa.string())), ("identifiers", pa.string()), ("amount", pa.decimal128(18, 2)),
+    ("currency", pa.string()), ("narrative", pa.string()), ("accounts", pa.list_(pa.string())),
+    ("source_line", pa.int64()), ("run_id", pa.int64()),
+])
+IDENTIFIER_SCHEMA = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
+                               ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
+
+
+def collect_identifiers(report_id: str, field_rows: list[tuple[str, str, str]], narrative: str,
+                        region: str | None, run_id: int, line: int) -> tuple[dict[str, list[str]], list[dict]]:
+    """A report's identifiers: the validated field ones plus those found in the narrative, each
+    (kind, value, origin) once. Returns the ``reports.identifiers`` map and the ``report_identifiers`` rows."""
+    rows = field_rows + [(i.kind, i.value, "narrative") for i in find_identifiers(narrative, region)]
+    found: dict[str, list[str]] = {}
+    idents: list[dict] = []
+    seen: set[tuple[str, str, str]] = set()
+    for kind, value, origin in rows:
+        if (kind, value, origin) in seen:
+            continue
+        seen.add((kind, value, origin))
+        if value not in found.setdefault(kind, []):
+            found[kind].append(value)
+        idents.append({"report_id": report_id, "kind": kind, "value": value, "origin": origin,
+                       "run_id": run_id, "source_line": line})
+    return found, idents
+
+
 def ingest_reports(store: Store, path: str | Path, region: str | None = "US") -> dict[str, Any]:
     """Load reports; return the run summary. ``region`` is the default country for phone numbers."""
     path = Path(path)
@@ -119,7 +148,6 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
                 refused.add(position, raw, f"bad amount: {exc}")
                 continue
         narrative = str(rec.get("narrative") or "")
-        found: dict[str, list[str]] = {}
         rows: list[tuple[str, str, str]] = []
         try:
             field_pairs = _field_identifiers(rec)
@@ -135,17 +163,8 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
                 bad_identifiers += 1
                 continue
             rows.append((ident_kind, normalised, "field"))
-        for ident in find_identifiers(narrative, region):
-            rows.append((ident.kind, ident.value, "narrative"))
-        seen = set()
-        for ident_kind, value, origin in rows:
-            if (ident_kind, value, origin) in seen:
-                continue
-            seen.add((ident_kind, value, origin))
-            if value not in found.setdefault(ident_kind, []):
-                found[ident_kind].append(value)
-            idents.append({"report_id": report_id, "kind": ident_kind, "value": value, "origin": origin,
-                           "run_id": run.run_id, "source_line": line})
+        found, report_idents = collect_identifiers(report_id, rows, narrative, region, run.run_id, line)
+        idents.extend(report_idents)
         reports.append({
             "report_id": report_id, "kind": kind, "filer": rec.get("filer") or None, "filed_at": filed_at,
             "subjects": split_list(rec.get("subjects")), "identifiers": json.dumps(found, sort_keys=True),
@@ -153,18 +172,10 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
             if rec.get("currency") else None, "narrative": narrative or None,
             "accounts": found.get("account", []), "source_line": line, "run_id": run.run_id,
         })
-    report_schema = pa.schema([
-        ("report_id", pa.string()), ("kind", pa.string()), ("filer", pa.string()), ("filed_at", pa.timestamp("us")),
-        ("subjects", pa.list_(pa.string())), ("identifiers", pa.string()), ("amount", pa.decimal128(18, 2)),
-        ("currency", pa.string()), ("narrative", pa.string()), ("accounts", pa.list_(pa.string())),
-        ("source_line", pa.int64()), ("run_id", pa.int64()),
-    ])
-    ident_schema = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
-                              ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
     try:
         with store.transaction():
-            loaded = append_new(store, "reports", pa.Table.from_pylist(reports, report_schema), ["report_id"])
-            ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(idents, ident_schema),
+            loaded = append_new(store, "reports", pa.Table.from_pylist(reports, REPORT_SCHEMA), ["report_id"])
+            ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(idents, IDENTIFIER_SCHEMA),
                                       ["report_id", "kind", "value", "origin"])
             rejected = len(refused) - bad_identifiers
             read = len(reports) + rejected

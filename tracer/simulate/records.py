@@ -20,9 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from tracer.ingest.identifiers import find_identifiers
 from tracer.ingest.labels import _tagpack_batch
-from tracer.ingest.reports import validate_identifier
+from tracer.ingest.reports import IDENTIFIER_SCHEMA, REPORT_SCHEMA, collect_identifiers, validate_identifier
 
 
 def write_tagpack(path: Path, seed: int, lastmod: dt.date, tags: list[dict]) -> Path:
@@ -56,22 +55,10 @@ def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str)
 def report_rows(records: list[dict], run_id: int) -> tuple[pa.Table, pa.Table]:
     reports, idents = [], []
     for line, rec in enumerate(records, start=1):
-        found: dict[str, list[str]] = {}
-        rows = []
-        for kind, values in rec["identifiers"].items():
-            for v in values:
-                rows.append((kind, validate_identifier(kind, v, "US"), "field"))
-        for ident in find_identifiers(rec["narrative"], "US"):
-            rows.append((ident.kind, ident.value, "narrative"))
-        seen = set()
-        for kind, value, origin in rows:
-            if (kind, value, origin) in seen:
-                continue
-            seen.add((kind, value, origin))
-            if value not in found.setdefault(kind, []):
-                found[kind].append(value)
-            idents.append({"report_id": rec["report_id"], "kind": kind, "value": value, "origin": origin,
-                           "run_id": run_id, "source_line": line})
+        rows = [(kind, validate_identifier(kind, v, "US"), "field")
+                for kind, values in rec["identifiers"].items() for v in values]
+        found, report_idents = collect_identifiers(rec["report_id"], rows, rec["narrative"], "US", run_id, line)
+        idents.extend(report_idents)
         reports.append({
             "report_id": rec["report_id"], "kind": rec["kind"], "filer": rec["filer"], "filed_at": rec["filed_at"],
             "subjects": rec["subjects"], "identifiers": json.dumps(found, sort_keys=True),
@@ -79,12 +66,4 @@ def report_rows(records: list[dict], run_id: int) -> tuple[pa.Table, pa.Table]:
             "currency": "USD", "narrative": rec["narrative"],
             "accounts": found.get("account", []), "source_line": line, "run_id": run_id,
         })
-    report_schema = pa.schema([
-        ("report_id", pa.string()), ("kind", pa.string()), ("filer", pa.string()), ("filed_at", pa.timestamp("us")),
-        ("subjects", pa.list_(pa.string())), ("identifiers", pa.string()), ("amount", pa.decimal128(18, 2)),
-        ("currency", pa.string()), ("narrative", pa.string()), ("accounts", pa.list_(pa.string())),
-        ("source_line", pa.int64()), ("run_id", pa.int64()),
-    ])
-    ident_schema = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
-                              ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
-    return pa.Table.from_pylist(reports, report_schema), pa.Table.from_pylist(idents, ident_schema)
+    return pa.Table.from_pylist(reports, REPORT_SCHEMA), pa.Table.from_pylist(idents, IDENTIFIER_SCHEMA)
