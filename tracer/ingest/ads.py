@@ -38,7 +38,7 @@ from tracer.ingest.csvread import (
 from tracer.ingest.identifiers import InvalidIdentifier, find_identifiers, normalize_email, normalize_phone
 from tracer.store import Store
 
-_SCHEMA = pa.schema([
+AD_SCHEMA = pa.schema([
     ("ad_id", pa.string()), ("site", pa.string()), ("posted_at", pa.timestamp("us")), ("title", pa.string()),
     ("body", pa.string()), ("price", pa.decimal128(18, 2)), ("currency", pa.string()),
     ("phones", pa.list_(pa.string())), ("emails", pa.list_(pa.string())), ("location", pa.string()),
@@ -142,7 +142,7 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
         })
     try:
         with store.transaction():
-            loaded = append_new(store, "ads", pa.Table.from_pylist(rows, _SCHEMA), ["site", "ad_id"])
+            loaded = append_new(store, "ads", pa.Table.from_pylist(rows, AD_SCHEMA), ["site", "ad_id"])
             quarantine_many(store, run, str(path), refused)
             run.add(read=len(rows) + len(refused), ads=loaded)
             run.finish()

@@ -23,6 +23,8 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
+from tracer.ingest.ads import AD_SCHEMA
+
 SITES = [("nightlist.example", "nightlist"), ("citycompanions.example", "citycompanions"),
          ("velvetboard.example", "velvetboard")]
 # city, state, lat, lon, area codes, UTC offset in May (daylight time where observed)
@@ -131,15 +133,6 @@ def write_ad(rng: np.random.Generator, a: Author, city: int, rate: int, phone_e1
 
 def ad_rows(ads: list[dict], run_id: int) -> pa.Table:
     """Ads as the ads ingester stores them (migration 004 adds fee_amount, fee_asset, posted_offset)."""
-    schema = pa.schema([
-        ("ad_id", pa.string()), ("site", pa.string()), ("posted_at", pa.timestamp("us")), ("title", pa.string()),
-        ("body", pa.string()), ("price", pa.decimal128(18, 2)), ("currency", pa.string()),
-        ("phones", pa.list_(pa.string())), ("emails", pa.list_(pa.string())), ("location", pa.string()),
-        ("lat", pa.float64()), ("lon", pa.float64()), ("image_hashes", pa.list_(pa.string())),
-        ("addresses", pa.list_(pa.string())), ("fee_chain", pa.string()), ("fee_txid", pa.string()),
-        ("fee_amount", pa.decimal128(38, 0)), ("fee_asset", pa.string()), ("pii_hashed", pa.bool_()),
-        ("posted_offset", pa.string()), ("source_line", pa.int64()), ("run_id", pa.int64()),
-    ])
     rows = []
     for i, ad in enumerate(ads):
         rows.append({
@@ -152,7 +145,7 @@ def ad_rows(ads: list[dict], run_id: int) -> pa.Table:
             "fee_asset": "BTC" if ad.get("fee_txid") else None, "pii_hashed": False,
             "posted_offset": ad["offset"], "source_line": i + 1, "run_id": run_id,
         })
-    return pa.Table.from_pylist(rows, schema)
+    return pa.Table.from_pylist(rows, AD_SCHEMA)
 
 
 def image_hash(seed: int, label: str) -> str:
