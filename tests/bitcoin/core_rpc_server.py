@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from ..jsonrpc_http import JsonRPCHandler
 
 
 class CoreRPCServer:
@@ -24,24 +25,14 @@ class CoreRPCServer:
         self.calls: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
+        class Handler(JsonRPCHandler):
             def do_POST(self):
                 if self.headers.get("Authorization") != server.auth:
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="jsonrpc"')
                     self.end_headers()
                     return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reply = [server.answer(r) for r in body] if isinstance(body, list) else server.answer(body)
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer_calls(self.read_body()[1], server.answer)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -9,9 +9,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import requests
+
+from ..jsonrpc_http import JsonRPCHandler
 
 Rule = Callable[[list[dict]], object]
 
@@ -23,10 +25,9 @@ class FaultProxy:
         self.seen: list[list[dict]] = []
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonRPCHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                body = json.loads(raw)
+                raw, body = self.read_body()
                 calls = body if isinstance(body, list) else [body]
                 proxy.seen.append(calls)
                 action = proxy.rule(calls)
@@ -38,34 +39,24 @@ class FaultProxy:
                     time.sleep(action[1])
                     action = None
                 if action == "garbage":
-                    self._send(200, b'{"jsonrpc": "2.0", "id": 0, "result": {"number": "0x1", "hash')
+                    self.send_json(200, b'{"jsonrpc": "2.0", "id": 0, "result": {"number": "0x1", "hash')
                     return
                 if action == "http500":
-                    self._send(500, b"upstream unavailable")
+                    self.send_json(500, b"upstream unavailable")
                     return
                 if isinstance(action, tuple) and action[0] == "error":
                     reply = [{"jsonrpc": "2.0", "id": c["id"], "error": {"code": action[1], "message": action[2]}}
                              for c in calls]
-                    self._send(200, json.dumps(reply if isinstance(body, list) else reply[0]).encode())
+                    self.send_json(200, json.dumps(reply if isinstance(body, list) else reply[0]).encode())
                     return
                 if isinstance(action, tuple) and action[0] == "replace":
                     up = requests.post(proxy.upstream, data=raw, headers={"Content-Type": "application/json"},
                                        timeout=60).json()
-                    self._send(200, json.dumps(action[1](up)).encode())
+                    self.send_json(200, json.dumps(action[1](up)).encode())
                     return
                 up = requests.post(proxy.upstream, data=raw, headers={"Content-Type": "application/json"},
                                    timeout=60)
-                self._send(up.status_code, up.content)
-
-            def _send(self, code: int, data: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                return None
+                self.send_json(up.status_code, up.content)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+from ..jsonrpc_http import JsonRPCHandler
 
 
 class FixtureNode:
@@ -29,19 +31,9 @@ class FixtureNode:
         self.tip = int(latest["result"]["number"], 16) if latest else max(self.blocks)
         node = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonRPCHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reply = [node.answer(c) for c in body] if isinstance(body, list) else node.answer(body)
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                return None
+                self.answer_calls(self.read_body()[1], node.answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
