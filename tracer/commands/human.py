@@ -196,12 +196,4 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Write the stored labels as GraphSense TagPacks (confidence, category, actor kept)."""
         _export(ctx.obj["db"], out, pack, creator)
 
-    @app.command("export-labels")
-    def export_labels(
-        ctx: typer.Context,
-        out: Path = typer.Argument(..., help="Folder to write one TagPack YAML per pack into."),
-        pack: str = typer.Option(None, "--pack", help="Only this pack."),
-        creator: str = typer.Option("moneytrail", "--creator", help="TagPack creator for packs without one."),
-    ) -> None:
-        """Same as `tracer labels export`."""
-        _export(ctx.obj["db"], out, pack, creator)
+    app.command("export-labels", help="Same as `tracer labels export`.")(labels_export)
