@@ -74,7 +74,7 @@ def generate(path: Path, rows: int) -> None:
 RUNNERS = {
     "moneytrail": """
 import tracer
-from tracer.ingest.bank import ingest_bank
+from tracer.ingest.human.bank import ingest_bank
 s = tracer.open(DB)
 summary = ingest_bank(s, CSV)
 assert summary["loaded"] == ROWS, summary

@@ -104,7 +104,7 @@ def _repeat(reps: int, work: Callable[[], dict]) -> dict:
 # -- children: one contender each ---------------------------------------------------------------------
 def _ingest(paths: list[Path], reps: int) -> dict:
     import tracer
-    from tracer.ingest.bitcoin import ingest_bitcoin
+    from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 
     baseline = _rss_kb()
     walls, cpus, opens, counts = [], [], [], {}
@@ -150,9 +150,9 @@ def run_ours_parse(names: list[str], reps: int) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from tracer.ingest.bitcoin import frame_blk
-    from tracer.ingest.bitcoin_network import network
-    from tracer.ingest.bitcoin_parse import parse_blocks
+    from tracer.ingest.bitcoin.blocks import frame_blk
+    from tracer.ingest.bitcoin.network import network
+    from tracer.ingest.bitcoin.parse import parse_blocks
 
     net = network("mainnet")
     files = [(n, (FIXTURES / n).read_bytes()) for n in names]

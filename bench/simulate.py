@@ -4,7 +4,7 @@ Each scale runs in its own child process on a fresh store (so peak memory is tha
 ``ru_maxrss`` of the child, DuckDB's buffers included). Reported: wall time, Bitcoin transactions
 generated per second (all tables of the world written, ground truth included), peak RSS.
 
-Peer, in the same run: the project's real Bitcoin ingester (``tracer.ingest.bitcoin``) parsing and
+Peer, in the same run: the project's real Bitcoin ingester (``tracer.ingest.bitcoin.blocks``) parsing and
 loading the real mainnet blocks in ``fixtures/bitcoin`` into the same tables. The ratio says what a
 simulated transaction costs next to an ingested one; both end as the same rows.
 
@@ -39,7 +39,7 @@ print(json.dumps({"wall": wall, "counts": s.counts, "rss_mb": resource.getrusage
 CHILD_INGEST = r"""
 import json, resource, sys, time, tracer
 from pathlib import Path
-from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 work = Path(sys.argv[1])
 paths = [Path(p) for p in sys.argv[2:]]
 best = None

@@ -31,9 +31,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-s
 
 def build_fixture_store(path: Path) -> Path:
     """A store from the shipped real data: Bitcoin blocks, labels, a bank sample and prices."""
-    from tracer.ingest.bank import ingest_bank
-    from tracer.ingest.bitcoin import ingest_bitcoin
-    from tracer.ingest.labels import ingest_labels
+    from tracer.ingest.human.bank import ingest_bank
+    from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+    from tracer.ingest.labels.sources import ingest_labels
     from tracer.ingest.prices import ingest_prices
 
     fixtures = FIXTURES.relative_to(Path.cwd()) if FIXTURES.is_relative_to(Path.cwd()) else FIXTURES

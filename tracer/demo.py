@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 from tracer.store import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -38,7 +38,7 @@ def demo_simulate(store: Store, say: Say, out_dir: Path) -> None:
 
 
 def demo_labels(store: Store, say: Say, out_dir: Path) -> None:
-    from tracer.ingest.labels import ingest_labels
+    from tracer.ingest.labels.sources import ingest_labels
 
     for path in (FIXTURES / "labels" / "ofac-sdn", FIXTURES / "labels" / "tagpacks"):
         result = ingest_labels(store, path)
@@ -47,7 +47,7 @@ def demo_labels(store: Store, say: Say, out_dir: Path) -> None:
 
 
 def demo_human(store: Store, say: Say, out_dir: Path) -> None:
-    from tracer.ingest.bank import ingest_bank
+    from tracer.ingest.human.bank import ingest_bank
     from tracer.ingest.prices import ingest_prices
 
     prices = ingest_prices(store, FIXTURES / "human" / "prices.csv")

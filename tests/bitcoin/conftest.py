@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import tracer
-from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 
 BTC = Path(__file__).resolve().parents[2] / "fixtures" / "bitcoin"
 BLK = BTC / "blk-heights-0-438.dat"

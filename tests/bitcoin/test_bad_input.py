@@ -11,9 +11,9 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.bitcoin import ingest_bitcoin
-from tracer.ingest.bitcoin_network import network
-from tracer.ingest.bitcoin_parse import parse_blocks
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+from tracer.ingest.bitcoin.network import network
+from tracer.ingest.bitcoin.parse import parse_blocks
 from tracer.store import StoreError
 
 from .conftest import BLK, BTC

@@ -2,7 +2,7 @@
 
 Every transaction of every real mainnet block in ``fixtures/bitcoin/`` (heights 0..438, 227835, 227836,
 413567, 481829, 540107, 702861: 445 blocks, 6,975 transactions) is parsed twice — by
-``tracer.ingest.bitcoin_parse.parse_blocks`` and by ``bitcoinlib.blocks.Block.parse_bytes`` — and the
+``tracer.ingest.bitcoin.parse.parse_blocks`` and by ``bitcoinlib.blocks.Block.parse_bytes`` — and the
 txid, every output value, every input's outpoint and sequence, and the address of every standard output
 must be equal. The exact number of items compared per kind is asserted, so the test cannot pass on
 an empty comparison. The same comparison is made once more against the store after ``ingest_bitcoin``.
@@ -40,9 +40,9 @@ import tracer  # first: sets BCL_DATA_DIR before bitcoinlib is imported
 # isort: split
 from bitcoinlib.blocks import Block
 
-from tracer.ingest.bitcoin import ingest_bitcoin
-from tracer.ingest.bitcoin_network import network
-from tracer.ingest.bitcoin_parse import parse_blocks
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+from tracer.ingest.bitcoin.network import network
+from tracer.ingest.bitcoin.parse import parse_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "bitcoin"
@@ -71,7 +71,7 @@ RSK_TAG_TXID = "5301a7831d21d8395e511ba4786ddcd71b630148bd6bb902f4b1c71b7df563ed
 def frame(path: Path) -> tuple[bytes, list[tuple[int, int]]]:
     """Block spans of a fixture: Bitcoin Core blk framing ([magic][LE u32 size][block]) or one raw block.
 
-    Framed here independently of ``tracer.ingest.bitcoin.frame_blk`` so a framing bug cannot hide.
+    Framed here independently of ``tracer.ingest.bitcoin.blocks.frame_blk`` so a framing bug cannot hide.
     """
     data = path.read_bytes()
     if not data.startswith(MAGIC):

@@ -8,8 +8,8 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.bitcoin import frame_blk, ingest_bitcoin
-from tracer.ingest.bitcoin_network import network
+from tracer.ingest.bitcoin.blocks import frame_blk, ingest_bitcoin
+from tracer.ingest.bitcoin.network import network
 
 from .conftest import BLK, BTC
 

@@ -8,8 +8,8 @@ from bitcoinlib.encoding import pubkeyhash_to_addr, pubkeyhash_to_addr_bech32
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracer.ingest.bitcoin_network import network
-from tracer.ingest.bitcoin_parse import BlockError, parse_blocks
+from tracer.ingest.bitcoin.network import network
+from tracer.ingest.bitcoin.parse import BlockError, parse_blocks
 
 from .blockmaker import Tx, TxIn, TxOut, make_block
 from .conftest import BTC

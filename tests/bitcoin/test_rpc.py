@@ -10,8 +10,8 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.bitcoin import ingest_bitcoin
-from tracer.ingest.bitcoin_rpc import BitcoinRPC
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+from tracer.ingest.bitcoin.rpc import BitcoinRPC
 
 from .conftest import BLK
 from .core_rpc_server import CoreRPCServer

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import tracer
-from tracer.ingest.bank import ingest_bank
-from tracer.ingest.bitcoin import ingest_bitcoin
-from tracer.ingest.labels import ingest_labels
+from tracer.ingest.human.bank import ingest_bank
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+from tracer.ingest.labels.sources import ingest_labels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BTC = FIXTURES / "bitcoin"

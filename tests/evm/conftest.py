@@ -220,7 +220,7 @@ def scenario(anvil: Node) -> Scenario:
 def clean(tmp_path, anvil, scenario):
     """The EVM rows of one clean ingest of the scenario (for killed/resumed/rerun comparisons)."""
     import tracer
-    from tracer.ingest.evm import ingest_evm
+    from tracer.ingest.evm.node import ingest_evm
 
     from .test_node_failures import snapshot
 

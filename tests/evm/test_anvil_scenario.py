@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tracer
-from tracer.ingest.evm import balances, ingest_evm
+from tracer.ingest.evm.node import balances, ingest_evm
 
 
 def test_every_balance_from_the_store_equals_the_node(tmp_path, anvil, scenario):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import tracer
-from tracer.ingest.evm import ingest_evm, transfers_usd
+from tracer.ingest.evm.node import ingest_evm, transfers_usd
 
 from .conftest import ROOT, TOOLS
 

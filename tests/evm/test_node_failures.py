@@ -10,8 +10,8 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.evm import ingest_evm
-from tracer.ingest.evm_rpc import RpcClient
+from tracer.ingest.evm.node import ingest_evm
+from tracer.ingest.evm.rpc import RpcClient
 from tracer.store import StoreError
 
 from .fault_proxy import FaultProxy, block_of

@@ -17,9 +17,9 @@ from web3 import Web3
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.evm import ingest_evm
-from tracer.ingest.evm_rpc import RpcClient, RpcError
-from tracer.ingest.evm_tokens import fetch_metadata
+from tracer.ingest.evm.node import ingest_evm
+from tracer.ingest.evm.rpc import RpcClient, RpcError
+from tracer.ingest.evm.tokens import fetch_metadata
 
 from .test_node_failures import fast, snapshot
 
@@ -118,7 +118,7 @@ def test_a_mistyped_checksummed_token_address_is_refused_before_anything_is_read
 
 def test_importing_the_etl_importer_does_not_load_web3():
     """web3 takes ~1 s to import; `tracer ingest etl` (which shares the EVM mappers) must not pay it."""
-    code = "import sys, tracer.ingest.etl, tracer.ingest.evm, tracer.commands.evm; print('web3' in sys.modules)"
+    code = "import sys, tracer.ingest.evm.etl, tracer.ingest.evm.node, tracer.commands.evm; print('web3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.bank import AMLSIM_COLUMNS, ColumnMap, ingest_bank
+from tracer.ingest.human.bank import AMLSIM_COLUMNS, ColumnMap, ingest_bank
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 AML = FIXTURES / "aml"

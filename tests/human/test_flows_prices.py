@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.ingest.bank import ingest_bank
-from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.human.bank import ingest_bank
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 from tracer.ingest.prices import ingest_prices
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer  # noqa: F401  (sets BCL_DATA_DIR before bitcoinlib loads)
-from tracer.ingest.identifiers import (
+from tracer.codecs.identifiers import (
     B58_ALPHABET,
     InvalidIdentifier,
     find_identifiers,

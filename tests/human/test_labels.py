@@ -8,7 +8,7 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.labels import export_tagpacks, ingest_labels
+from tracer.ingest.labels.sources import export_tagpacks, ingest_labels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

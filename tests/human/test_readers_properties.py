@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracer.ingest.csvread import read_lines
-from tracer.ingest.identifiers import InvalidIdentifier, validate_iban
+from tracer.codecs.identifiers import InvalidIdentifier, validate_iban
 
 LINE = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tracer.errors import IngestError
-from tracer.ingest.ads import ingest_ads
-from tracer.ingest.reports import ingest_reports
+from tracer.ingest.human.ads import ingest_ads
+from tracer.ingest.human.reports import ingest_reports
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "human"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracer.ingest.bitcoin import ingest_bitcoin
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 from tracer.simulate import simulate
 
 

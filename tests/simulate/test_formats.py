@@ -8,10 +8,10 @@ import json
 import pytest
 
 import tracer
-from tracer.ingest.ads import ingest_ads
-from tracer.ingest.identifiers import normalize_phone
-from tracer.ingest.labels import ingest_tagpacks
-from tracer.ingest.reports import ingest_reports
+from tracer.ingest.human.ads import ingest_ads
+from tracer.codecs.identifiers import normalize_phone
+from tracer.ingest.labels.sources import ingest_tagpacks
+from tracer.ingest.human.reports import ingest_reports
 
 AD_COLS = ("ad_id, site, posted_at, title, body, price, currency, phones, emails, location, lat, lon, image_hashes, "
            "addresses, fee_chain, fee_txid, fee_amount, fee_asset, pii_hashed, posted_offset, source_line")

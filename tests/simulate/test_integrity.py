@@ -5,7 +5,7 @@ from __future__ import annotations
 from bitcoin.wallet import CBitcoinAddress
 from bitcoinlib.encoding import addr_base58_to_pubkeyhash, addr_bech32_to_pubkeyhash
 
-from tracer.ingest.identifiers import validate_address
+from tracer.codecs.identifiers import validate_address
 from tracer.simulate.ledger import FIRST_HEIGHT, subsidy, txid_of
 
 from .conftest import SEED

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 
-from tracer.ingest.evm_map import transfer_words
+from tracer.ingest.evm.mapper import transfer_words
 
 
 def patterns(truth, kind=None):

@@ -12,9 +12,9 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from tracer.errors import MoneytrailError
-from tracer.ingest.bitcoin import ingest_bitcoin
-from tracer.ingest.bitcoin_network import NETWORKS
-from tracer.ingest.bitcoin_rpc import BitcoinRPC
+from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+from tracer.ingest.bitcoin.network import NETWORKS
+from tracer.ingest.bitcoin.rpc import BitcoinRPC
 from tracer.store import open_store
 
 

@@ -61,8 +61,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Ingest blocks, transactions, ERC-20 and (with --traces) internal transfers from a node."""
-        from tracer.ingest.evm import ingest_evm
-        from tracer.ingest.evm_rpc import TRANSPORTS, RpcClient
+        from tracer.ingest.evm.node import ingest_evm
+        from tracer.ingest.evm.rpc import TRANSPORTS, RpcClient
 
         tokens = [x for t in tokens or [] for x in t.split(",") if x] or None
         if all_tokens and tokens:
@@ -100,7 +100,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Import ethereum-etl exports (blocks, transactions, receipts, logs, token_transfers)."""
-        from tracer.ingest.etl import ingest_etl
+        from tracer.ingest.evm.etl import ingest_etl
 
         store = open_store(ctx.obj["db"])
         res = ingest_etl(store, paths, chain=chain, chain_id=chain_id)

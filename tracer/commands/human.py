@@ -87,7 +87,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load bank transfers (AMLworld, AMLSim or a mapped CSV) into transfers, chain 'fiat'."""
-        from tracer.ingest.bank import ColumnMap, ingest_bank
+        from tracer.ingest.human.bank import ColumnMap, ingest_bank
 
         cmap = None
         flags = _parse_map(map_)
@@ -120,7 +120,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load suspicious-activity reports and tips; extract identifiers from fields and narratives."""
-        from tracer.ingest.reports import ingest_reports
+        from tracer.ingest.human.reports import ingest_reports
 
         started = time.perf_counter()
         summary = ingest_reports(open_store(ctx.obj["db"]), path, region=region)
@@ -138,7 +138,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load online ads: phones normalised (E.164), crypto addresses in the text extracted."""
-        from tracer.ingest.ads import ingest_ads
+        from tracer.ingest.human.ads import ingest_ads
 
         started = time.perf_counter()
         summary = ingest_ads(open_store(ctx.obj["db"]), path, region=region, default_tz=timezone,
@@ -154,7 +154,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load address labels; each address is validated for the chain it is filed under."""
-        from tracer.ingest.labels import ingest_labels
+        from tracer.ingest.labels.sources import ingest_labels
 
         started = time.perf_counter()
         summary = ingest_labels(open_store(ctx.obj["db"]), path, fmt.value if fmt else None)
@@ -178,7 +178,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     app.add_typer(labels_app, name="labels")
 
     def _export(db: Path, out: Path, pack: str | None, creator: str) -> None:
-        from tracer.ingest.labels import export_tagpacks
+        from tracer.ingest.labels.sources import export_tagpacks
 
         written = export_tagpacks(open_store(db), out, pack=pack, creator=creator)
         if not written:

@@ -2,12 +2,12 @@
 Arrow batches into the store. ``SOURCES`` maps a source name to the module that ingests it."""
 
 SOURCES = {
-    "bitcoin": "tracer.ingest.bitcoin",
-    "evm": "tracer.ingest.evm",
-    "etl": "tracer.ingest.etl",
-    "bank": "tracer.ingest.bank",
-    "reports": "tracer.ingest.reports",
-    "ads": "tracer.ingest.ads",
-    "labels": "tracer.ingest.labels",
+    "bitcoin": "tracer.ingest.bitcoin.blocks",
+    "evm": "tracer.ingest.evm.node",
+    "etl": "tracer.ingest.evm.etl",
+    "bank": "tracer.ingest.human.bank",
+    "reports": "tracer.ingest.human.reports",
+    "ads": "tracer.ingest.human.ads",
+    "labels": "tracer.ingest.labels.sources",
     "prices": "tracer.ingest.prices",
 }

@@ -23,7 +23,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
-from tracer.ingest.ads import AD_SCHEMA
+from tracer.ingest.human.ads import AD_SCHEMA
 
 SITES = [("nightlist.example", "nightlist"), ("citycompanions.example", "citycompanions"),
          ("velvetboard.example", "velvetboard")]

@@ -15,7 +15,7 @@ Bitcoin block ingester writes (``blocks``, ``transactions``, ``outputs``, ``inpu
 - address ids are dense, continuing from the store's ``max(address_id) + 1``, and assigned in order of
   first sight (block, position, output index), as the ingester assigns them.
 
-Addresses are real mainnet encodings with valid checksums (``tracer.ingest.btc_address``): P2PKH and
+Addresses are real mainnet encodings with valid checksums (``tracer.codecs.bitcoin_address``): P2PKH and
 P2SH by Base58Check (versions 0x00 and 0x05), P2WPKH / P2WSH by Bech32 (BIP173) and P2TR by Bech32m
 (BIP350). Their 20- or 32-byte payloads come from a seeded Philox stream, so they are random points
 with no known key — nobody can spend from them on the real chain.
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from tracer.ingest.btc_address import base58check_arrow, segwit_arrow
+from tracer.codecs.bitcoin_address import base58check_arrow, segwit_arrow
 from tracer.store import Store
 
 # script type codes used by every generator; names are those the ingester writes

@@ -1,7 +1,7 @@
 """Labels (as a GraphSense TagPack) and suspicious-activity reports of the simulated world.
 
 Labels: the simulator writes a real TagPack file beside the truth file and turns it into ``labels``
-rows with the TagPack importer's own mapping (:mod:`tracer.ingest.labels`), so the rows are exactly what
+rows with the TagPack importer's own mapping (:mod:`tracer.ingest.labels.sources`), so the rows are exactly what
 ``tracer ingest labels`` would store — only under the simulate run. Tags on the simulated EVM chain are
 filed under ETH (the TagPack currency) and stored under the chain name ``sim-evm``.
 
@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from tracer.ingest.labels import _tagpack_batch
-from tracer.ingest.reports import IDENTIFIER_SCHEMA, REPORT_SCHEMA, collect_identifiers, validate_identifier
+from tracer.ingest.labels.sources import _tagpack_batch
+from tracer.ingest.human.reports import IDENTIFIER_SCHEMA, REPORT_SCHEMA, collect_identifiers, validate_identifier
 
 
 def write_tagpack(path: Path, seed: int, lastmod: dt.date, tags: list[dict]) -> Path:

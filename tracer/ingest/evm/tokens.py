@@ -13,7 +13,7 @@ every call may revert, answer nothing, or answer in the other form. The reads ar
 
 The answer is cached in ``evm_tokens`` with a status (``ok``, ``partial``, ``none``), and a token is
 not asked again on later runs. Transport failures are retried and then raised naming the contract
-and the function (:meth:`~tracer.ingest.evm_rpc.RpcClient.web3_call`).
+and the function (:meth:`~tracer.ingest.evm.rpc.RpcClient.web3_call`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracer.ingest.evm_rpc import RpcClient
+from tracer.ingest.evm.rpc import RpcClient
 
 if TYPE_CHECKING:  # web3 is imported when metadata is first read (~1 s of start-up otherwise)
     from web3 import Web3

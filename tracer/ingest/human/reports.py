@@ -32,7 +32,7 @@ from tracer.ingest.csvread import (
     reason_counts,
     split_list,
 )
-from tracer.ingest.identifiers import (
+from tracer.codecs.identifiers import (
     InvalidIdentifier,
     find_identifiers,
     normalize_email,

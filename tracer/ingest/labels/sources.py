@@ -1,6 +1,6 @@
 """Labels: who is behind an address. OFAC SDN lists, GraphSense TagPacks (import and export), CSV.
 
-Every address is validated for the chain it is filed under (:mod:`tracer.ingest.identifiers`): a
+Every address is validated for the chain it is filed under (:mod:`tracer.codecs.identifiers`): a
 list that files a TRON address under XBT — OFAC's own SDN list does, see
 ``fixtures/labels/ofac-sdn/sanctioned_addresses_XBT.txt`` — gets that address quarantined with the
 reason, not stored as a Bitcoin label. Lists that mix chains under one asset (OFAC's USDT list holds
@@ -37,7 +37,7 @@ import yaml
 
 from tracer.errors import IngestError
 from tracer.ingest.csvread import Refused, append_new, quarantine_many, read_lines, reason_counts
-from tracer.ingest.identifiers import (
+from tracer.codecs.identifiers import (
     InvalidIdentifier,
     chains_of,
     validate_address,

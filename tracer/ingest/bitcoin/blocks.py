@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from tracer.errors import IngestError
-from tracer.ingest.bitcoin_network import MAGICS, Network, network
-from tracer.ingest.bitcoin_parse import BlockBatch, BlockError, parse_blocks
-from tracer.ingest.bitcoin_rpc import BitcoinRPC
+from tracer.ingest.bitcoin.network import MAGICS, Network, network
+from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, parse_blocks
+from tracer.ingest.bitcoin.rpc import BitcoinRPC
 from tracer.store import Run, Store
 
 CHAIN = "bitcoin"

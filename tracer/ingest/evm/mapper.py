@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from tracer.errors import IngestError
-from tracer.ingest.evm_rpc import TRANSFER_TOPIC
+from tracer.ingest.evm.rpc import TRANSFER_TOPIC
 
 DEC = pa.decimal128(38, 0)
 TS = pa.timestamp("s")

@@ -35,7 +35,7 @@ from tracer.ingest.csvread import (
     reason_counts,
     split_list,
 )
-from tracer.ingest.identifiers import InvalidIdentifier, find_identifiers, normalize_email, normalize_phone
+from tracer.codecs.identifiers import InvalidIdentifier, find_identifiers, normalize_email, normalize_phone
 from tracer.store import Store
 
 AD_SCHEMA = pa.schema([

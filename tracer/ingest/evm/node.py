@@ -1,7 +1,7 @@
 """``tracer ingest evm``: blocks, transactions, token and internal transfers from an Ethereum node.
 
-fetch (:mod:`tracer.ingest.evm_rpc`) → map (:mod:`tracer.ingest.evm_map`) → load
-(:mod:`tracer.ingest.evm_load`). Batches of blocks are fetched ahead by a small thread pool
+fetch (:mod:`tracer.ingest.evm.rpc`) → map (:mod:`tracer.ingest.evm.mapper`) → load
+(:mod:`tracer.ingest.evm.load`). Batches of blocks are fetched ahead by a small thread pool
 (bounded concurrency: at most ``workers + 1`` batches in flight) and committed strictly in order,
 one transaction per batch, each followed by a checkpoint. So:
 
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from tracer.errors import IngestError
-from tracer.ingest import evm_load
-from tracer.ingest.evm_load import Scope
-from tracer.ingest.evm_map import EvmBatch, map_blocks
-from tracer.ingest.evm_rpc import TRANSFER_TOPIC, MethodNotSupported, RpcClient, RpcError
-from tracer.ingest.evm_tokens import KNOWN_TOKENS, fetch_metadata
+from tracer.ingest.evm import load as evm_load
+from tracer.ingest.evm.load import Scope
+from tracer.ingest.evm.mapper import EvmBatch, map_blocks
+from tracer.ingest.evm.rpc import TRANSFER_TOPIC, MethodNotSupported, RpcClient, RpcError
+from tracer.ingest.evm.tokens import KNOWN_TOKENS, fetch_metadata
 from tracer.store import Store
 
 NETWORKS = {1: "mainnet", 5: "goerli", 17000: "holesky", 11155111: "sepolia", 31337: "anvil", 1337: "dev"}

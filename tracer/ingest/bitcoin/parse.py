@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracer.ingest.bitcoin_network import Network
-from tracer.ingest.btc_address import base58check_arrow, hash160, segwit_arrow
+from tracer.ingest.bitcoin.network import Network
+from tracer.codecs.bitcoin_address import base58check_arrow, hash160, segwit_arrow
 
 _sha256 = hashlib.sha256
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

@@ -14,7 +14,7 @@ Two transports carry the same batches (``transport=``):
   columns) and the failing call's own block and method. The provider's JSON encoding and decoding
   steps use orjson (same values, ~3× faster than the standard library; a malformed reply keeps its
   body for quarantine). web3 also reads token metadata (contract calls with the ERC-20 ABI,
-  :mod:`tracer.ingest.evm_tokens`) on the same provider.
+  :mod:`tracer.ingest.evm.tokens`) on the same provider.
 * ``raw``: the same JSON-RPC batches posted with :mod:`requests` directly (kept for comparison and as
   a fallback; docs/benchmarks.md measures both against ethereum-etl).
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracer.ingest.evm_map import EvmBatch
-from tracer.ingest.evm_rpc import TRANSFER_TOPIC
+from tracer.ingest.evm.mapper import EvmBatch
+from tracer.ingest.evm.rpc import TRANSFER_TOPIC
 from tracer.store import Store
 from tracer.store.store import utcnow
 

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from tracer.errors import IngestError
-from tracer.ingest.evm import network_name
-from tracer.ingest.evm_map import transfer_words
+from tracer.ingest.evm.node import network_name
+from tracer.ingest.evm.mapper import transfer_words
 from tracer.store import Store
 
 # target column, SQL type, ethereum-etl column. Types: INT (BIGINT), I32, DEC (DECIMAL(38,0),

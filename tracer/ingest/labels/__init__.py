@@ -1,0 +1,1 @@
+"""Labels: OFAC SDN lists, GraphSense TagPacks and CSV label files."""
