@@ -21,6 +21,6 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture()
 def store(tmp_path: Path):
-    s = tracer.open(tmp_path / "store.duckdb")
+    s = tracer.open_store(tmp_path / "store.duckdb")
     yield s
     s.close()

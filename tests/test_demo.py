@@ -24,7 +24,7 @@ def test_demo_builds_the_store_and_a_second_run_adds_nothing(tmp_path):
     assert "labels: fixtures/labels/ofac-sdn — 652 labels loaded" in first.stdout
     truth = json.loads((tmp_path / "out" / "ground_truth.json").read_text())
     assert truth["seed"] == 7 and truth["patterns"]
-    with tracer.open(tmp_path / "demo.duckdb") as s:
+    with tracer.open_store(tmp_path / "demo.duckdb") as s:
         counts = {t: s.count(t) for t in ("blocks", "transactions", "labels", "transfers", "ads", "reports")}
         sources = {r[0] for r in s.query("SELECT DISTINCT source FROM ingest_runs WHERE status = 'ok'")}
     assert {"simulate", "bitcoin", "labels", "prices", "bank"} <= sources
@@ -33,5 +33,5 @@ def test_demo_builds_the_store_and_a_second_run_adds_nothing(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "simulate: the store already holds the demo world" in second.stdout
     assert "bitcoin: 0 real mainnet blocks" in second.stdout
-    with tracer.open(tmp_path / "demo.duckdb") as s:
+    with tracer.open_store(tmp_path / "demo.duckdb") as s:
         assert {t: s.count(t) for t in counts} == counts

@@ -1,7 +1,8 @@
 """moneytrail: follow the money behind human trafficking.
 
-Python API first: ``tracer.open(path)`` returns a :class:`~tracer.store.Store`; every stage
-(ingest, heuristics, trace, report, export) is a function taking that store as its first argument.
+Python API first: ``tracer.open(path)`` returns a :class:`~tracer.workspace.Workspace`, the one API the
+CLI, the dashboard and scripts call (ingest, query, and the analyses as they land); underneath, every
+stage is a function taking the :class:`~tracer.store.Store` as its first argument.
 """
 
 import os
@@ -11,13 +12,14 @@ from pathlib import Path
 os.environ.setdefault("BCL_DATA_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "moneytrail-bitcoinlib"))
 
 from tracer.store import Store, StoreError, open_store  # noqa: E402
+from tracer.workspace import IngestResult, Workspace  # noqa: E402
 
 __version__ = "0.1.0"
 
 
-def open(path: str | Path = "moneytrail.duckdb", read_only: bool = False) -> Store:  # noqa: A001
-    """Open (or create) a moneytrail store."""
-    return open_store(path, read_only=read_only)
+def open(path: str | Path = "moneytrail.duckdb", read_only: bool = False) -> Workspace:  # noqa: A001
+    """Open (or create) a moneytrail store as a workspace."""
+    return Workspace(path, read_only=read_only)
 
 
-__all__ = ["Store", "StoreError", "open", "open_store", "__version__"]
+__all__ = ["IngestResult", "Store", "StoreError", "Workspace", "open", "open_store", "__version__"]

@@ -16,7 +16,7 @@ RAW = sorted(BTC.glob("block-*.raw"))
 def loaded(tmp_path_factory):
     """A store holding every real block of fixtures/bitcoin (read-only use)."""
     path = tmp_path_factory.mktemp("btc") / "all.duckdb"
-    s = tracer.open(path)
+    s = tracer.open_store(path)
     summary = ingest_bitcoin(s, [BLK, *RAW])
     yield s, summary
     s.close()

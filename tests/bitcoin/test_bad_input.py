@@ -36,7 +36,7 @@ def tracer_cli(db: Path, *args: str) -> subprocess.CompletedProcess:
 def seeded(tmp_path):
     """A store already holding block 227836, so 'unchanged' is checked against real content."""
     db = tmp_path / "seeded.duckdb"
-    with tracer.open(db) as s:
+    with tracer.open_store(db) as s:
         ingest_bitcoin(s, [BTC / "block-227836.raw"])
         before = snapshot(s)
     return db, before
@@ -47,7 +47,7 @@ def assert_refused(db: Path, before: dict, result: subprocess.CompletedProcess, 
     message = " ".join(result.stderr.split())
     for fragment in fragments:
         assert fragment in message, message
-    with tracer.open(db) as s:
+    with tracer.open_store(db) as s:
         assert snapshot(s) == before
         q = s.query("SELECT source, position, reason FROM quarantine")
         assert len(q) == 1
@@ -140,7 +140,7 @@ def test_valid_hex_block_loads(tmp_path, store):
 
 def test_a_store_refuses_a_second_network(tmp_path, seeded):
     db, before = seeded
-    with tracer.open(db) as s:
+    with tracer.open_store(db) as s:
         # real mainnet blocks easily meet regtest's proof-of-work limit; the store still refuses the mix
         with pytest.raises(StoreError, match="holds bitcoin mainnet; refusing to mix in regtest"):
             ingest_bitcoin(s, [BTC / "block-227835.raw"], network_name="regtest")

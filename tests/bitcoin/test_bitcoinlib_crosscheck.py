@@ -230,7 +230,7 @@ def test_nonstandard_output_that_bitcoinlib_leaves_unaddressed_gets_a_script_has
 
 
 def test_store_after_ingest_matches_bitcoinlib(parsed, tmp_path: Path) -> None:
-    store = tracer.open(tmp_path / "crosscheck.duckdb")
+    store = tracer.open_store(tmp_path / "crosscheck.duckdb")
     summary = ingest_bitcoin(store, [FIXTURES / name for name in TXS_PER_FILE])
     assert (summary.blocks, summary.transactions, summary.outputs, summary.inputs) == (445, 6975, 16082, 24585)
     theirs_txids = [t for theirs, _ in parsed.values() for t in theirs["txids"]]

@@ -43,7 +43,7 @@ def test_blocks_shuffled_inside_a_blk_file_give_the_same_store(tmp_path, store):
     random.Random(7).shuffle(shuffled)
     write_blk(tmp_path / "blk00000.dat", shuffled)
     ingest_bitcoin(store, [tmp_path])
-    with tracer.open(tmp_path / "ordered.duckdb") as ordered:
+    with tracer.open_store(tmp_path / "ordered.duckdb") as ordered:
         ingest_bitcoin(ordered, [BLK])
         assert content(store) == content(ordered)
     assert store.scalar("SELECT max(height) FROM blocks") == 438
@@ -66,7 +66,7 @@ def test_spending_block_before_funding_block_resolves_when_the_funding_block_arr
     assert store.query("SELECT block_height FROM transactions WHERE txid = ?", [SATOSHI_TO_HAL]) == [(170,)]
     assert store.scalar("SELECT count(*) FROM blocks WHERE height IS NULL") == 0
     assert store.scalar("SELECT count(*) FROM outputs WHERE block_height IS NULL") == 0
-    with tracer.open(tmp_path / "ordered.duckdb") as ordered:
+    with tracer.open_store(tmp_path / "ordered.duckdb") as ordered:
         ingest_bitcoin(ordered, [BLK])
         assert content(store) == content(ordered)
 

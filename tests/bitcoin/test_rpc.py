@@ -40,7 +40,7 @@ def test_rpc_ingest_equals_the_blk_file_ingest(tmp_path, store, blocks, cookie):
     assert store.query("SELECT address, value FROM inputs WHERE txid = ?", [SATOSHI_TO_HAL]) == [
         ("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", 5_000_000_000)
     ]
-    with tracer.open(tmp_path / "files.duckdb") as files:
+    with tracer.open_store(tmp_path / "files.duckdb") as files:
         ingest_bitcoin(files, [BLK])
         assert content(store) == content(files)
 
@@ -95,5 +95,5 @@ def test_cli_rpc_with_cookie(tmp_path, blocks, cookie):
         )
     assert result.returncode == 0, result.stderr
     assert '"blocks": 30' in result.stdout and '"transactions": 30' in result.stdout
-    with tracer.open(db) as s:
+    with tracer.open_store(db) as s:
         assert s.scalar("SELECT max(height) FROM blocks") == 29

@@ -20,7 +20,7 @@ BTC = FIXTURES / "bitcoin"
 def built_store(tmp_path_factory) -> Path:
     """Path of a closed store: every real block, the WalletExplorer TagPack and the AMLworld sample."""
     path = tmp_path_factory.mktemp("dash") / "case.duckdb"
-    with tracer.open(path) as s:
+    with tracer.open_store(path) as s:
         ingest_bitcoin(s, [BTC / "blk-heights-0-438.dat", *sorted(BTC.glob("block-*.raw"))])
         ingest_labels(s, FIXTURES / "labels" / "tagpacks" / "walletexplorer.yaml")
         ingest_bank(s, FIXTURES / "aml" / "amlworld-small.csv", fmt="amlworld")

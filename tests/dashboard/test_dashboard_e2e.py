@@ -101,7 +101,7 @@ def page(browser) -> Iterator[Page]:
 
 def read_only(db: Path) -> Store:
     """The test reads the store while the dashboard runs: possible because it holds no lock between requests."""
-    return tracer.open(db, read_only=True)
+    return tracer.open_store(db, read_only=True)
 
 
 def number(text: str) -> int:
@@ -226,7 +226,7 @@ def test_ingest_can_write_while_the_dashboard_runs_and_the_dashboard_says_busy_m
     page.goto(url + "/")
     expect(page.locator("#stat-blocks")).to_have_text("445")
     # the dashboard holds no lock between requests, so a writer (an ingest) can open the store now
-    writer = tracer.open(db)
+    writer = tracer.open_store(db)
     try:
         page.goto(url + "/")
         expect(page.locator("#store-busy")).to_contain_text("being written by another process")

@@ -19,7 +19,7 @@ from tracer import lookup
 
 @pytest.fixture(scope="module")
 def store(built_store):
-    s = tracer.open(built_store, read_only=True)
+    s = tracer.open_store(built_store, read_only=True)
     yield s
     s.close()
 
@@ -103,7 +103,7 @@ def test_bank_account_totals_come_from_fiat_transfers_in_cents(store):
 def test_uint256_token_amount_is_totalled_exactly(tmp_path):
     """A token amount beyond DECIMAL(38,0) is NULL in `amount` and exact in `amount_raw`: it still counts."""
     huge = 2**256 - 1
-    with tracer.open(tmp_path / "t.duckdb") as s:
+    with tracer.open_store(tmp_path / "t.duckdb") as s:
         s.append("transfers", pa.table({
             "chain": ["ethereum"] * 2, "asset": ["0x" + "ab" * 20] * 2, "txid": ["0x01", "0x02"], "idx": [0, 0],
             "from_address": ["0x" + "11" * 20, "0x" + "22" * 20], "to_address": ["0x" + "22" * 20, "0x" + "33" * 20],
@@ -161,7 +161,7 @@ def test_overview_counts_runs_and_daily_activity_match_the_tables(store):
 
 
 def test_adding_an_address_to_a_case_writes_the_item_once_and_logs_every_request(store_copy):
-    with tracer.open(store_copy) as s:
+    with tracer.open_store(store_copy) as s:
         first = lookup.add_to_case(s, "Operation Nightingale", "address", f"bitcoin:{SATOSHI}", actor="maria")
         again = lookup.add_to_case(s, " operation nightingale ", "address", f"bitcoin:{SATOSHI}", actor="maria")
         other = lookup.add_to_case(s, "Operation Nightingale", "address", f"bitcoin:{HAL}", actor="li")

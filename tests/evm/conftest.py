@@ -224,7 +224,7 @@ def clean(tmp_path, anvil, scenario):
 
     from .test_node_failures import snapshot
 
-    store = tracer.open(tmp_path / "clean.duckdb")
+    store = tracer.open_store(tmp_path / "clean.duckdb")
     ingest_evm(store, anvil.url, 0, scenario.end)
     snap = snapshot(store)
     store.close()

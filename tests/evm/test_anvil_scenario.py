@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tracer
-from tracer.ingest.evm.node import balances, ingest_evm
+from tracer.balances import balances
+from tracer.ingest.evm.node import ingest_evm
 
 
 def test_every_balance_from_the_store_equals_the_node(tmp_path, anvil, scenario):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     res = ingest_evm(store, anvil.url, 0, scenario.end, traces=True, batch_size=3)
     assert res.chain == "anvil" and res.blocks == scenario.end + 1
     eth = balances(store, "anvil", "ETH", scenario.end)
@@ -25,7 +26,7 @@ def test_every_balance_from_the_store_equals_the_node(tmp_path, anvil, scenario)
 
 
 def test_scenario_rows_are_exact(tmp_path, anvil, scenario):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     ingest_evm(store, anvil.url, 0, scenario.end, traces=True)
     tx = scenario.txs
 
@@ -64,7 +65,7 @@ def test_scenario_rows_are_exact(tmp_path, anvil, scenario):
 def test_parity_trace_block_gives_the_same_internal_transfers_as_call_tracer(tmp_path, anvil, scenario):
     rows = []
     for api in ("call", "parity"):
-        store = tracer.open(tmp_path / f"{api}.duckdb")
+        store = tracer.open_store(tmp_path / f"{api}.duckdb")
         ingest_evm(store, anvil.url, 0, scenario.end, traces=True, trace_api=api)
         rows.append(store.query("SELECT * EXCLUDE (run_id) FROM transfers ORDER BY block_height, txid, kind, idx"))
         store.close()

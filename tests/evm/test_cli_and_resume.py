@@ -42,7 +42,7 @@ def test_killed_ingest_rerun_ends_with_the_same_store_as_one_clean_run(tmp_path,
         assert holder["proc"].wait(timeout=120) == -signal.SIGKILL
     finally:
         proxy.stop()
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert 0 < store.scalar("SELECT max(height) FROM blocks") < 6
         assert store.query("SELECT status FROM ingest_runs") == [("running",)]  # the killed run
     done = run("ingest", "evm", "--rpc", anvil.url, "--to-block", str(scenario.end), "--batch-size", "1",
@@ -50,7 +50,7 @@ def test_killed_ingest_rerun_ends_with_the_same_store_as_one_clean_run(tmp_path,
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert 1 < result["resumed_from"] <= 6 and result["blocks"] == scenario.end + 1 - result["resumed_from"]
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert snapshot(store) == clean
 
 
@@ -61,7 +61,7 @@ def test_rerunning_a_finished_ingest_adds_nothing(tmp_path, anvil, scenario, cle
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert json.loads(first.stdout)["blocks"] == scenario.end + 1
     assert json.loads(second.stdout)["blocks"] == 0
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert snapshot(store) == clean
 
 
@@ -72,7 +72,7 @@ def test_only_the_asked_tokens_are_ingested(tmp_path, anvil, scenario):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["tokens"] == [Web3.to_checksum_address(scenario.usdt)] and result["transport"] == "web3"
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert store.query("SELECT DISTINCT asset, symbol, decimals FROM transfers WHERE kind = 'erc20'") == [
             (scenario.usdt, "USDT", 6)]
         assert store.query("SELECT count(*) FROM transfers WHERE kind = 'erc20'") == [(4,)]
@@ -94,7 +94,7 @@ def test_bad_etl_line_exits_non_zero_names_file_and_line_and_writes_nothing(tmp_
     out = run("ingest", "etl", str(bad), db=db)
     assert out.returncode == 1
     assert f"{bad} at line 4" in out.stderr.replace("\n", "") and "does not convert" in out.stderr
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert store.count("transactions") == 0 and store.count("transfers") == 0
         [(position, raw)] = store.query("SELECT position, raw FROM quarantine")
         assert position == "line 4" and '"gas": "21OOO"' in raw
@@ -107,7 +107,7 @@ def test_etl_ndjson_that_is_not_json_is_refused_with_its_line(tmp_path):
     db = tmp_path / "s.duckdb"
     out = run("ingest", "etl", str(f), db=db)
     assert out.returncode == 1 and "line 3" in out.stderr and "not JSON" in out.stderr
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert store.count("blocks") == 0
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 
 import tracer
-from tracer.ingest.evm.node import ingest_evm, transfers_usd
+from tracer.balances import transfers_usd
+from tracer.ingest.evm.node import ingest_evm
+from tracer.store import graph
 
 from .conftest import ROOT, TOOLS
 
@@ -26,7 +28,7 @@ def test_shipped_bytecode_is_what_the_solidity_source_compiles_to(tmp_path):
 
 
 def test_usd_value_of_an_eth_and_a_usdt_transfer_uses_the_price_at_that_time(tmp_path, anvil, scenario):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     ingest_evm(store, anvil.url, 0, scenario.end)
     eth_tx, usdt_tx = scenario.txs["eth"], scenario.txs["usdt"]
     [(t,)] = store.query("SELECT time FROM transfers WHERE txid = ?", [eth_tx])
@@ -43,15 +45,21 @@ def test_usd_value_of_an_eth_and_a_usdt_transfer_uses_the_price_at_that_time(tmp
     assert eth["usd"] == 4500.0  # 1.5 ETH at the latest price before the transfer, not the later one
     usdt = rows[(usdt_tx, scenario.usdt)]
     assert (usdt["amount_raw"], usdt["symbol"], usdt["decimals"]) == ("250000000", "USDT", 6)
+    # the test token calls itself USDT, but it is not Tether's contract: no USD value
+    assert (usdt["price_asset"], usdt["usd"]) == (None, None)
+    # once an analyst declares which series values this contract, its transfers are revalued
+    graph.set_token_price_asset(store, "anvil", scenario.usdt, "USDT", "test: the scenario's stablecoin")
+    usdt = {(r["txid"], r["asset"]): r for r in transfers_usd(store, "anvil").to_pylist()}[(usdt_tx, scenario.usdt)]
     assert abs(usdt["usd"] - 249.75) < 1e-9
     big = [r for r in rows.values() if r["symbol"] == "BIG"]
     assert big and all(r["usd"] is None for r in big)  # no price, no invented value
 
 
 def test_flows_view_values_eth_and_usdt_transfers_like_transfers_usd(tmp_path, anvil, scenario):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     ingest_evm(store, anvil.url, 0, scenario.end)
     [(t,)] = store.query("SELECT min(time) FROM transfers")
+    graph.set_token_price_asset(store, "anvil", scenario.usdt, "USDT", "test: the scenario's stablecoin")
     store.append("prices", pa.table({
         "asset": ["ETH", "USDT"], "time": pa.array([t - dt.timedelta(days=1)] * 2, pa.timestamp("us")),
         "usd": [2500.0, 1.0], "source": ["test"] * 2,

@@ -116,7 +116,7 @@ def test_token_transfers_csv_round_trips_through_the_store(tmp_path_factory, row
                     "block_number"])
         for token, frm, to, value, txh, idx, height in rows:
             w.writerow([token, frm, to, value, "0x" + txh.hex(), idx, height])
-    store = tracer.open(d / "s.duckdb")
+    store = tracer.open_store(d / "s.duckdb")
     ingest_etl(store, [path])
     got = {(r["transaction_hash"], r["log_index"]): r for r in export_rows(store, "ethereum", "token_transfers")}
     assert len(got) == len(rows)

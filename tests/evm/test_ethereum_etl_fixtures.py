@@ -75,7 +75,7 @@ def assert_same_json(ours: list[dict], expected: list[dict], key: tuple[str, ...
 
 @pytest.fixture
 def store(tmp_path):
-    s = tracer.open(tmp_path / "eth.duckdb")
+    s = tracer.open_store(tmp_path / "eth.duckdb")
     yield s
     s.close()
 

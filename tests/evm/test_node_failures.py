@@ -19,14 +19,18 @@ from .fault_proxy import FaultProxy, block_of
 TABLES = {
     "blocks": "height", "transactions": "block_height, position", "logs": "block_height, log_index",
     "transfers": "block_height, txid, kind, idx", "evm_tokens": "address",
+    "flows": "height, txid, kind, idx",
 }
 
 
 def snapshot(store) -> dict[str, list[tuple]]:
-    """Every EVM row, without provenance columns (run ids, fetch times, the URL read differ)."""
+    """Every EVM row, without provenance columns (run ids, fetch times, the URL read differ) and without
+    the graph's surrogate numbers (flow and party ids follow first sight: a range re-read after a crash
+    or a reorg numbers its flows anew, and an orphaned block's parties keep the ids they got)."""
     out = {}
     for table, order in TABLES.items():
-        drop = {"evm_tokens": "run_id, fetched_at", "blocks": "run_id, source"}.get(table, "run_id")
+        drop = {"evm_tokens": "run_id, fetched_at", "blocks": "run_id, source",
+                "transfers": "run_id, flow_id, from_id, to_id", "flows": "run_id, flow_id, src_id, dst_id"}.get(table, "run_id")
         out[table] = store.query(f"SELECT * EXCLUDE ({drop}) FROM {table} ORDER BY {order}")
     return out
 
@@ -37,7 +41,7 @@ def fast(url: str, **kw) -> RpcClient:
 
 @pytest.mark.parametrize("transport", ["web3", "raw"])
 def test_node_down_is_a_clear_error_naming_the_call(tmp_path, transport):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     with pytest.raises(IngestError) as err:
         ingest_evm(store, fast("http://127.0.0.1:9", transport=transport), 0, 5)
     assert "eth_chainId" in str(err.value) and "node unreachable" in str(err.value)
@@ -47,7 +51,7 @@ def test_node_down_is_a_clear_error_naming_the_call(tmp_path, transport):
 
 def test_node_dying_mid_ingest_leaves_whole_batches_and_a_rerun_completes(tmp_path, anvil, scenario, clean):
     proxy = FaultProxy(anvil.url, lambda calls: "drop" if any((block_of(c) or 0) >= 6 for c in calls) else None)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
             ingest_evm(store, fast(proxy.url), 0, scenario.end, batch_size=2, workers=1)
@@ -66,7 +70,7 @@ def test_node_dying_mid_ingest_leaves_whole_batches_and_a_rerun_completes(tmp_pa
 def test_transient_failures_are_retried(tmp_path, anvil, scenario, clean, transport):
     failures = iter(["drop", "http500", None, "garbage"])
     proxy = FaultProxy(anvil.url, lambda calls: next(failures, None))
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         ingest_evm(store, fast(proxy.url, retries=3, transport=transport), 0, scenario.end)
     finally:
@@ -77,7 +81,7 @@ def test_transient_failures_are_retried(tmp_path, anvil, scenario, clean, transp
 def test_timeout_names_block_and_call(tmp_path, anvil, scenario):
     slow = lambda calls: ("delay", 1.5) if any(block_of(c) == 3 for c in calls) else None  # noqa: E731
     proxy = FaultProxy(anvil.url, slow)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
             ingest_evm(store, fast(proxy.url, timeout=0.5, retries=1), 0, scenario.end, batch_size=1, workers=1)
@@ -91,7 +95,7 @@ def test_timeout_names_block_and_call(tmp_path, anvil, scenario):
 def test_garbage_reply_is_quarantined_and_nothing_of_its_batch_is_written(tmp_path, anvil, scenario, transport):
     bad = lambda calls: "garbage" if any(block_of(c) == 4 for c in calls) else None  # noqa: E731
     proxy = FaultProxy(anvil.url, bad)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
             ingest_evm(store, fast(proxy.url, retries=1, transport=transport), 0, scenario.end, batch_size=3,
@@ -115,7 +119,7 @@ def test_block_missing_a_field_is_quarantined_with_its_height(tmp_path, anvil, s
 
     proxy = FaultProxy(anvil.url, lambda calls: ("replace", drop_hash)
                        if any(c["method"] == "eth_getBlockByNumber" and block_of(c) == 5 for c in calls) else None)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
             ingest_evm(store, fast(proxy.url), 0, scenario.end, batch_size=4, workers=1)
@@ -137,14 +141,14 @@ def test_log_queries_shrink_when_the_node_says_too_many_results(tmp_path, anvil,
         return None
 
     proxy = FaultProxy(anvil.url, cap)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     client = fast(proxy.url)
     try:
         ingest_evm(store, client, 0, scenario.end, receipts="none", batch_size=20)
     finally:
         proxy.stop()
     assert client.shrinks >= 3
-    erc20 = "SELECT * EXCLUDE (run_id) FROM transfers WHERE kind = 'erc20' ORDER BY block_height, txid, idx"
+    erc20 = "SELECT * EXCLUDE (run_id, flow_id, from_id, to_id) FROM transfers WHERE kind = 'erc20' ORDER BY block_height, txid, idx"
     assert store.query(erc20) == [r for r in clean["transfers"] if r[10] == "erc20"]
     # Without receipts a transaction's status is unknown: the reverted payout that carried 1 ETH
     # is kept as a native transfer with NULL status (docs/evm.md says so).
@@ -154,7 +158,7 @@ def test_log_queries_shrink_when_the_node_says_too_many_results(tmp_path, anvil,
 
 
 def test_a_store_holding_another_chain_id_under_the_same_name_is_refused(tmp_path, anvil, anvil_factory):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     ingest_evm(store, anvil.url, 0, 1)
     other = anvil_factory("--chain-id", "999")
     with pytest.raises(StoreError, match="refusing to mix"):
@@ -172,7 +176,7 @@ def test_reorg_rolls_back_to_the_fork_point_and_matches_a_clean_run(tmp_path, an
     node.send(a[0], a[2], 777)
     node.send(a[0], a[3], 888)
     assert node.height() == 5
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     ingest_evm(store, node.url, 0, 5)
     old5 = store.scalar("SELECT hash FROM blocks WHERE height = 5")
     node.rpc("evm_revert", snap)
@@ -183,7 +187,7 @@ def test_reorg_rolls_back_to_the_fork_point_and_matches_a_clean_run(tmp_path, an
     assert (res.reorgs, res.rolled_back) == (1, 2)
     assert "fork point 3" in res.notes[0]
     assert store.scalar("SELECT hash FROM blocks WHERE height = 5") != old5
-    fresh = tracer.open(tmp_path / "fresh.duckdb")
+    fresh = tracer.open_store(tmp_path / "fresh.duckdb")
     ingest_evm(fresh, node.url, 0, 7)
     assert snapshot(store) == snapshot(fresh)
     assert store.query("SELECT count(*) FROM transfers WHERE amount IN (777, 888)") == [(0,)]
@@ -192,7 +196,7 @@ def test_reorg_rolls_back_to_the_fork_point_and_matches_a_clean_run(tmp_path, an
 def test_confirmation_depth_keeps_recent_blocks_out(tmp_path, anvil_factory):
     node = anvil_factory()
     node.mine(10)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     res = ingest_evm(store, node.url, 0, None, confirmations=4)
     assert res.to_block == 6 and store.query("SELECT max(height) FROM blocks") == [(6,)]
     res = ingest_evm(store, node.url, 0, 10, confirmations=4)
@@ -202,7 +206,7 @@ def test_confirmation_depth_keeps_recent_blocks_out(tmp_path, anvil_factory):
 def test_following_the_tip_resumes_where_the_last_run_stopped(tmp_path, anvil_factory):
     node = anvil_factory()
     node.mine(5)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     first = ingest_evm(store, node.url, 0, None, confirmations=0)
     node.mine(3)
     second = ingest_evm(store, node.url, 0, None, confirmations=0)
@@ -213,7 +217,7 @@ def test_following_the_tip_resumes_where_the_last_run_stopped(tmp_path, anvil_fa
 
 @pytest.mark.parametrize("transport", ["web3", "raw"])
 def test_a_url_that_is_not_http_is_refused_at_once(tmp_path, transport):
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     with pytest.raises(IngestError) as err:
         ingest_evm(store, "ws://127.0.0.1:8546", 0, 1, transport=transport)
     assert "ws://127.0.0.1:8546 at node (eth_chainId): cannot send the request" in str(err.value)
@@ -224,7 +228,7 @@ def test_a_node_refusing_batches_is_a_clear_error_naming_the_blocks(tmp_path, an
     refuse = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests are not supported"}}
     proxy = FaultProxy(anvil.url, lambda calls: ("replace", lambda up: refuse)
                        if any(c["method"] == "eth_getBlockByNumber" for c in calls) else None)
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     try:
         with pytest.raises(IngestError) as err:
             ingest_evm(store, fast(proxy.url, transport=transport), 0, scenario.end, batch_size=4, workers=1)

@@ -47,7 +47,7 @@ def runtime_code(answers: dict[str, bytes]) -> str:
 def test_web3_and_raw_transports_store_exactly_the_same_rows(tmp_path, anvil, scenario):
     snaps, runs = [], []
     for transport in ("web3", "raw"):
-        store = tracer.open(tmp_path / f"{transport}.duckdb")
+        store = tracer.open_store(tmp_path / f"{transport}.duckdb")
         res = ingest_evm(store, anvil.url, 0, scenario.end, traces=True, batch_size=4, transport=transport)
         assert res.transport == transport and res.blocks == scenario.end + 1
         snaps.append(snapshot(store))
@@ -104,7 +104,7 @@ def test_a_mistyped_checksummed_token_address_is_refused_before_anything_is_read
     if flipped[-1].isdigit():  # the last character is a digit: flip the last letter instead
         i = max(k for k, c in enumerate(good) if c.isalpha() and k > 1)
         flipped = good[:i] + good[i].swapcase() + good[i + 1:]
-    store = tracer.open(tmp_path / "s.duckdb")
+    store = tracer.open_store(tmp_path / "s.duckdb")
     with pytest.raises(IngestError) as err:
         ingest_evm(store, anvil.url, 0, scenario.end, tokens=[flipped])
     assert f"--tokens at {flipped}" in str(err.value) and "EIP-55 checksum does not match" in str(err.value)

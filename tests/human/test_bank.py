@@ -163,7 +163,7 @@ def test_any_two_decimal_amount_loads_as_exact_cents(tmp_path_factory, amounts):
         text = f"{units}.{cents:02d}"
         lines.append(f"2022/09/01 00:20,1,A,2,B,{text},Euro,{text},Euro,Wire,0")
     path.write_text("\n".join(lines) + "\n")
-    with tracer.open(folder / "prop.duckdb") as s:
+    with tracer.open_store(folder / "prop.duckdb") as s:
         ingest_bank(s, path)
         got = [r[0] for r in s.query("SELECT amount FROM transfers ORDER BY idx")]
     assert got == [Decimal(units * 100 + cents) for units, cents in amounts]

@@ -38,7 +38,7 @@ def test_mapped_bank_csv_through_map_flags(tmp_path: Path):
                       "--map", "time=when", "--map", "from_account=from", "--map", "to_account=to",
                       "--map", "amount=value", "--map", "default_currency=EUR", "--json")
     assert done.returncode == 0, done.stderr
-    with tracer.open(tmp_path / "m.duckdb") as s:
+    with tracer.open_store(tmp_path / "m.duckdb") as s:
         assert s.query("SELECT from_address, amount, symbol FROM transfers") == [("bank:A", 1000, "EUR")]
 
 
@@ -62,6 +62,6 @@ def test_labels_cli_import_and_tagpack_export(tmp_path: Path):
     assert {t.get("network") for t in pack["tags"] if t["currency"] == "USDT"} == {"ETH", "TRX", "BTC"}
     again = tracer_cli(tmp_path / "again.duckdb", "ingest", "labels", str(out), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["loaded"] == 652
-    with tracer.open(tmp_path / "again.duckdb") as s:
+    with tracer.open_store(tmp_path / "again.duckdb") as s:
         assert dict(s.query("SELECT chain, count(*) FROM labels WHERE source_asset = 'USDT' GROUP BY chain")) == {
             "ethereum": 8, "tron": 11, "bitcoin": 7}

@@ -41,18 +41,18 @@ def test_bitcoin_flows_are_exact_bipartite_rows(store, tmp_path: Path):
     ingest_bitcoin(store, [FIXTURES / "bitcoin" / "blk-heights-0-438.dat"])
     (tmp_path / "btc.csv").write_text("asset,time,usd\nBTC,2009-01-01,0.001\nBTC,2009-01-13,0.002\n")
     ingest_prices(store, tmp_path / "btc.csv")
-    rows = store.query("SELECT src, dst, asset, amount, usd, kind, idx FROM flows WHERE txid = ? "
-                       "ORDER BY kind, idx", [HAL])
+    rows = store.query("SELECT src, dst, asset, amount, usd, kind, leg, idx FROM flows WHERE txid = ? "
+                       "ORDER BY leg, idx", [HAL])
     assert rows == [
         ("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", f"tx:{HAL}", "BTC", Decimal(5_000_000_000),
-         pytest.approx(0.05), "input", 0),
+         pytest.approx(0.05), "utxo", "in", 0),
         (f"tx:{HAL}", "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3", "BTC", Decimal(1_000_000_000),
-         pytest.approx(0.01), "output", 0),
+         pytest.approx(0.01), "utxo", "out", 0),
         (f"tx:{HAL}", "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", "BTC", Decimal(4_000_000_000),
-         pytest.approx(0.04), "output", 1),
+         pytest.approx(0.04), "utxo", "out", 1),
     ]
     # value is conserved per transaction: inputs = outputs + fee, never split by guesswork
-    assert store.scalar("SELECT sum(amount) FROM flows WHERE chain = 'bitcoin' AND kind = 'output'") == \
+    assert store.scalar("SELECT sum(amount) FROM flows WHERE chain = 'bitcoin' AND leg = 'out'") == \
         store.scalar("SELECT sum(value) FROM outputs")
 
 

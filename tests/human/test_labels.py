@@ -21,7 +21,7 @@ COLUMNS = ("chain, address, label, category, source, confidence, actor, abuse, i
 @pytest.fixture(scope="module")
 def tagpack_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("packs") / "packs.duckdb"
-    s = tracer.open(path)
+    s = tracer.open_store(path)
     summary = ingest_labels(s, PACKS)
     yield s, summary
     s.close()
@@ -123,7 +123,7 @@ def test_tagpack_round_trip_loses_nothing(tagpack_store, tmp_path: Path):
     store, _ = tagpack_store
     written = export_tagpacks(store, tmp_path / "out")
     assert len(written) == 12
-    again = tracer.open(tmp_path / "again.duckdb")
+    again = tracer.open_store(tmp_path / "again.duckdb")
     summary = ingest_labels(again, tmp_path / "out")
     assert summary["quarantined"] == 0
     assert summary["loaded"] == store.count("labels")

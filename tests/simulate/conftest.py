@@ -17,7 +17,7 @@ SEED = 7
 def world(tmp_path_factory: pytest.TempPathFactory):
     """(store, summary, truth dict) of the seed-7 test world."""
     base = tmp_path_factory.mktemp("simworld")
-    store = tracer.open(base / "world.duckdb")
+    store = tracer.open_store(base / "world.duckdb")
     summary = simulate(store, seed=SEED, scale="test", truth_path=base / "truth.json")
     truth = json.loads(Path(summary.truth_path).read_text())
     yield store, summary, truth

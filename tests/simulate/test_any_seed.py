@@ -17,7 +17,7 @@ from tracer.simulate import simulate
 @given(seed=st.integers(min_value=0, max_value=2**63 - 1))
 def test_any_seed_gives_a_balanced_chain_with_every_pattern(seed):
     with tempfile.TemporaryDirectory() as tmp:
-        store = tracer.open(Path(tmp) / "w.duckdb")
+        store = tracer.open_store(Path(tmp) / "w.duckdb")
         try:
             summary = simulate(store, seed=seed, scale=1_000, truth_path=Path(tmp) / "t.json")
             con = store.con

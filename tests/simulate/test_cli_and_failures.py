@@ -23,7 +23,7 @@ def test_cli_simulates_a_world_and_prints_a_json_summary(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["seed"] == 5 and summary["counts"]["transactions"] > 1_000
     assert truth.is_file() and (tmp_path / "out" / "truth.addresses.parquet").is_file()
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert store.count("transactions") > 1_000
 
 
@@ -31,12 +31,12 @@ def test_a_second_world_in_the_same_store_is_refused_and_nothing_is_added(tmp_pa
     db = tmp_path / "w.duckdb"
     args = ["--db", str(db), "simulate", "--seed", "5", "--scale", "1000", "--truth", str(tmp_path / "t.json")]
     assert runner.invoke(app, args).exit_code == 0
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         before = store.count("transactions")
     again = runner.invoke(app, args[:4] + ["6"] + args[5:])
     assert again.exit_code != 0
     assert "already holds a simulated world" in str(again.exception or again.output)
-    with tracer.open(db) as store:
+    with tracer.open_store(db) as store:
         assert store.count("transactions") == before
         assert store.count("ingest_runs") == 1
 

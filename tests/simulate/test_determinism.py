@@ -15,7 +15,7 @@ TABLES = ["blocks", "transactions", "outputs", "inputs", "addresses", "transfers
 
 
 def make(tmp: Path, seed: int):
-    store = tracer.open(tmp / "w.duckdb")
+    store = tracer.open_store(tmp / "w.duckdb")
     summary = simulate(store, seed=seed, scale=2_000, truth_path=tmp / "truth" / "t.json")
     return store, summary
 

@@ -19,7 +19,7 @@ AD_COLS = ("ad_id, site, posted_at, title, body, price, currency, phones, emails
 
 @pytest.fixture()
 def fresh(tmp_path):
-    s = tracer.open(tmp_path / "fresh.duckdb")
+    s = tracer.open_store(tmp_path / "fresh.duckdb")
     yield s
     s.close()
 

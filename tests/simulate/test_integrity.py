@@ -119,11 +119,11 @@ def test_addresses_are_valid_mainnet_encodings_of_their_script_type(con):
 def test_address_ids_are_dense_in_order_of_first_sight(con):
     n, lo, hi, distinct = con.execute("""SELECT count(*), min(address_id), max(address_id), count(DISTINCT address)
                                          FROM addresses WHERE chain = 'bitcoin'""").fetchall()[0]
-    assert (lo, hi, distinct) == (0, n - 1, n)
+    assert (lo, hi, distinct) == (1, n, n)  # ids start at 1, as ingest numbers them
     unsorted = one(con, """
         WITH f AS (SELECT o.address, min(t.block_height * 1e9 + t.position * 1e4 + o.n) k
                    FROM outputs o JOIN transactions t USING (txid) WHERE o.address IS NOT NULL GROUP BY 1)
-        SELECT count(*) FROM (SELECT a.address_id, row_number() OVER (ORDER BY f.k) - 1 AS r
+        SELECT count(*) FROM (SELECT a.address_id, row_number() OVER (ORDER BY f.k) AS r
                               FROM addresses a JOIN f USING (address)) WHERE address_id <> r""")
     assert unsorted == 0
     assert one(con, "SELECT count(*) FROM outputs WHERE address IS NOT NULL AND address NOT IN (SELECT address FROM addresses)") == 0

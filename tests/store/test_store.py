@@ -22,11 +22,11 @@ CANONICAL = {
 
 
 def test_a_new_store_has_every_canonical_table_and_the_latest_schema_version(tmp_path):
-    with tracer.open(tmp_path / "s.duckdb") as s:
+    with tracer.open_store(tmp_path / "s.duckdb") as s:
         tables = {r[0] for r in s.query("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")}
         assert CANONICAL <= tables
         views = {r[0] for r in s.query("SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'")}
-        assert "flows" in views
+        assert "flows" in tables and "flows_v4" in views
         shipped = [v for v, _, _ in migrations()]
         assert shipped[0] == 1 and shipped == sorted(set(shipped))
         assert s.schema_version == shipped[-1]
@@ -42,19 +42,19 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_rows(tmp_path):
     con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
     con.execute("INSERT INTO prices VALUES ('BTC', TIMESTAMP '2024-01-01', 42000.5, 'test', NULL)")
     con.close()
-    with tracer.open(path) as s:
+    with tracer.open_store(path) as s:
         assert s.schema_version == migrations()[-1][0]
         assert s.query("SELECT asset, usd FROM prices") == [("BTC", 42000.5)]
 
 
 def test_a_store_from_a_newer_moneytrail_is_refused(tmp_path):
     path = tmp_path / "new.duckdb"
-    tracer.open(path).close()
+    tracer.open_store(path).close()
     con = duckdb.connect(str(path))
     con.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
     con.close()
     with pytest.raises(StoreError, match="schema version 999, newer than this moneytrail knows"):
-        tracer.open(path)
+        tracer.open_store(path)
 
 
 def test_runs_record_source_parameters_status_and_counts(store):
@@ -98,7 +98,7 @@ def run_cli(db, *args):
 
 def test_query_prints_csv_and_json(tmp_path):
     db = tmp_path / "q.duckdb"
-    with tracer.open(db) as s:
+    with tracer.open_store(db) as s:
         s.append("prices", pa.table({"asset": ["BTC", "ETH"], "time": pa.array([0, 60], pa.timestamp("s")),
                                      "usd": [30000.25, 2000.0]}))
     out = run_cli(db, "query", "SELECT asset, usd FROM prices ORDER BY asset")

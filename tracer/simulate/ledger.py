@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracer.codecs.bitcoin_address import base58check_arrow, segwit_arrow
-from tracer.store import Store
+from tracer.store import Store, graph
 
 # script type codes used by every generator; names are those the ingester writes
 P2PKH, P2SH, P2WPKH, P2WSH, P2TR, NULLDATA = 0, 1, 2, 3, 4, 5
@@ -232,8 +232,13 @@ class Ledger:
             FROM _sim_tx t
             """
         )
+        n_tx = int(con.execute("SELECT count(*) FROM _sim_txid").fetchone()[0])
+        first_tx = graph.next_ids(self.store, "utxo_tx", n_tx)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _sim_txid AS
+                SELECT *, {first_tx} - 1 + row_number() OVER (ORDER BY block, position) AS tx_id FROM _sim_txid"""
+        )
         # address ids in order of first sight, continuing the store's dense numbering
-        base = int(con.execute("SELECT coalesce(max(address_id), -1) + 1 FROM addresses").fetchone()[0])
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _sim_first AS
@@ -241,16 +246,20 @@ class Ledger:
             FROM _sim_out o JOIN _sim_txid t USING (tx) WHERE o.addr >= 0 GROUP BY o.addr
             """
         )
+        first_id = graph.next_ids(self.store, "party", int(con.execute("SELECT count(*) FROM _sim_first").fetchone()[0]))
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _sim_addr_id AS
+                SELECT f.addr, f.k, {first_id} - 1 + row_number() OVER (ORDER BY f.k) AS address_id FROM _sim_first f"""
+        )
         con.execute(
             f"""
             INSERT INTO addresses BY NAME
-            SELECT 'bitcoin' AS chain, a.address,
-                   {base} + row_number() OVER (ORDER BY f.k) - 1 AS address_id,
+            SELECT 'bitcoin' AS chain, a.address, i.address_id,
                    b.time AS first_seen,
                    CASE a.script WHEN 0 THEN 'p2pkh' WHEN 1 THEN 'p2sh' WHEN 2 THEN 'p2wpkh'
                         WHEN 3 THEN 'p2wsh' WHEN 4 THEN 'p2tr' END AS script_type,
-                   {run_id} AS run_id
-            FROM _sim_addr a JOIN _sim_first f USING (addr) JOIN _sim_block b ON b.block = (f.k >> 40)
+                   {run_id} AS run_id, {graph.party_key("'bitcoin'", 'a.address')} AS party_key
+            FROM _sim_addr a JOIN _sim_addr_id i USING (addr) JOIN _sim_block b ON b.block = (i.k >> 40)
             ORDER BY address_id
             """
         )
@@ -274,7 +283,7 @@ class Ledger:
                    b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
                    t.version, t.locktime, t.size, t.weight,
                    CASE WHEN t.kind = 0 THEN NULL ELSE t.fee END AS fee, t.kind = 0 AS is_coinbase,
-                   t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id
+                   t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id, t.tx_id
             FROM _sim_txid t JOIN _sim_block b ON b.block = t.block
             ORDER BY b.height, t.position
             """
@@ -286,9 +295,11 @@ class Ledger:
                    CASE o.script WHEN 0 THEN 'p2pkh' WHEN 1 THEN 'p2sh' WHEN 2 THEN 'p2wpkh'
                         WHEN 3 THEN 'p2wsh' WHEN 4 THEN 'p2tr' ELSE 'nulldata' END AS script_type,
                    o.value, s.txid AS spent_by_txid, i.n AS spent_by_n,
-                   {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id
+                   {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
+                   t.tx_id, {graph.txid_key('t.txid')} AS txkey, ai.address_id
             FROM _sim_out o JOIN _sim_txid t ON t.tx = o.tx
             LEFT JOIN _sim_addr a ON a.addr = o.addr
+            LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
             LEFT JOIN _sim_in i ON i.prev_tx = o.tx AND i.prev_n = o.n
             LEFT JOIN _sim_txid s ON s.tx = i.tx
             ORDER BY t.block, t.position, o.n
@@ -299,13 +310,27 @@ class Ledger:
             INSERT INTO inputs BY NAME
             SELECT 'bitcoin' AS chain, t.txid, i.n, p.txid AS prev_txid,
                    CASE WHEN i.prev_tx < 0 THEN NULL ELSE i.prev_n END AS prev_n, a.address, o.value,
-                   i.sequence, {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id
+                   i.sequence, {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
+                   t.tx_id, CASE WHEN p.txid IS NULL THEN NULL ELSE {graph.txid_key('p.txid')} END AS prev_txkey,
+                   ai.address_id
             FROM _sim_in i JOIN _sim_txid t ON t.tx = i.tx
             LEFT JOIN _sim_txid p ON p.tx = i.prev_tx
             LEFT JOIN _sim_out o ON o.tx = i.prev_tx AND o.n = i.prev_n
             LEFT JOIN _sim_addr a ON a.addr = o.addr
+            LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
             ORDER BY t.block, t.position, i.n
             """
+        )
+        graph.append_utxo_flows(
+            self.store,
+            f"""SELECT o.chain, o.txid, o.n, o.tx_id, o.address, o.address_id, o.value, t.block_time AS time,
+                       o.block_height AS height, o.run_id, o.tx_id * 2097152 + o.n AS ord
+                FROM outputs o JOIN transactions t ON t.chain = o.chain AND t.tx_id = o.tx_id
+                WHERE o.run_id = {run_id} AND t.run_id = {run_id}""",
+            f"""SELECT i.chain, i.txid, i.n, i.tx_id, i.address, i.address_id, i.value, t.block_time AS time,
+                       i.block_height AS height, i.run_id, i.tx_id * 2097152 + i.n AS ord
+                FROM inputs i JOIN transactions t ON t.chain = i.chain AND t.tx_id = i.tx_id
+                WHERE i.run_id = {run_id} AND t.run_id = {run_id} AND i.prev_txid IS NOT NULL""",
         )
         return {
             "blocks": len(block_times),
@@ -316,5 +341,5 @@ class Ledger:
         }
 
     def drop_staging(self) -> None:
-        for t in ("_sim_tx", "_sim_out", "_sim_in", "_sim_addr", "_sim_txid", "_sim_block", "_sim_first"):
+        for t in ("_sim_tx", "_sim_out", "_sim_in", "_sim_addr", "_sim_txid", "_sim_block", "_sim_first", "_sim_addr_id"):
             self.store.con.execute(f"DROP TABLE IF EXISTS {t}")

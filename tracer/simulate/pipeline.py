@@ -20,7 +20,7 @@ from tracer.simulate.records import label_rows, report_rows, write_tagpack
 from tracer.simulate.scripted import Scripted
 from tracer.simulate.truth import write_truth
 from tracer.simulate.wallets import Economy
-from tracer.store import Store
+from tracer.store import Store, graph
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -113,6 +113,9 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     ew.add([e2, e3], [lumen_dep, lumen_dep], [a2, a3], [t + 3 * 3600, t + 3 * 3600 + 1800], tag=3)
     ew.add([lumen_dep, lumen_dep], [ew.hot[2], ew.hot[2]], [a2, a3], [t + 3 * 3600 + 600, t + 3 * 3600 + 2400], tag=4)
     evm_tables = ew.tables(run_id)
+    # the simulated chain forks Ethereum: its Tether contract is valued as USDT (a token that only
+    # calls itself USDT would not be)
+    graph.set_token_price_asset(store, evm_mod.CHAIN, evm_mod.USDT, "USDT", "simulate: the simulated chain's Tether contract")
     for name in ("blocks", "transactions", "logs", "transfers", "evm_tokens"):
         n = store.append(name, evm_tables[name])
         counts[f"sim-evm {name}"] = n

@@ -21,7 +21,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from tracer.store import graph
+
 DEFAULT_DB = "moneytrail.duckdb"
+# the tables `tracer info` and Workspace.counts report
+CANONICAL_TABLES = ("blocks", "transactions", "outputs", "inputs", "addresses", "transfers", "flows", "clusters",
+                    "cluster_links", "labels", "ads", "ad_payments", "reports", "prices", "alerts", "quarantine")
+# migrations whose data conversion is done in Python right after their SQL, in the same transaction
+_PYTHON_STEPS = {5: graph.backfill}
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
@@ -78,6 +85,8 @@ class Store:
                 continue
             with self.transaction():
                 self.con.execute(sql)
+                if version in _PYTHON_STEPS:
+                    _PYTHON_STEPS[version](self)
                 self.con.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, utcnow()]
                 )
@@ -102,11 +111,22 @@ class Store:
 
     # -- loading ----------------------------------------------------------------------------------
     def append(self, table: str, data: pa.Table | pa.RecordBatch) -> int:
-        """Bulk-insert an Arrow table by column name (missing columns become NULL)."""
+        """Bulk-insert an Arrow table by column name (missing columns become NULL).
+
+        The money graph follows its sources here: transfers get their party ids and flows, and new
+        prices revalue the flows they price (see :mod:`tracer.store.graph`).
+        """
         if len(data) == 0:
             return 0
         with self.view(f"_arrow_{table}", data) as view:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+            if table == "prices":
+                since = self.scalar(f"SELECT min(time) FROM {view}")
+                assets = [r[0] for r in self.query(f"SELECT DISTINCT upper(asset) FROM {view}")]
+        if table == "transfers":
+            graph.link_transfers(self)
+        elif table == "prices":
+            graph.reprice(self, assets, since)
         return len(data)
 
     @contextlib.contextmanager
@@ -119,6 +139,10 @@ class Store:
             yield name
         finally:
             self.con.unregister(name)
+
+    def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """The whole result as an Arrow table."""
+        return self.con.execute(sql, params or []).to_arrow_table()
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()

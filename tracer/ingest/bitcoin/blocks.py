@@ -28,7 +28,7 @@ from tracer.errors import IngestError
 from tracer.ingest.bitcoin.network import MAGICS, Network, network
 from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, parse_blocks
 from tracer.ingest.bitcoin.rpc import BitcoinRPC
-from tracer.store import Run, Store
+from tracer.store import Run, Store, graph
 
 CHAIN = "bitcoin"
 _BLK_NAME = re.compile(r"^blk(\d+)\.dat$")
@@ -175,8 +175,6 @@ def ingest_bitcoin(
         store.claim_chain(CHAIN, "utxo", net.name, None, run.run_id)
         for group in _batches(units, batch_bytes):
             _ingest_batch(store, run, group, net, rpc, summary, progress)
-        with store.transaction():
-            summary.inputs_resolved = resolve_inputs(store)
     except IngestError as exc:
         run.fail(exc)
         raise
@@ -297,6 +295,7 @@ def _ingest_batch(store: Store, run: Run, units: list[Unit], net: Network, rpc: 
     summary.transactions += loaded[1]
     summary.inputs += loaded[2]
     summary.outputs += loaded[3]
+    summary.inputs_resolved += loaded[4]
     if progress:
         progress(len(todo), len(batch.blocks), loaded[1])
 
@@ -369,11 +368,13 @@ def _agree(heights: dict, h: str, height: int, block: dict, net: Network, queue:
                           item=f"block {h}")
 
 
-def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple[int, int, int, int]:
-    """Load one verified batch; skip blocks already stored. Returns (blocks, txs, inputs, outputs)."""
+def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple[int, int, int, int, int]:
+    """Load one verified batch; skip blocks already stored.
+
+    Returns (blocks, transactions, inputs, outputs, inputs resolved)."""
     blocks = batch.blocks
     if not blocks:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, 0
     hashes = [b["hash"] for b in blocks]
     present = {r[0] for r in store.con.execute(
         "SELECT hash FROM blocks WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, hashes]).fetchall()}
@@ -385,7 +386,7 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
             keep[i] = False
         seen.add(h)
     if not keep.any():
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, 0
     try:
         heights = _block_heights(store, blocks, net, [b["_rpc_height"] for b in blocks])
         if any(b["_rpc_height"] is not None for b in blocks):
@@ -418,32 +419,146 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     tx_block = txs["block_index"].to_numpy()
     tx_keep = keep[tx_block]
     blk_idx = pa.array(tx_block)
-    txs = txs.append_column("block_hash", hash_arr.take(blk_idx)) \
-             .append_column("block_height", height_arr.take(blk_idx)) \
-             .append_column("block_time", time_arr.take(blk_idx))
-    tx_height = txs["block_height"].combine_chunks()
-    tx_time = txs["block_time"].combine_chunks()
+    tx_height = height_arr.take(blk_idx)
+    tx_time = time_arr.take(blk_idx)
+    # dense transaction ids for the kept transactions; -tx_id is the transaction's node in flows
+    n = int(tx_keep.sum())
+    first_tx = graph.next_ids(store, "utxo_tx", n)
+    tx_id_all = np.full(len(tx_keep), -1, dtype=np.int64)
+    tx_id_all[tx_keep] = np.arange(first_tx, first_tx + n, dtype=np.int64)
+    txs = txs.append_column("block_hash", hash_arr.take(blk_idx)).append_column("block_height", tx_height) \
+             .append_column("block_time", tx_time).append_column("tx_id", pa.array(tx_id_all))
     txs = txs.filter(pa.array(tx_keep)).drop_columns(["block_index"])
-    n = len(txs)
     txs = txs.append_column("chain", pa.array([CHAIN] * n)).append_column("run_id", pa.array([run.run_id] * n, pa.int64()))
 
-    out_tx = outs["tx_index"].combine_chunks()
-    outs = outs.append_column("block_height", tx_height.take(out_tx)).append_column("block_time", tx_time.take(out_tx))
-    outs = outs.filter(pa.array(tx_keep[out_tx.to_numpy()]))
-    in_tx = ins["tx_index"].combine_chunks()
-    ins = ins.append_column("block_height", tx_height.take(in_tx)).filter(pa.array(tx_keep[in_tx.to_numpy()])).drop_columns(["tx_index"])
-    n_out, n_in = len(outs), len(ins)
-    outs = outs.append_column("chain", pa.array([CHAIN] * n_out)).append_column("run_id", pa.array([run.run_id] * n_out, pa.int64()))
-    ins = ins.append_column("chain", pa.array([CHAIN] * n_in)).append_column("run_id", pa.array([run.run_id] * n_in, pa.int64()))
+    def per_row(table: pa.Table) -> pa.Table:
+        at = table["tx_index"].to_numpy()
+        kept = tx_keep[at]
+        ti = pa.array(at[kept])
+        table = table.filter(pa.array(kept)).drop_columns(["tx_index"])
+        rows = len(table)
+        tx_of = pa.array(tx_id_all[at[kept]])
+        ord_ = pa.array(tx_id_all[at[kept]] * 2097152 + table["n"].to_numpy().astype(np.int64))
+        return (table.append_column("block_height", tx_height.take(ti)).append_column("time", tx_time.take(ti))
+                .append_column("tx_id", tx_of).append_column("ord", ord_)
+                .append_column("chain", pa.array([CHAIN] * rows)).append_column("run_id", pa.array([run.run_id] * rows, pa.int64())))
 
+    outs, ins = per_row(outs), per_row(ins)
     store.append("blocks", block_table)
-    store.append("transactions", txs)
-    store.append("outputs", outs.drop_columns(["tx_index", "block_time"]))
-    store.append("inputs", ins)
-    _add_addresses(store, run, outs)
+    with store.view("_b_tx", txs), store.view("_b_out", outs), store.view("_b_in", ins):
+        resolved = _load_utxo(store, run, first_tx)
     if store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height IS NULL", [CHAIN]):
         _propagate_heights(store)
-    return len(block_table), n, n_in, n_out
+    return len(block_table), n, len(ins), len(outs), resolved
+
+
+def _load_utxo(store: Store, run: Run, first_tx: int) -> int:
+    """Write the batch's transactions, outputs and inputs (views _b_tx, _b_out, _b_in) with party ids,
+    resolved inputs, spent marks, fees and flows. Everything joins the batch against integer keys;
+    returns how many inputs were resolved (the batch's and earlier ones waiting for these outputs)."""
+    con = store.con
+    graph.assign_parties(store, "SELECT chain, address, ord AS seq, time AS seen, script_type, run_id FROM _b_out")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _b_out_ids AS
+            SELECT o.*, p.address_id, {graph.txid_key('o.txid')} AS txkey
+            FROM _b_out o LEFT JOIN _parties p ON p.chain = o.chain AND p.address = o.address"""
+    )
+    con.execute("INSERT INTO outputs BY NAME SELECT * EXCLUDE (time, ord) FROM _b_out_ids")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _b_in_k AS
+            SELECT i.*, CASE WHEN i.prev_txid IS NULL THEN NULL ELSE {graph.txid_key('i.prev_txid')} END AS prev_txkey
+            FROM _b_in i"""
+    )
+    # the integer join finds candidate outputs; the txid text is confirmed on those rows only
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _b_cand AS
+           SELECT i.ord, i.prev_txid, o.txid AS out_txid, o.rowid AS orow, o.address, o.address_id, o.value
+           FROM _b_in_k i JOIN outputs o ON o.txkey = i.prev_txkey AND o.n = i.prev_n
+           WHERE o.chain = ? AND i.prev_txkey IS NOT NULL""",
+        [CHAIN],
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _b_res AS
+           SELECT ord, orow, address, address_id, value FROM (
+               SELECT c.*, row_number() OVER (PARTITION BY c.ord ORDER BY c.orow) AS k
+               FROM _b_cand c WHERE c.out_txid = c.prev_txid) WHERE k = 1"""
+    )
+    con.execute(
+        """INSERT INTO inputs BY NAME
+           SELECT i.* EXCLUDE (time, ord), r.address, r.value, r.address_id
+           FROM _b_in_k i LEFT JOIN _b_res r USING (ord)"""
+    )
+    con.execute(
+        """UPDATE outputs SET spent_by_txid = u.txid, spent_by_n = u.n
+           FROM (SELECT r.orow, i.txid, i.n FROM _b_res r JOIN _b_in_k i USING (ord)) u
+           WHERE outputs.rowid = u.orow"""
+    )
+    con.execute(
+        """INSERT INTO transactions BY NAME
+           WITH vin AS (SELECT i.tx_id, count(*) AS inputs, count(r.ord) AS known, sum(r.value) AS vin
+                        FROM _b_in_k i LEFT JOIN _b_res r USING (ord) WHERE i.prev_txid IS NOT NULL GROUP BY i.tx_id),
+                vout AS (SELECT tx_id, sum(value) AS vout FROM _b_out GROUP BY tx_id)
+           SELECT t.*, CASE WHEN vin.inputs = vin.known THEN vin.vin - coalesce(vout.vout, 0) END AS fee
+           FROM _b_tx t LEFT JOIN vin USING (tx_id) LEFT JOIN vout USING (tx_id)"""
+    )
+    graph.append_utxo_flows(
+        store,
+        "SELECT chain, txid, n, tx_id, address, address_id, value, time, block_height AS height, run_id, ord FROM _b_out_ids",
+        """SELECT i.chain, i.txid, i.n, i.tx_id, r.address, r.address_id, r.value, i.time, i.block_height AS height,
+                  i.run_id, i.ord FROM _b_in_k i JOIN _b_res r USING (ord)""",
+    )
+    resolved = int(con.execute("SELECT count(*) FROM _b_res").fetchall()[0][0])
+    resolved += _resolve_pending(store, first_tx)
+    con.execute(
+        """INSERT INTO utxo_pending
+           SELECT i.chain, i.txid, i.tx_id, i.n, i.prev_txid, i.prev_n, i.prev_txkey FROM _b_in_k i
+           WHERE i.prev_txid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _b_res r WHERE r.ord = i.ord)"""
+    )
+    for t in ("_b_out_ids", "_b_in_k", "_b_cand", "_b_res"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return resolved
+
+
+def _resolve_pending(store: Store, first_tx: int) -> int:
+    """Inputs stored earlier whose funding transaction is in this batch (files out of order)."""
+    con = store.con
+    if not con.execute("SELECT count(*) FROM utxo_pending WHERE chain = ?", [CHAIN]).fetchall()[0][0]:
+        return 0
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _p_res AS
+           SELECT p.chain, p.txid, p.tx_id, p.n, o.rowid AS orow, o.address, o.address_id, o.value
+           FROM utxo_pending p JOIN outputs o ON o.txkey = p.prev_txkey AND o.n = p.prev_n AND o.chain = p.chain
+           WHERE p.chain = ? AND o.tx_id >= ? AND o.txid = p.prev_txid""",
+        [CHAIN, first_tx],
+    )
+    found = int(con.execute("SELECT count(*) FROM _p_res").fetchall()[0][0])
+    if found:
+        con.execute(
+            """UPDATE inputs SET address = r.address, value = r.value, address_id = r.address_id
+               FROM _p_res r WHERE inputs.tx_id = r.tx_id AND inputs.n = r.n AND inputs.chain = r.chain""")
+        con.execute(
+            """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _p_res r WHERE outputs.rowid = r.orow""")
+        con.execute(
+            """UPDATE transactions SET fee = f.vin - f.vout
+               FROM (
+                   WITH touched AS (SELECT DISTINCT tx_id FROM _p_res),
+                   vin AS (SELECT tx_id, sum(value) AS vin FROM inputs WHERE tx_id IN (SELECT tx_id FROM touched)
+                           AND chain = ? GROUP BY tx_id HAVING count(*) = count(value)),
+                   vout AS (SELECT tx_id, sum(value) AS vout FROM outputs WHERE tx_id IN (SELECT tx_id FROM vin)
+                            AND chain = ? GROUP BY tx_id)
+                   SELECT vin.tx_id, vin.vin, coalesce(vout.vout, 0) AS vout FROM vin LEFT JOIN vout USING (tx_id)
+               ) f
+               WHERE transactions.chain = ? AND transactions.tx_id = f.tx_id""", [CHAIN, CHAIN, CHAIN])
+        graph.append_utxo_flows(
+            store, None,
+            """SELECT r.chain, r.txid, r.n, r.tx_id, r.address, r.address_id, r.value, t.block_time AS time,
+                      t.block_height AS height, t.run_id, r.tx_id * 2097152 + r.n AS ord
+               FROM _p_res r JOIN transactions t ON t.chain = r.chain AND t.tx_id = r.tx_id""")
+        con.execute(
+            """DELETE FROM utxo_pending WHERE chain = ? AND EXISTS
+               (SELECT 1 FROM _p_res r WHERE r.tx_id = utxo_pending.tx_id AND r.n = utxo_pending.n)""", [CHAIN])
+    con.execute("DROP TABLE IF EXISTS _p_res")
+    return found
 
 
 def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list) -> None:
@@ -460,34 +575,6 @@ def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list) -> None
         if parent is not None and parent != b["prev_hash"]:
             raise IngestError(b["_source"], f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
                               f"but the block at height {h - 1} is {parent}", item=f"block {b['hash']}")
-
-
-def _add_addresses(store: Store, run: Run, outs: pa.Table) -> None:
-    """Give each address seen for the first time the next dense id, in order of first sight."""
-    view = outs.select(["address", "script_type", "block_time"]).append_column("seq", pa.array(np.arange(len(outs))))
-    with store.view("_new_outputs", view):
-        store.con.execute(
-            """
-            INSERT INTO addresses (chain, address, address_id, first_seen, script_type, run_id)
-            SELECT ?, n.address,
-                   (SELECT coalesce(max(address_id), 0) FROM addresses) + row_number() OVER (ORDER BY n.first_seq),
-                   n.first_seen, n.script_type, ?
-            FROM (SELECT address, min(seq) AS first_seq, min(block_time) AS first_seen,
-                         arg_min(script_type, seq) AS script_type
-                  FROM _new_outputs WHERE address IS NOT NULL GROUP BY address) n
-            WHERE NOT EXISTS (SELECT 1 FROM addresses a WHERE a.chain = ? AND a.address = n.address)
-            """,
-            [CHAIN, run.run_id, CHAIN],
-        )
-        store.con.execute(
-            """
-            UPDATE addresses SET first_seen = n.first_seen
-            FROM (SELECT address, min(block_time) AS first_seen FROM _new_outputs
-                  WHERE address IS NOT NULL GROUP BY address) n
-            WHERE addresses.chain = ? AND addresses.address = n.address AND n.first_seen < addresses.first_seen
-            """,
-            [CHAIN],
-        )
 
 
 def _propagate_heights(store: Store) -> None:
@@ -525,51 +612,8 @@ def _propagate_heights(store: Store) -> None:
         """UPDATE transactions SET block_height = b.height FROM blocks b
            WHERE transactions.chain = ? AND transactions.block_height IS NULL AND b.chain = ?
              AND b.hash = transactions.block_hash AND b.height IS NOT NULL""", [CHAIN, CHAIN])
-    for table in ("outputs", "inputs"):
+    for table, key in (("outputs", "tx_id"), ("inputs", "tx_id"), ("flows", "txid")):
         store.con.execute(
-            f"""UPDATE {table} SET block_height = t.block_height FROM transactions t
-                WHERE {table}.chain = ? AND {table}.block_height IS NULL AND t.chain = ?
-                  AND t.txid = {table}.txid AND t.block_height IS NOT NULL""", [CHAIN, CHAIN])
-
-
-def resolve_inputs(store: Store, chain: str = CHAIN) -> int:
-    """Resolve unresolved inputs to the outputs they spend; mark outputs spent; compute fees.
-
-    Set-based: one join of the still-unresolved inputs against outputs, so a funding block that
-    arrives after its spending block resolves on the next ingest. Returns the inputs resolved now.
-    """
-    con = store.con
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _resolved AS
-        SELECT i.txid, i.n, i.prev_txid, i.prev_n, o.address, o.value
-        FROM inputs i JOIN outputs o ON o.chain = i.chain AND o.txid = i.prev_txid AND o.n = i.prev_n
-        WHERE i.chain = ? AND i.value IS NULL AND i.prev_txid IS NOT NULL
-        """,
-        [chain],
-    )
-    resolved = int(store.scalar("SELECT count(*) FROM _resolved"))
-    if resolved:
-        con.execute(
-            """UPDATE inputs SET address = r.address, value = r.value FROM _resolved r
-               WHERE inputs.chain = ? AND inputs.txid = r.txid AND inputs.n = r.n""", [chain])
-        con.execute(
-            """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _resolved r
-               WHERE outputs.chain = ? AND outputs.txid = r.prev_txid AND outputs.n = r.prev_n""", [chain])
-    con.execute(
-        """
-        UPDATE transactions SET fee = f.vin - f.vout
-        FROM (
-            WITH open AS (SELECT txid FROM transactions WHERE chain = ? AND fee IS NULL AND NOT is_coinbase),
-            vin AS (SELECT txid, sum(value) AS vin FROM inputs WHERE chain = ? AND txid IN (SELECT txid FROM open)
-                    GROUP BY txid HAVING count(*) = count(value)),
-            vout AS (SELECT txid, sum(value) AS vout FROM outputs WHERE chain = ? AND txid IN (SELECT txid FROM vin)
-                     GROUP BY txid)
-            SELECT vin.txid, vin.vin, coalesce(vout.vout, 0) AS vout FROM vin LEFT JOIN vout USING (txid)
-        ) f
-        WHERE transactions.chain = ? AND transactions.txid = f.txid
-        """,
-        [chain, chain, chain, chain],
-    )
-    con.execute("DROP TABLE IF EXISTS _resolved")
-    return resolved
+            f"""UPDATE {table} SET {"height" if table == "flows" else "block_height"} = t.block_height FROM transactions t
+                WHERE {table}.chain = ? AND {table}.{"height" if table == "flows" else "block_height"} IS NULL AND t.chain = ?
+                  AND t.{key} = {table}.{key} AND t.block_height IS NOT NULL""", [CHAIN, CHAIN])

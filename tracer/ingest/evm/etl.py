@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 from tracer.errors import IngestError
 from tracer.ingest.evm.node import network_name
 from tracer.ingest.evm.mapper import transfer_words
-from tracer.store import Store
+from tracer.store import Store, graph
 
 # target column, SQL type, ethereum-etl column. Types: INT (BIGINT), I32, DEC (DECIMAL(38,0),
 # NULL beyond 38 digits), TS (unix seconds), TEXT, ADDR (lowercased text).
@@ -319,7 +319,10 @@ def _replace(store: Store, table: str, data: pa.Table, key_sql: str) -> int:
     """Delete rows with the same key as ``data``, then append it (idempotent re-import)."""
     store.con.register("_etl_new", data)
     try:
-        store.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _etl_new n WHERE {key_sql})")
+        if table == "transfers":
+            graph.delete_transfers(store, f"EXISTS (SELECT 1 FROM _etl_new n WHERE {key_sql.replace('t.', 'transfers.')})", [])
+        else:
+            store.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _etl_new n WHERE {key_sql})")
     finally:
         store.con.unregister("_etl_new")
     return store.append(table, data)
@@ -401,9 +404,7 @@ def _native_transfers(store: Store, chain: str, txids: pa.Table, run_id: int, na
     """Value transfers of (re)imported transactions that did not revert, derived in one query."""
     store.con.register("_etl_tx", txids)
     try:
-        store.con.execute(
-            "DELETE FROM transfers WHERE chain = ? AND kind = 'native' AND txid IN (SELECT txid FROM _etl_tx)",
-            [chain])
+        graph.delete_transfers(store, "chain = ? AND kind = 'native' AND txid IN (SELECT txid FROM _etl_tx)", [chain])
         rows = store.con.sql(
             f"""SELECT chain, '{native_asset}' AS asset, txid, CAST(0 AS BIGINT) AS idx, from_address,
                        coalesce(to_address, contract_address) AS to_address, value AS amount,

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from tracer.ingest.evm.mapper import EvmBatch
 from tracer.ingest.evm.rpc import TRANSFER_TOPIC
-from tracer.store import Store
+from tracer.store import Store, graph
 from tracer.store.store import utcnow
 
 CHECKPOINT_SOURCE = "evm"
@@ -48,13 +48,12 @@ def delete_range(store: Store, chain: str, lo: int, hi: int | None, scope: Scope
     con.execute(f"DELETE FROM blocks WHERE chain = ? AND {rng}", args)
     con.execute(f"DELETE FROM transactions WHERE chain = ? AND {brng}", args)
     kinds = "'native','internal'" if (scope.traces or hi is None) else "'native'"
-    con.execute(f"DELETE FROM transfers WHERE chain = ? AND {brng} AND kind IN ({kinds})", args)
+    graph.delete_transfers(store, f"chain = ? AND {brng} AND kind IN ({kinds})", args)
     if scope.tokens is None or hi is None:
-        con.execute(f"DELETE FROM transfers WHERE chain = ? AND {brng} AND kind = 'erc20'", args)
+        graph.delete_transfers(store, f"chain = ? AND {brng} AND kind = 'erc20'", args)
     elif scope.tokens:
-        con.execute(
-            f"DELETE FROM transfers WHERE chain = ? AND {brng} AND kind = 'erc20' "
-            f"AND asset IN ({_in_list(scope.tokens)})", args)
+        graph.delete_transfers(
+            store, f"chain = ? AND {brng} AND kind = 'erc20' AND asset IN ({_in_list(scope.tokens)})", args)
     if scope.all_logs or hi is None:
         con.execute(f"DELETE FROM logs WHERE chain = ? AND {brng}", args)
     else:

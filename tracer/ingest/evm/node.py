@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 
 from tracer.errors import IngestError
 from tracer.ingest.evm import load as evm_load
@@ -358,72 +357,4 @@ def _raw_for(position: str, blocks: list[dict]) -> str:
 # -- reading back ---------------------------------------------------------------------------------
 
 
-def balances(store: Store, chain: str, asset: str, upto_height: int | None = None,
-             from_height: int = 0) -> dict[str, int]:
-    """Net change of every address's balance of ``asset`` over blocks [from_height, upto_height].
-
-    Exact for any uint256: amounts are summed in three 26-digit limbs (each sum fits HUGEINT) and
-    recombined in Python per address, not per transfer. For the native asset, fees paid by senders
-    (``transactions.fee``, also for reverted transactions) are subtracted and the priority tips
-    credited to the block's miner (gas_used × (effective_gas_price − base fee), EIP-1559; the
-    base fee is burned). Block rewards and withdrawals are not transfers and are not counted.
-    """
-    hi = 2**62 if upto_height is None else upto_height
-    native = asset.upper() == asset and not asset.startswith("0x")
-    limbs = """
-        CAST(CASE WHEN length(a) > 52 THEN substr(a, 1, length(a) - 52) ELSE '0' END AS HUGEINT) AS h,
-        CAST(CASE WHEN length(a) > 26 THEN substr(a, greatest(1, length(a) - 51),
-             least(26, length(a) - 26)) ELSE '0' END AS HUGEINT) AS m,
-        CAST(substr(a, greatest(1, length(a) - 25)) AS HUGEINT) AS l"""
-    sql = f"""
-        WITH moves AS (
-            SELECT to_address AS addr, amount_raw AS a, 1 AS sign FROM transfers
-             WHERE chain = $1 AND asset = $2 AND block_height BETWEEN $3 AND $4
-            UNION ALL
-            SELECT from_address, amount_raw, -1 FROM transfers
-             WHERE chain = $1 AND asset = $2 AND block_height BETWEEN $3 AND $4
-            {'''UNION ALL
-            SELECT from_address, CAST(fee AS VARCHAR), -1 FROM transactions
-             WHERE chain = $1 AND block_height BETWEEN $3 AND $4 AND fee > 0
-            UNION ALL
-            SELECT b.miner, CAST(t.gas_used * (t.effective_gas_price - coalesce(b.base_fee_per_gas, 0))
-                   AS VARCHAR), 1
-              FROM transactions t JOIN blocks b ON b.chain = t.chain AND b.height = t.block_height
-             WHERE t.chain = $1 AND t.block_height BETWEEN $3 AND $4 AND t.effective_gas_price IS NOT NULL'''
-              if native else ''}
-        ), split AS (SELECT addr, sign, {limbs} FROM (SELECT addr, sign, a FROM moves))
-        SELECT addr, sum(sign * h), sum(sign * m), sum(sign * l) FROM split GROUP BY addr
-    """
-    out: dict[str, int] = {}
-    for addr, h, m, lo in store.query(sql, [chain, asset, from_height, hi]):
-        out[addr] = int(h) * 10**52 + int(m) * 10**26 + int(lo)
-    return out
-
-
-def transfers_usd(store: Store, chain: str | None = None) -> pa.Table:
-    """Transfers with their USD value at the transfer's time, from ``prices`` (asset = symbol).
-
-    The price used is the latest one at or before the transfer (no look-ahead). Portable SQL
-    (a window over a join, not ASOF JOIN) so it runs on Spark too. Amounts stay exact; the USD
-    value is a float, as prices are.
-    """
-    where = "WHERE t.chain = ?" if chain else ""
-    sql = f"""
-        SELECT chain, asset, txid, idx, from_address, to_address, amount_raw, symbol, decimals, time,
-               usd_price, CAST(amount_raw AS DOUBLE) / power(10, decimals) * usd_price AS usd
-        FROM (
-            SELECT t.chain, t.asset, t.txid, t.idx, t.from_address, t.to_address, t.amount_raw,
-                   t.symbol, t.decimals, t.time, p.usd AS usd_price,
-                   row_number() OVER (PARTITION BY t.chain, t.asset, t.txid, t.idx, t.kind
-                                      ORDER BY p.time DESC) AS rn
-            FROM transfers t
-            LEFT JOIN prices p ON upper(p.asset) = upper(t.symbol) AND p.time <= t.time
-            {where}
-        ) x WHERE rn = 1
-        ORDER BY time, txid, idx
-    """
-    return store.con.sql(sql, params=[chain] if chain else None).to_arrow_table()
-
-
-__all__ = ["EvmIngestResult", "RpcClient", "RpcError", "balances", "default_chain_name", "ingest_evm",
-           "transfers_usd"]
+__all__ = ["EvmIngestResult", "RpcClient", "RpcError", "default_chain_name", "ingest_evm"]

@@ -50,7 +50,7 @@ import yaml
 
 from tracer.errors import IngestError
 from tracer.ingest.csvread import Refused, csv_records, quarantine_many, read_lines, settle
-from tracer.store import Store
+from tracer.store import Store, graph
 from tracer.store.store import utcnow
 
 AMLWORLD_HEADER = ["Timestamp", "From Bank", "Account", "To Bank", "Account", "Amount Received",
@@ -585,6 +585,7 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
                 inserted = store.con.execute(
                     "INSERT INTO transfers BY NAME SELECT * EXCLUDE (reason_kind, reason_detail) "
                     f"FROM ({checks}) v WHERE reason_kind IS NULL{fresh}").fetchall()[0][0]
+                graph.link_transfers(store)
                 loaded += inserted
                 if not first_load or inserted < len(table):
                     bad = store.con.sql(f"SELECT idx, reason_kind, reason_detail FROM ({checks}) v "

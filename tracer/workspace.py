@@ -1,0 +1,124 @@
+"""The workspace: the one API the CLI, the dashboard and batch scripts call.
+
+``tracer.open(path)`` returns a :class:`Workspace` over one store. Ingest, query and (as they land)
+cluster, trace, alerts, report and export are its methods. Every ingest returns an
+:class:`IngestResult`, whatever the source; the DuckDB connection stays inside ``tracer.store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tracer.store import Store
+
+# source name -> (module, function): the registry the CLI and scripts ingest through
+INGESTERS: dict[str, tuple[str, str]] = {
+    "bitcoin": ("tracer.ingest.bitcoin.blocks", "ingest_bitcoin"),
+    "evm": ("tracer.ingest.evm.node", "ingest_evm"),
+    "etl": ("tracer.ingest.evm.etl", "ingest_etl"),
+    "bank": ("tracer.ingest.human.bank", "ingest_bank"),
+    "reports": ("tracer.ingest.human.reports", "ingest_reports"),
+    "ads": ("tracer.ingest.human.ads", "ingest_ads"),
+    "labels": ("tracer.ingest.labels.sources", "ingest_labels"),
+    "prices": ("tracer.ingest.prices", "ingest_prices"),
+}
+
+_COMMON = ("run_id", "read", "loaded", "already_stored", "quarantined", "reasons")
+
+
+@dataclass
+class IngestResult:
+    """What one ingest did, the same shape for every source.
+
+    ``read`` = ``loaded`` + ``already_stored`` + ``quarantined`` where the source counts rows;
+    ``counts`` holds the source's own figures (transactions, inputs resolved, identifiers, …).
+    """
+
+    source: str
+    run_id: int | None = None
+    read: int | None = None
+    loaded: int | None = None
+    already_stored: int | None = None
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, source: str, raw: Any) -> IngestResult:
+        """Map an ingester's own summary (a dataclass or a dict) onto the common shape."""
+        data = dataclasses.asdict(raw) if dataclasses.is_dataclass(raw) else dict(raw or {})
+        result = cls(source, **{k: data.pop(k) for k in _COMMON if k in data and data[k] is not None})
+        nested = data.pop("counts", None)
+        if isinstance(nested, dict):
+            data = {**nested, **data}
+        if source == "bitcoin":  # the unit of a Bitcoin ingest is the block
+            result.loaded = data.get("blocks", 0)
+            result.already_stored = data.get("blocks_skipped", 0)
+            result.read = result.loaded + result.already_stored
+        elif result.loaded is None and "blocks" in data:  # EVM: a block range
+            result.loaded = data["blocks"]
+        result.counts = data
+        return result
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Workspace:
+    """One store and everything done to it. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        from tracer.store import Store
+
+        self.path = Path(path)
+        self.store: Store = Store(path, read_only=read_only)
+
+    # -- ingest ---------------------------------------------------------------------------------------
+    def ingest(self, source: str, *args: Any, **kwargs: Any) -> IngestResult:
+        """Ingest from ``source`` (a key of :data:`INGESTERS`); arguments go to that source's ingester."""
+        if source not in INGESTERS:
+            raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(INGESTERS))}")
+        module, name = INGESTERS[source]
+        ingester = getattr(importlib.import_module(module), name)
+        return IngestResult.of(source, ingester(self.store, *args, **kwargs))
+
+    def simulate(self, **kwargs: Any) -> Any:
+        """Write a synthetic world with ground truth (see :func:`tracer.simulate.simulate`)."""
+        from tracer.simulate import simulate
+
+        return simulate(self.store, **kwargs)
+
+    # -- read -------------------------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL; the whole result as an Arrow table."""
+        return self.store.arrow(sql, params)
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.store.query(sql, params)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per canonical table (what `tracer info` shows)."""
+        from tracer.store.store import CANONICAL_TABLES
+
+        existing = {r[0] for r in self.store.query("SELECT table_name FROM information_schema.tables")}
+        return {t: self.store.count(t) for t in CANONICAL_TABLES if t in existing}
+
+    # -- lifetime -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
