@@ -22,7 +22,8 @@ from pathlib import Path
 
 import duckdb
 
-from tracer.store import Store, StoreError
+from tracer.store import StoreError
+from tracer.workspace import Workspace
 
 
 class StoreBusy(RuntimeError):
@@ -47,7 +48,7 @@ class StoreAccess:
             pass  # an ingest is writing (and migrating) it: read what is there
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[Store]:
+    def reading(self) -> Iterator[Workspace]:
         with self._lock:
             store = self._open(read_only=True)
             try:
@@ -56,7 +57,7 @@ class StoreAccess:
                 store.close()
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[Store]:
+    def writing(self) -> Iterator[Workspace]:
         with self._lock:
             store = self._open(read_only=False)
             try:
@@ -64,9 +65,9 @@ class StoreAccess:
             finally:
                 store.close()
 
-    def _open(self, read_only: bool) -> Store:
+    def _open(self, read_only: bool) -> Workspace:
         try:
-            return Store(self.path, read_only=read_only)
+            return Workspace(self.path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusy(f"{self.path} is being written by another process; try again shortly") from exc

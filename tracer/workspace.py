@@ -110,6 +110,36 @@ class Workspace:
         existing = {r[0] for r in self.store.query("SELECT table_name FROM information_schema.tables")}
         return {t: self.store.count(t) for t in CANONICAL_TABLES if t in existing}
 
+    # -- the analyst's read-side questions (tracer.lookup) and the case write ------------------------------
+    def overview(self, max_runs: int = 50) -> Any:
+        """What the store holds: chains, table sizes, ingest runs, daily activity."""
+        from tracer import lookup
+
+        return lookup.store_overview(self.store, max_runs)
+
+    def address_activity(self, chain: str, address: str, limit: int = 200) -> Any:
+        """What an address received and sent, with whom, and its labels."""
+        from tracer import lookup
+
+        return lookup.address_activity(self.store, chain, address, limit)
+
+    def find_address(self, text: str) -> list[str]:
+        """The chains on which the store knows ``text`` as an address or account."""
+        from tracer import lookup
+
+        return lookup.find_address(self.store, text)
+
+    def recent_case_titles(self, limit: int = 20) -> list[str]:
+        from tracer import lookup
+
+        return lookup.recent_case_titles(self.store, limit)
+
+    def add_to_case(self, title: str, kind: str, ref: str, actor: str | None = None, note: str | None = None) -> Any:
+        """Put an item into a case (created on first use) and record the action in ``audit_log``."""
+        from tracer import lookup
+
+        return lookup.add_to_case(self.store, title, kind, ref, actor=actor, note=note)
+
     # -- lifetime -------------------------------------------------------------------------------------
     def close(self) -> None:
         self.store.close()

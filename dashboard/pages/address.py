@@ -16,9 +16,9 @@ DEFAULT_CASE = "Untitled case"
 
 def layout(access: StoreAccess, chain: str, address: str, actor: str) -> html.Div:
     try:
-        with access.reading() as store:
-            act = lookup.address_activity(store, chain, address)
-            cases = lookup.recent_case_titles(store)
+        with access.reading() as ws:
+            act = ws.address_activity(chain, address)
+            cases = ws.recent_case_titles()
     except ValueError as exc:
         return html.Div(c.alert(str(exc), "bad"), className="mt-page")
     return html.Div(className="mt-page", children=[
@@ -112,8 +112,8 @@ def register_callbacks(app: Dash, access: StoreAccess, actor: str) -> None:
             return no_update
         title = (title or "").strip() or DEFAULT_CASE
         try:
-            with access.writing() as store:
-                added = lookup.add_to_case(store, title, "address", f"{context['chain']}:{context['address']}",
+            with access.writing() as ws:
+                added = ws.add_to_case(title, "address", f"{context['chain']}:{context['address']}",
                                            actor=actor)
         except StoreBusy as exc:
             return c.alert(str(exc), "warning")

@@ -19,8 +19,8 @@ CHAIN_COLOURS = {"bitcoin": "#f2a900", "ethereum": "#627eea", "fiat": "#2e8b57"}
 
 
 def layout(access: StoreAccess) -> html.Div:
-    with access.reading() as store:
-        ov = lookup.store_overview(store)
+    with access.reading() as ws:
+        ov = ws.overview()
     chains_text = ", ".join(f"{ch.chain} ({ch.network})" for ch in ov.chains) or "none yet"
     return html.Div(className="mt-page", children=[
         html.Div(className="mt-toolbar", children=[
@@ -109,8 +109,8 @@ def register_callbacks(app: Dash, access: StoreAccess) -> None:
         if not text:
             return no_update, "Type an address."
         try:
-            with access.reading() as store:
-                chains = lookup.find_address(store, text)
+            with access.reading() as ws:
+                chains = ws.find_address(text)
         except StoreBusy as exc:
             return no_update, str(exc)
         if not chains:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 import tracer
-from tracer.ingest.evm.etl import _withdrawals_json, export_rows, ingest_etl
+from tracer.export.etl import export_rows
+from tracer.ingest.evm.etl import _withdrawals_json, ingest_etl
 from tracer.ingest.evm.mapper import dec, q, transfer_words
 from tracer.ingest.evm.rpc import TRANSFER_TOPIC
 from tracer.ingest.evm.tokens import ERC20_ABI, LEGACY_ABI, token_decimals, token_text

@@ -17,7 +17,8 @@ import pytest
 
 import tracer
 from tracer.errors import IngestError
-from tracer.ingest.evm.etl import as_csv_text, export_rows, ingest_etl
+from tracer.export.etl import as_csv_text, export_rows
+from tracer.ingest.evm.etl import ingest_etl
 from tracer.ingest.evm.node import ingest_evm
 from tracer.store import StoreError
 
