@@ -79,6 +79,7 @@ class Workspace:
 
         self.path = Path(path)
         self.store: Store = Store(path, read_only=read_only)
+        self._adjacency: Any = None
 
     # -- ingest ---------------------------------------------------------------------------------------
     def ingest(self, source: str, *args: Any, **kwargs: Any) -> IngestResult:
@@ -99,6 +100,17 @@ class Workspace:
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL; the whole result as an Arrow table."""
         return self.store.arrow(sql, params)
+
+    def hop(self, nodes: Any, direction: str = "out") -> pa.Table:
+        """One hop on the money graph: the flows leaving (``out``) or entering (``in``) the integer node
+        ids ``nodes`` (address ids, or ``-tx_id`` for UTXO transaction nodes), with flow_id, src_id,
+        dst_id, amount, usd and time (microseconds). Served from sorted in-memory arrays kept current
+        with ``flows`` (:mod:`tracer.store.adjacency`)."""
+        if self._adjacency is None:
+            from tracer.store.adjacency import Adjacency
+
+            self._adjacency = Adjacency(self.store)
+        return self._adjacency.hop_table(nodes, direction)
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.store.query(sql, params)

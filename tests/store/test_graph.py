@@ -152,3 +152,38 @@ def test_a_schema_4_store_built_by_the_previous_release_is_converted(tmp_path):
     assert store.scalar("SELECT min(address_id) FROM addresses WHERE run_id = (SELECT max(run_id) FROM ingest_runs)") \
         == top + 1
     assert_ids_resolve(store)
+
+
+def _sql_hop(store, nodes: list[int], direction: str) -> list[tuple]:
+    side = "src_id" if direction == "out" else "dst_id"
+    return sorted(store.query(f"SELECT flow_id, src_id, dst_id FROM flows WHERE {side} IN (SELECT unnest(?))", [nodes]))
+
+
+def _ws_hop(ws, nodes: list[int], direction: str) -> list[tuple]:
+    t = ws.hop(nodes, direction)
+    return sorted(zip(t["flow_id"].to_pylist(), t["src_id"].to_pylist(), t["dst_id"].to_pylist(), strict=True))
+
+
+def test_one_hop_from_memory_equals_the_sql_answer_and_follows_new_and_deleted_flows(tmp_path):
+    import random
+
+    ws = tracer.open(tmp_path / "s.duckdb")
+    ws.ingest("bitcoin", [BLOCKS / "block-227835.raw"])
+    rng = random.Random(5)
+    for direction in ("out", "in"):
+        side = "src_id" if direction == "out" else "dst_id"
+        ids = [r[0] for r in ws.rows(f"SELECT DISTINCT {side} FROM flows WHERE {side} IS NOT NULL ORDER BY 1")]
+        frontier = rng.sample(ids, 40)
+        assert _ws_hop(ws, frontier, direction) == _sql_hop(ws.store, frontier, direction) != []
+    # a later ingest is seen by the next hop (only the new flows are read)
+    ws.ingest("bitcoin", [BLOCKS / "block-227836.raw"])
+    ids = [r[0] for r in ws.rows("SELECT DISTINCT src_id FROM flows WHERE run_id = 2 ORDER BY 1")]
+    assert _ws_hop(ws, ids, "out") == _sql_hop(ws.store, ids, "out") != []
+    # fiat transfers, then deleted as a reorg would: the hop rebuilds and no longer returns them
+    ws.ingest("bank", ROOT / "fixtures" / "aml" / "amlworld-small.csv")
+    fiat = [r[0] for r in ws.rows("SELECT DISTINCT src_id FROM flows WHERE chain = 'fiat'")]
+    assert len(_ws_hop(ws, fiat, "out")) == 12
+    with ws.store.transaction():
+        graph.delete_transfers(ws.store, "chain = 'fiat'", [])
+    assert _ws_hop(ws, fiat, "out") == _sql_hop(ws.store, fiat, "out") == []
+    ws.close()

@@ -283,11 +283,19 @@ def link_transfers(store: Store) -> int:
 
 def delete_transfers(store: Store, where_sql: str, params: list) -> None:
     """Delete the transfers matching ``where_sql`` (on table alias-free columns) and their flows."""
-    store.con.execute(
+    gone = store.con.execute(
         f"DELETE FROM flows WHERE flow_id IN (SELECT flow_id FROM transfers WHERE ({where_sql}) AND flow_id IS NOT NULL)",
         params,
-    )
+    ).fetchall()[0][0]
+    if gone:
+        flows_deleted(store)
     store.con.execute(f"DELETE FROM transfers WHERE {where_sql}", params)
+
+
+def flows_deleted(store: Store) -> None:
+    """Every writer that deletes flow rows calls this: in-memory graphs (tracer.store.adjacency) see the
+    epoch move and rebuild instead of reading only what was appended."""
+    next_ids(store, "graph_epoch", 1)
 
 
 # -- schema 4 -> 5 ---------------------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ class Store:
 
     def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """The whole result as an Arrow table."""
-        return self.con.execute(sql, params or []).to_arrow_table()
+        self.con.complete()
+        return self.con.sql(sql, params=params or None).to_arrow_table()
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
