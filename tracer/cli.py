@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "tracer.commands.evm",
     "tracer.commands.human",
     "tracer.commands.simulate",
+    "tracer.commands.cluster",
     "tracer.commands.demo",
     "tracer.commands.dashboard",
 ]

@@ -96,6 +96,24 @@ class Workspace:
 
         return simulate(self.store, **kwargs)
 
+    # -- analyses ---------------------------------------------------------------------------------------
+    def cluster(self, chain: str = "bitcoin", full: bool = False, rules: Any = None) -> Any:
+        """Multi-input clustering with CoinJoin detection (heuristics.clustering): incremental unless ``full``."""
+        from heuristics.clustering import cluster
+
+        return cluster(self.store, chain=chain, full=full, rules=rules)
+
+    def explain(self, a: str, b: str, chain: str = "bitcoin") -> Any:
+        """The chain of evidence putting addresses ``a`` and ``b`` in one cluster (None if they are not)."""
+        from heuristics.clustering import explain
+
+        return explain(self.store, a, b, chain=chain)
+
+    def super_clusters(self, min_size: int = 1000, chain: str = "bitcoin") -> list[dict]:
+        from heuristics.clustering import super_clusters
+
+        return super_clusters(self.store, min_size=min_size, chain=chain)
+
     # -- read -------------------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL; the whole result as an Arrow table."""

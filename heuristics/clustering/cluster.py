@@ -1,0 +1,243 @@
+"""Address clustering: multi-input with a CoinJoin guard, union-find over integer ids, stable ids,
+incremental updates, and the evidence for every merge.
+
+Multi-input (common-input ownership; Reid & Harrigan 2011, Meiklejohn et al. 2013): the inputs of one
+non-coinbase transaction are spent by one entity, so their addresses are one cluster. It fails on
+CoinJoins (many entities sign one transaction: flagged first by :mod:`heuristics.clustering.coinjoin` and
+skipped), on PayJoin (undetectable by shape), and on custodial consolidation (an exchange spending its
+customers' deposit addresses together — those addresses then *are* the exchange's, which is the right
+entity for an investigator). A few false links snowball into super-clusters (Harrigan & Fretter 2016):
+:func:`super_clusters` lists the biggest clusters with the merges that built them.
+
+Pairs: each transaction contributes (first input address, other input address) for its distinct input
+addresses — k − 1 pairs for k addresses, which connect them all. Ids: a cluster's id is its smallest
+address_id (union by the smaller root), so ids depend only on membership. A run reads the transactions
+above the chain's ``cluster_state.through_tx_id`` and merges them into the stored clusters; ``full``
+starts over. Only merges that joined two clusters are written to ``cluster_links`` (the spanning forest:
+enough to explain any pair, far smaller than every pair).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins
+from tracer.store import Store
+from tracer.store.store import utcnow
+
+MULTI_INPUT = "multi-input"
+
+
+@dataclass
+class ClusterResult:
+    chain: str
+    run_id: int
+    full: bool
+    transactions: int = 0          # transactions read
+    coinjoins: dict[str, int] = field(default_factory=dict)   # flag -> transactions flagged
+    pairs: int = 0                 # address pairs considered
+    merges: int = 0                # pairs that joined two clusters (rows added to cluster_links)
+    addresses: int = 0             # addresses in the chain's clusters table
+    clusters: int = 0              # distinct clusters
+    largest: int = 0               # size of the largest cluster
+    unresolved_inputs: int = 0     # inputs read without a known address (their funding tx is not stored)
+
+
+def _params(rules: CoinJoinRules) -> str:
+    return json.dumps({"heuristics": [MULTI_INPUT], "coinjoin": rules.as_dict()}, sort_keys=True)
+
+
+def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None) -> ClusterResult:
+    """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch."""
+    rules = rules or CoinJoinRules()
+    params = _params(rules)
+    run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
+    try:
+        with store.transaction():
+            result = _cluster(store, chain, full, rules, params, run.run_id)
+        run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
+        run.finish()
+    except Exception as exc:
+        run.fail(exc)
+        raise
+    return result
+
+
+def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, params: str, run_id: int) -> ClusterResult:
+    con = store.con
+    state = store.one("SELECT through_tx_id, params FROM cluster_state WHERE chain = ?", [chain])
+    if state is not None and state[1] != params:
+        full = True  # other rules: what was merged before may not hold
+    after = 0 if full or state is None else int(state[0])
+    result = ClusterResult(chain, run_id, full or state is None)
+    if result.full:
+        con.execute("DELETE FROM clusters WHERE chain = ?", [chain])
+        con.execute("DELETE FROM cluster_links WHERE chain = ?", [chain])
+    top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ?", [chain])
+    if top is None or top <= after:
+        _summarise(store, result)
+        return result
+    result.transactions = int(store.scalar(
+        "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
+    flag_coinjoins(store, chain, after, run_id, rules)
+    result.coinjoins = dict(store.query(
+        "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag", [chain, after]))
+    result.unresolved_inputs = int(store.scalar(
+        "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
+        [chain, after]))
+    skip = ", ".join(f"'{f}'" for f in COINJOIN_FLAGS)
+    # (first address, other address) per transaction, over its distinct input addresses
+    pairs = store.arrow(
+        f"""WITH a AS (
+                SELECT DISTINCT i.tx_id, i.address_id FROM inputs i
+                WHERE i.chain = ? AND i.tx_id > ? AND i.address_id IS NOT NULL AND i.prev_txid IS NOT NULL
+                  AND i.tx_id NOT IN (SELECT tx_id FROM tx_flags WHERE chain = ? AND tx_id > ? AND flag IN ({skip}))
+            ), f AS (SELECT tx_id, min(address_id) AS first FROM a GROUP BY tx_id HAVING count(*) > 1)
+            SELECT f.tx_id, f.first AS a, a.address_id AS b FROM a JOIN f USING (tx_id)
+            WHERE a.address_id <> f.first ORDER BY f.tx_id, b""",
+        [chain, after, chain, after])
+    result.pairs = len(pairs)
+    n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
+    parent = np.arange(n_ids, dtype=np.int64)
+    size = np.ones(n_ids, dtype=np.int64)
+    if not result.full:  # the stored clusters are a forest of depth one: every address points at its root
+        stored = store.arrow("SELECT address_id, cluster_id FROM clusters WHERE chain = ?", [chain])
+        ids = stored["address_id"].to_numpy()
+        roots_ = stored["cluster_id"].to_numpy()
+        parent[ids] = roots_
+        size = np.bincount(parent, minlength=n_ids).astype(np.int64)
+        size[size == 0] = 1
+    from heuristics.clustering.unionfind import roots, union_pairs
+
+    a = pairs["a"].to_numpy().astype(np.int64)
+    b = pairs["b"].to_numpy().astype(np.int64)
+    merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
+    result.merges = int(merged.sum())
+    if result.merges:
+        links = pa.table({
+            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"].to_numpy()[merged],
+            "surviving_id": survive[merged], "absorbed_id": absorb[merged],
+            "size_a": size_a[merged], "size_b": size_b[merged],
+        })
+        with store.view("_links", links):
+            con.execute(
+                f"""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
+                                               id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
+                    SELECT ?, aa.address, ab.address, '{MULTI_INPUT}', t.txid,
+                           CASE WHEN f.flag = 'stonewall' THEN 0.6 ELSE 1.0 END, ?,
+                           l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
+                    FROM _links l
+                    JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
+                    JOIN transactions t ON t.chain = ? AND t.tx_id = l.tx_id
+                    LEFT JOIN tx_flags f ON f.chain = ? AND f.tx_id = l.tx_id
+                    ORDER BY l.tx_id, l.id_b""",
+                [chain, run_id, chain, chain])
+    cluster_of = roots(parent)
+    # the chain's addresses and their clusters: rewrite the rows whose cluster changed, add the new ones
+    members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
+    ids = members["address_id"].to_numpy()
+    table = pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})
+    with store.view("_clusters", table):
+        if result.full:
+            con.execute(
+                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
+                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
+        else:
+            con.execute(
+                """CREATE OR REPLACE TEMP TABLE _changed AS
+                   SELECT c.address_id, c.cluster_id FROM _clusters c
+                   LEFT JOIN clusters k ON k.chain = ? AND k.address_id = c.address_id
+                   WHERE k.cluster_id IS DISTINCT FROM c.cluster_id""", [chain])
+            con.execute("DELETE FROM clusters WHERE chain = ? AND address_id IN (SELECT address_id FROM _changed)", [chain])
+            con.execute(
+                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _changed c
+                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
+            con.execute("DROP TABLE IF EXISTS _changed")
+    con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
+    con.execute("INSERT INTO cluster_state VALUES (?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow()])
+    _summarise(store, result)
+    return result
+
+
+def _summarise(store: Store, result: ClusterResult) -> None:
+    row = store.one(
+        """SELECT count(*), count(DISTINCT cluster_id), coalesce(max(n), 0) FROM clusters c
+           JOIN (SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id) s USING (cluster_id)
+           WHERE c.chain = ?""", [result.chain, result.chain])
+    result.addresses, result.clusters, result.largest = (int(x) for x in row)
+
+
+# -- explaining ------------------------------------------------------------------------------------------
+@dataclass
+class Link:
+    address_a: str
+    address_b: str
+    heuristic: str
+    txid: str
+    confidence: float
+
+
+def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] | None:
+    """The chain of evidence joining addresses ``a`` and ``b``: the merges on the path between them in
+    their cluster's evidence tree (unique, since only merges that joined two clusters are kept). None if
+    they are not in one cluster; [] if a == b."""
+    rows = store.query(
+        "SELECT address, address_id, cluster_id FROM clusters WHERE chain = ? AND address IN (?, ?)", [chain, a, b])
+    found = {r[0]: (r[1], r[2]) for r in rows}
+    if a not in found or b not in found or found[a][1] != found[b][1]:
+        return None
+    if a == b:
+        return []
+    links = store.query(
+        """SELECT id_a, id_b, address_a, address_b, heuristic, txid, confidence FROM cluster_links
+           WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)""",
+        [chain, chain, found[a][1]])
+    graph: dict[int, list[tuple[int, tuple]]] = {}
+    for ia, ib, *rest in links:
+        graph.setdefault(ia, []).append((ib, (ia, ib, *rest)))
+        graph.setdefault(ib, []).append((ia, (ia, ib, *rest)))
+    start, goal = found[a][0], found[b][0]
+    back: dict[int, tuple[int, tuple] | None] = {start: None}
+    queue = deque([start])
+    while queue and goal not in back:
+        node = queue.popleft()
+        for nxt, link in graph.get(node, ()):
+            if nxt not in back:
+                back[nxt] = (node, link)
+                queue.append(nxt)
+    if goal not in back:
+        return None
+    path: list[Link] = []
+    node = goal
+    while back[node] is not None:
+        prev, (_, _, addr_a, addr_b, heur, txid, conf) = back[node]
+        path.append(Link(addr_a, addr_b, heur, txid, conf))
+        node = prev
+    return path[::-1]
+
+
+def super_clusters(store: Store, min_size: int = 1000, chain: str = "bitcoin", links_per_cluster: int = 10) -> list[dict]:
+    """Clusters of at least ``min_size`` addresses, each with the merges that joined the biggest pieces
+    (largest smaller side first): where a false link would have done the most damage."""
+    out = []
+    for cluster_id, size in store.query(
+            """SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id HAVING count(*) >= ?
+               ORDER BY n DESC, cluster_id""", [chain, min_size]):
+        links = store.query(
+            """SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
+               WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)
+               ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
+            [chain, chain, cluster_id, links_per_cluster])
+        by_heuristic = dict(store.query(
+            """SELECT heuristic, count(*) FROM cluster_links WHERE chain = ? AND id_a IN
+               (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?) GROUP BY heuristic""",
+            [chain, chain, cluster_id]))
+        out.append({"cluster_id": cluster_id, "size": size, "links_by_heuristic": by_heuristic,
+                    "biggest_merges": [dict(zip(("address_a", "address_b", "heuristic", "txid", "confidence",
+                                                 "size_a", "size_b"), r, strict=True)) for r in links]})
+    return out

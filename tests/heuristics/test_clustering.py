@@ -1,0 +1,151 @@
+"""Address clustering: CoinJoin detection on real blocks, multi-input on simulated worlds scored against
+their truth files, stable ids (two runs, full vs incremental), and the evidence behind every link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+import tracer
+from heuristics.clustering.scoring import coinjoin_detection, pairwise
+from tracer.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKS = ROOT / "fixtures" / "bitcoin"
+REAL = [BLOCKS / "blk-heights-0-438.dat", *sorted(BLOCKS.glob("block-*.raw"))]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    ws = tracer.open(tmp_path_factory.mktemp("real") / "real.duckdb")
+    ws.ingest("bitcoin", REAL)
+    ws.cluster()
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module", params=[3, 11])
+def world(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"world{request.param}")
+    ws = tracer.open(folder / "w.duckdb")
+    summary = simulate(ws.store, seed=request.param, scale="test", truth_path=folder / "truth.json")
+    result = ws.cluster()
+    yield ws, summary.truth_path, result
+    ws.close()
+
+
+def test_block_702861_whirlpool_mixes_are_flagged_as_whirlpool(real):
+    mixes = real.rows(
+        """SELECT f.txid FROM tx_flags f JOIN transactions t ON t.tx_id = f.tx_id
+           WHERE t.block_height = 702861 AND f.flag = 'coinjoin:whirlpool' ORDER BY f.txid""")
+    assert len(mixes) == 7
+    # each is what Whirlpool builds: 5 inputs, 5 outputs, all of one pool denomination
+    shapes = real.rows(
+        """SELECT t.txid, t.input_count, t.output_count, count(DISTINCT o.value), min(o.value) FROM transactions t
+           JOIN outputs o ON o.tx_id = t.tx_id WHERE t.txid IN (SELECT unnest(?)) GROUP BY ALL""",
+        [[m for (m,) in mixes]])
+    assert all(n_in == n_out == 5 and values == 1 and d in (100_000, 1_000_000, 5_000_000, 50_000_000)
+               for _, n_in, n_out, values, d in shapes)
+    assert len(shapes) == 7
+    assert real.rows("SELECT count(*) FROM transactions WHERE flags = 'coinjoin:whirlpool' AND block_height = 702861") \
+        == [(7,)]
+
+
+def test_multi_input_is_precise_and_no_coinjoin_merges_its_participants(world):
+    ws, truth, result = world
+    score = pairwise(ws.store, truth)
+    assert score.precision >= 0.99 and score.predicted_pairs > 1000
+    detection = {s.kind: s for s in coinjoin_detection(ws.store, truth)}
+    assert detection["any coinjoin"].recall == 1.0
+    assert detection["coinjoin_whirlpool"].recall == detection["coinjoin_wasabi"].recall == 1.0
+    # and no merge was made by a transaction the truth calls a CoinJoin
+    import pyarrow.parquet as pq
+
+    kinds = pq.read_table(truth.parent / "truth.transactions.parquet", columns=["txid", "kind"])
+    with ws.store.view("_k", kinds):
+        assert ws.rows("""SELECT count(*) FROM cluster_links l JOIN _k k ON k.txid = l.txid
+                          WHERE k.kind LIKE 'coinjoin%'""") == [(0,)]
+    assert result.merges == ws.store.count("cluster_links") > 0
+
+
+def test_clusters_equal_networkx_components_of_the_same_pairs(world):
+    ws, _, _ = world
+    rows = ws.rows(
+        """SELECT i.txid, i.address FROM inputs i WHERE i.address IS NOT NULL AND i.chain = 'bitcoin'
+           AND i.txid NOT IN (SELECT txid FROM tx_flags WHERE flag LIKE 'coinjoin:%')""")
+    g = nx.Graph()
+    g.add_nodes_from(a for (a,) in ws.rows("SELECT address FROM addresses WHERE chain = 'bitcoin'"))
+    by_tx: dict[str, list[str]] = {}
+    for txid, address in rows:
+        by_tx.setdefault(txid, []).append(address)
+    for addresses in by_tx.values():
+        g.add_edges_from((addresses[0], b) for b in addresses[1:])
+    expected = {frozenset(c) for c in nx.connected_components(g)}
+    stored: dict[int, set[str]] = {}
+    for address, cluster_id in ws.rows("SELECT address, cluster_id FROM clusters WHERE chain = 'bitcoin'"):
+        stored.setdefault(cluster_id, set()).add(address)
+    assert {frozenset(c) for c in stored.values()} == expected
+    # a cluster's id is its smallest address id
+    assert ws.rows("""SELECT count(*) FROM (SELECT cluster_id, min(address_id) AS m FROM clusters GROUP BY cluster_id)
+                      WHERE m <> cluster_id""") == [(0,)]
+
+
+def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
+    full = tracer.open(tmp_path / "full.duckdb")
+    simulate(full.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
+    first = full.cluster()
+    ids = full.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
+    links = full.rows("SELECT id_a, id_b, txid, surviving_id, absorbed_id FROM cluster_links ORDER BY id_a, id_b")
+    again = full.cluster(full=True)
+    assert full.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == ids
+    assert (again.merges, again.clusters) == (first.merges, first.clusters)
+    # incremental: the same world, clustered as it grows, in three slices of transactions
+    inc = tracer.open(tmp_path / "inc.duckdb")
+    simulate(inc.store, seed=5, scale="test", truth_path=tmp_path / "t2.json")
+    top = inc.store.scalar("SELECT max(tx_id) FROM transactions")
+    tables = ("transactions", "inputs", "outputs")
+    with inc.store.transaction():
+        for t in tables:
+            inc.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 3])
+            inc.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 3])
+    assert inc.cluster().full  # the first run starts from nothing
+    for lo, hi in ((top // 3, 2 * top // 3), (2 * top // 3, top)):
+        with inc.store.transaction():
+            for t in tables:
+                inc.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
+        step = inc.cluster()
+        assert not step.full and step.transactions > 0
+    assert inc.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == ids
+    assert inc.rows("SELECT id_a, id_b, txid, surviving_id, absorbed_id FROM cluster_links ORDER BY id_a, id_b") == links
+
+
+def test_explain_gives_the_chain_of_transactions_that_joined_two_addresses(world):
+    ws, _, _ = world
+    [(cluster_id,)] = ws.rows("SELECT cluster_id FROM clusters GROUP BY cluster_id ORDER BY count(*) DESC, 1 LIMIT 1")
+    members = [r[0] for r in ws.rows("SELECT address FROM clusters WHERE cluster_id = ? ORDER BY address_id",
+                                      [cluster_id])]
+    a, b = members[0], members[-1]
+    path = ws.explain(a, b)
+    assert path
+    # consecutive links share an address, the path starts at a and ends at b
+    ends = {path[0].address_a, path[0].address_b}
+    assert a in ends
+    assert b in {path[-1].address_a, path[-1].address_b}
+    # every link is a transaction that spent from both addresses
+    for link in path:
+        spenders = {r[0] for r in ws.rows("SELECT address FROM inputs WHERE txid = ?", [link.txid])}
+        assert {link.address_a, link.address_b} <= spenders and link.heuristic == "multi-input"
+    other = ws.rows("SELECT address FROM clusters WHERE cluster_id <> ? LIMIT 1", [cluster_id])[0][0]
+    assert ws.explain(a, other) is None
+
+
+def test_super_cluster_report_lists_the_biggest_merges(world):
+    ws, _, result = world
+    report = ws.super_clusters(min_size=result.largest)
+    assert report and report[0]["size"] == result.largest
+    merges = report[0]["biggest_merges"]
+    assert merges and all(m["heuristic"] == "multi-input" for m in merges)
+    assert [min(m["size_a"], m["size_b"]) for m in merges] == sorted((min(m["size_a"], m["size_b"]) for m in merges),
+                                                                     reverse=True)

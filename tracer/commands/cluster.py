@@ -1,0 +1,73 @@
+"""`tracer cluster`: group addresses into entities, explain a link, list super-clusters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import typer
+
+import tracer
+
+
+def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
+    cluster_app = typer.Typer(help="Address clustering: run it, explain a link, list super-clusters.",
+                              invoke_without_command=True)
+    app.add_typer(cluster_app, name="cluster")
+
+    @cluster_app.callback()
+    def run(
+        ctx: typer.Context,
+        chain: str = typer.Option("bitcoin", "--chain", help="UTXO chain to cluster."),
+        full: bool = typer.Option(False, "--full", help="Start over instead of continuing from the last run."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Multi-input clustering with CoinJoin detection; incremental unless --full."""
+        if ctx.invoked_subcommand is not None:
+            return
+        with tracer.open(ctx.obj["db"]) as ws:
+            result = ws.cluster(chain=chain, full=full)
+        if as_json:
+            print(json.dumps(dataclasses.asdict(result)))
+            return
+        cj = ", ".join(f"{k} {v:,}" for k, v in result.coinjoins.items()) or "none"
+        print(f"cluster run {result.run_id} ({'full' if result.full else 'incremental'}) on {chain}: "
+              f"{result.transactions:,} transactions read, flagged: {cj}; {result.pairs:,} input pairs, "
+              f"{result.merges:,} merges; {result.addresses:,} addresses in {result.clusters:,} clusters "
+              f"(largest {result.largest:,})")
+        if result.unresolved_inputs:
+            print(f"note: {result.unresolved_inputs:,} inputs spend outputs not in the store; their addresses are "
+                  "unknown and were not clustered (ingest the funding blocks, then run `tracer cluster --full`)")
+
+    @cluster_app.command("explain")
+    def explain_cmd(
+        ctx: typer.Context,
+        a: str = typer.Argument(..., help="An address."),
+        b: str = typer.Argument(..., help="Another address."),
+        chain: str = typer.Option("bitcoin", "--chain"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """The shortest chain of evidence that puts A and B in one cluster."""
+        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+            path = ws.explain(a, b, chain=chain)
+        if path is None:
+            print(f"{a} and {b} are not in one cluster")
+            raise typer.Exit(1)
+        if as_json:
+            print(json.dumps([dataclasses.asdict(link) for link in path]))
+            return
+        print(f"{a} and {b}: {len(path)} link(s)")
+        for i, link in enumerate(path, 1):
+            print(f"  {i}. {link.address_a} — {link.address_b}: {link.heuristic} in tx {link.txid} "
+                  f"(confidence {link.confidence:g})")
+
+    @cluster_app.command("big")
+    def big(
+        ctx: typer.Context,
+        min_size: int = typer.Option(1000, "--min-size", help="List clusters of at least this many addresses."),
+        chain: str = typer.Option("bitcoin", "--chain"),
+    ) -> None:
+        """Super-clusters, each with the merges that joined its biggest pieces."""
+        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+            report = ws.super_clusters(min_size=min_size, chain=chain)
+        print(json.dumps(report, default=str, indent=1))
