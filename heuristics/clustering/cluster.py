@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -48,18 +49,60 @@ class ClusterResult:
     unresolved_inputs: int = 0     # inputs read without a known address (their funding tx is not stored)
 
 
-def _params(rules: CoinJoinRules) -> str:
-    return json.dumps({"heuristics": [MULTI_INPUT], "coinjoin": rules.as_dict()}, sort_keys=True)
+class LinkHeuristic(Protocol):
+    """A source of evidence that two addresses have one owner: multi-input, a change rule, …"""
+
+    name: str
+
+    def pairs_sql(self, chain: str, after_tx_id: int) -> tuple[str, list]:
+        """SQL giving (tx_id, a, b, confidence) address-id pairs from the transactions above ``after_tx_id``."""
+        ...
+
+    def describe(self) -> dict: ...
 
 
-def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None) -> ClusterResult:
-    """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch."""
+@dataclass(frozen=True)
+class MultiInput:
+    """Common-input ownership over non-CoinJoin transactions: (smallest input address, other input address).
+    A Stonewall-shaped transaction's links get confidence 0.6 (STONEWALLx2 has two signers)."""
+
+    name: str = MULTI_INPUT
+
+    def pairs_sql(self, chain: str, after_tx_id: int) -> tuple[str, list]:
+        skip = ", ".join(f"'{f}'" for f in COINJOIN_FLAGS)
+        sql = f"""WITH a AS (
+                SELECT DISTINCT i.tx_id, i.address_id FROM inputs i
+                WHERE i.chain = ? AND i.tx_id > ? AND i.address_id IS NOT NULL AND i.prev_txid IS NOT NULL
+                  AND i.tx_id NOT IN (SELECT tx_id FROM tx_flags WHERE chain = ? AND tx_id > ? AND flag IN ({skip}))
+            ), f AS (SELECT tx_id, min(address_id) AS first FROM a GROUP BY tx_id HAVING count(*) > 1)
+            SELECT f.tx_id, f.first AS a, a.address_id AS b,
+                   CASE WHEN s.tx_id IS NULL THEN 1.0 ELSE 0.6 END AS confidence
+            FROM a JOIN f USING (tx_id)
+            LEFT JOIN (SELECT tx_id FROM tx_flags WHERE chain = ? AND tx_id > ? AND flag = 'stonewall') s USING (tx_id)
+            WHERE a.address_id <> f.first"""
+        return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
+    return json.dumps({"heuristics": [h.describe() for h in links], "coinjoin": rules.as_dict()}, sort_keys=True)
+
+
+def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
+            links: list[LinkHeuristic] | None = None) -> ClusterResult:
+    """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch.
+
+    ``links``: the evidence sources, multi-input alone by default; a change rule is added with
+    :class:`heuristics.clustering.change.ChangeLinks`."""
     rules = rules or CoinJoinRules()
-    params = _params(rules)
+    links = links or [MultiInput()]
+    params = _params(rules, links)
     run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
     try:
         with store.transaction():
-            result = _cluster(store, chain, full, rules, params, run.run_id)
+            result = _cluster(store, chain, full, rules, links, params, run.run_id)
         run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
         run.finish()
     except Exception as exc:
@@ -68,7 +111,8 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     return result
 
 
-def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, params: str, run_id: int) -> ClusterResult:
+def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
+             run_id: int) -> ClusterResult:
     con = store.con
     state = store.one("SELECT through_tx_id, params FROM cluster_state WHERE chain = ?", [chain])
     if state is not None and state[1] != params:
@@ -90,17 +134,12 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, params:
     result.unresolved_inputs = int(store.scalar(
         "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
         [chain, after]))
-    skip = ", ".join(f"'{f}'" for f in COINJOIN_FLAGS)
-    # (first address, other address) per transaction, over its distinct input addresses
-    pairs = store.arrow(
-        f"""WITH a AS (
-                SELECT DISTINCT i.tx_id, i.address_id FROM inputs i
-                WHERE i.chain = ? AND i.tx_id > ? AND i.address_id IS NOT NULL AND i.prev_txid IS NOT NULL
-                  AND i.tx_id NOT IN (SELECT tx_id FROM tx_flags WHERE chain = ? AND tx_id > ? AND flag IN ({skip}))
-            ), f AS (SELECT tx_id, min(address_id) AS first FROM a GROUP BY tx_id HAVING count(*) > 1)
-            SELECT f.tx_id, f.first AS a, a.address_id AS b FROM a JOIN f USING (tx_id)
-            WHERE a.address_id <> f.first ORDER BY f.tx_id, b""",
-        [chain, after, chain, after])
+    parts, params_ = [], []
+    for rank, h in enumerate(links):
+        sql, p = h.pairs_sql(chain, after)
+        parts.append(f"SELECT tx_id, a, b, confidence, '{h.name}' AS heuristic, {rank} AS rank FROM ({sql})")
+        params_ += p
+    pairs = store.arrow(" UNION ALL ".join(parts) + " ORDER BY tx_id, rank, b, a", params_)
     result.pairs = len(pairs)
     n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
     parent = np.arange(n_ids, dtype=np.int64)
@@ -119,24 +158,24 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, params:
     merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
     result.merges = int(merged.sum())
     if result.merges:
-        links = pa.table({
+        evidence = pa.table({
             "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"].to_numpy()[merged],
+            "heuristic": pairs["heuristic"].filter(pa.array(merged)),
+            "confidence": pairs["confidence"].filter(pa.array(merged)),
             "surviving_id": survive[merged], "absorbed_id": absorb[merged],
             "size_a": size_a[merged], "size_b": size_b[merged],
         })
-        with store.view("_links", links):
+        with store.view("_links", evidence):
             con.execute(
-                f"""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
-                                               id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
-                    SELECT ?, aa.address, ab.address, '{MULTI_INPUT}', t.txid,
-                           CASE WHEN f.flag = 'stonewall' THEN 0.6 ELSE 1.0 END, ?,
-                           l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
-                    FROM _links l
-                    JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
-                    JOIN transactions t ON t.chain = ? AND t.tx_id = l.tx_id
-                    LEFT JOIN tx_flags f ON f.chain = ? AND f.tx_id = l.tx_id
-                    ORDER BY l.tx_id, l.id_b""",
-                [chain, run_id, chain, chain])
+                """INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
+                                              id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
+                   SELECT ?, aa.address, ab.address, l.heuristic, t.txid, l.confidence, ?,
+                          l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
+                   FROM _links l
+                   JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
+                   JOIN transactions t ON t.chain = ? AND t.tx_id = l.tx_id
+                   ORDER BY l.tx_id, l.id_b""",
+                [chain, run_id, chain])
     cluster_of = roots(parent)
     # the chain's addresses and their clusters: rewrite the rows whose cluster changed, add the new ones
     members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
