@@ -110,6 +110,12 @@ class Workspace:
 
         return explain(self.store, a, b, chain=chain)
 
+    def cluster_labels(self, chain: str = "bitcoin", conflicts: bool = False) -> pa.Table:
+        """Labels carried by clusters (through any member address), or only the clusters whose labels name
+        more than one actor."""
+        view = "cluster_label_conflicts" if conflicts else "cluster_labels"
+        return self.store.arrow(f"SELECT * FROM {view} WHERE chain = ? ORDER BY cluster_id", [chain])
+
     def super_clusters(self, min_size: int = 1000, chain: str = "bitcoin") -> list[dict]:
         from heuristics.clustering import super_clusters
 

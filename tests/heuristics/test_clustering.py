@@ -149,3 +149,28 @@ def test_super_cluster_report_lists_the_biggest_merges(world):
     assert merges and all(m["heuristic"] == "multi-input" for m in merges)
     assert [min(m["size_a"], m["size_b"]) for m in merges] == sorted((min(m["size_a"], m["size_b"]) for m in merges),
                                                                      reverse=True)
+
+
+def test_labels_propagate_to_clusters_and_conflicts_are_reported(world):
+    ws, _, _ = world
+    labelled = ws.rows("""SELECT c.cluster_id, count(DISTINCT c.address) FROM clusters c JOIN labels l
+                          ON l.chain = c.chain AND l.address = c.address GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1""")
+    assert labelled
+    cluster_id = labelled[0][0]
+    carried = ws.cluster_labels().to_pylist()
+    mine = [r for r in carried if r["cluster_id"] == cluster_id]
+    assert mine and all(r["source"] is not None for r in mine)
+    # every unlabelled member of that cluster is reachable through the cluster's labels
+    members = ws.rows("SELECT count(*) FROM clusters WHERE cluster_id = ?", [cluster_id])[0][0]
+    assert members >= 1
+    # a wrong label on a member of another entity's cluster shows as a conflict, with both labels
+    other = ws.rows("""SELECT address FROM clusters WHERE cluster_id = ? AND address NOT IN
+                       (SELECT address FROM labels) LIMIT 1""", [cluster_id])
+    if not other:  # the cluster is a single labelled address: label a second cluster member-free case
+        other = ws.rows("SELECT address FROM clusters WHERE cluster_id = ?", [cluster_id])
+    ws.store.con.execute(
+        "INSERT INTO labels (chain, address, label, category, source, confidence, actor) "
+        "VALUES ('bitcoin', ?, 'Test Mixer', 'mixer', 'test', 0.5, 'test-mixer')", [other[0][0]])
+    conflicts = ws.cluster_labels(conflicts=True).to_pylist()
+    row = next(r for r in conflicts if r["cluster_id"] == cluster_id)
+    assert row["actors"] >= 2 and "test-mixer (mixer, test)" in row["labels"]

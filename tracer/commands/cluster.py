@@ -71,3 +71,20 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         with tracer.open(ctx.obj["db"], read_only=True) as ws:
             report = ws.super_clusters(min_size=min_size, chain=chain)
         print(json.dumps(report, default=str, indent=1))
+
+    @cluster_app.command("labels")
+    def labels(
+        ctx: typer.Context,
+        chain: str = typer.Option("bitcoin", "--chain"),
+        conflicts: bool = typer.Option(False, "--conflicts", help="Only clusters whose labels name several actors."),
+    ) -> None:
+        """Labels propagated to clusters (CSV), or the clusters with conflicting labels."""
+        import csv
+        import sys
+
+        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+            table = ws.cluster_labels(chain=chain, conflicts=conflicts)
+        out = csv.writer(sys.stdout)
+        out.writerow(table.column_names)
+        for row in table.to_pylist():
+            out.writerow(row.values())

@@ -40,3 +40,17 @@ CREATE TABLE IF NOT EXISTS tx_flags (
     confidence  DOUBLE NOT NULL,
     run_id      BIGINT
 );
+
+-- Labels propagate to clusters: a cluster holding a labelled address carries that label, with the
+-- label's source and confidence and the address that bears it.
+CREATE VIEW cluster_labels AS
+SELECT c.chain, c.cluster_id, l.label, l.category, l.actor, l.source, l.confidence, l.address AS labelled_address
+FROM clusters c JOIN labels l ON l.chain = c.chain AND l.address = c.address;
+
+-- Clusters whose labels name more than one actor (or label, where no actor is given): reported, never
+-- merged silently — either a false link joined two entities or one of the labels is wrong.
+CREATE VIEW cluster_label_conflicts AS
+SELECT chain, cluster_id, count(DISTINCT coalesce(actor, label)) AS actors,
+       string_agg(DISTINCT coalesce(actor, label) || ' (' || coalesce(category, '?') || ', ' || coalesce(source, '?') || ')', '; ') AS labels
+FROM cluster_labels GROUP BY chain, cluster_id
+HAVING count(DISTINCT coalesce(actor, label)) > 1;
