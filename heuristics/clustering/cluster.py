@@ -91,18 +91,19 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
 
 
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
-            links: list[LinkHeuristic] | None = None) -> ClusterResult:
+            links: list[LinkHeuristic] | None = None, summary: bool = True) -> ClusterResult:
     """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch.
 
     ``links``: the evidence sources, multi-input alone by default; a change rule is added with
-    :class:`heuristics.clustering.change.ChangeLinks`."""
+    :class:`heuristics.clustering.change.ChangeLinks`. ``summary`` False skips counting the clusters
+    (a scan of the table) after an incremental run."""
     rules = rules or CoinJoinRules()
     links = links or [MultiInput()]
     params = _params(rules, links)
     run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
     try:
         with store.transaction():
-            result = _cluster(store, chain, full, rules, links, params, run.run_id)
+            result = _cluster(store, chain, full, rules, links, params, run.run_id, summary)
         run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
         run.finish()
     except Exception as exc:
@@ -112,7 +113,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 
 def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
-             run_id: int) -> ClusterResult:
+             run_id: int, summary: bool = True) -> ClusterResult:
     con = store.con
     state = store.one("SELECT through_tx_id, params FROM cluster_state WHERE chain = ?", [chain])
     if state is not None and state[1] != params:
@@ -141,21 +142,25 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
         params_ += p
     pairs = store.arrow(" UNION ALL ".join(parts) + " ORDER BY tx_id, rank, b, a", params_)
     result.pairs = len(pairs)
-    n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
-    parent = np.arange(n_ids, dtype=np.int64)
-    size = np.ones(n_ids, dtype=np.int64)
-    if not result.full:  # the stored clusters are a forest of depth one: every address points at its root
-        stored = store.arrow("SELECT address_id, cluster_id FROM clusters WHERE chain = ?", [chain])
-        ids = stored["address_id"].to_numpy()
-        roots_ = stored["cluster_id"].to_numpy()
-        parent[ids] = roots_
-        size = np.bincount(parent, minlength=n_ids).astype(np.int64)
-        size[size == 0] = 1
     from heuristics.clustering.unionfind import roots, union_pairs
 
     a = pairs["a"].to_numpy().astype(np.int64)
     b = pairs["b"].to_numpy().astype(np.int64)
-    merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
+    if result.full:
+        # every address of the store in one array; clusters rewritten from it
+        n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
+        parent = np.arange(n_ids, dtype=np.int64)
+        size = np.ones(n_ids, dtype=np.int64)
+        merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
+        cluster_of = roots(parent)
+        members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
+        ids = members["address_id"].to_numpy()
+        with store.view("_clusters", pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})):
+            con.execute(
+                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
+                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
+    else:
+        merged, survive, absorb, size_a, size_b = _merge_delta(store, chain, run_id, a, b)
     result.merges = int(merged.sum())
     if result.merges:
         evidence = pa.table({
@@ -176,31 +181,52 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
                    JOIN transactions t ON t.chain = ? AND t.tx_id = l.tx_id
                    ORDER BY l.tx_id, l.id_b""",
                 [chain, run_id, chain])
-    cluster_of = roots(parent)
-    # the chain's addresses and their clusters: rewrite the rows whose cluster changed, add the new ones
-    members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
-    ids = members["address_id"].to_numpy()
-    table = pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})
-    with store.view("_clusters", table):
-        if result.full:
-            con.execute(
-                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
-                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
-        else:
-            con.execute(
-                """CREATE OR REPLACE TEMP TABLE _changed AS
-                   SELECT c.address_id, c.cluster_id FROM _clusters c
-                   LEFT JOIN clusters k ON k.chain = ? AND k.address_id = c.address_id
-                   WHERE k.cluster_id IS DISTINCT FROM c.cluster_id""", [chain])
-            con.execute("DELETE FROM clusters WHERE chain = ? AND address_id IN (SELECT address_id FROM _changed)", [chain])
-            con.execute(
-                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _changed c
-                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
-            con.execute("DROP TABLE IF EXISTS _changed")
     con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
     con.execute("INSERT INTO cluster_state VALUES (?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow()])
-    _summarise(store, result)
+    if summary:
+        _summarise(store, result)
     return result
+
+
+def _merge_delta(store: Store, chain: str, run_id: int, a: np.ndarray, b: np.ndarray):
+    """Merge new pairs into the stored clusters touching only what they name: the new addresses get
+    singleton rows, the pairs' clusters are looked up, united in a small local union-find, and the
+    absorbed clusters' rows take the surviving id. The cost follows the batch, plus integer scans."""
+    from heuristics.clustering.unionfind import roots, union_pairs
+
+    con = store.con
+    through = store.scalar("SELECT coalesce(max(address_id), 0) FROM clusters WHERE chain = ?", [chain])
+    con.execute(
+        """INSERT INTO clusters SELECT chain, address, address_id, address_id, ? FROM addresses
+           WHERE chain = ? AND address_id > ? ORDER BY address_id""", [run_id, chain, through])
+    n = a.size
+    if not n:
+        return (np.zeros(0, np.bool_),) + (np.zeros(0, np.int64),) * 4
+    involved = np.unique(np.concatenate([a, b]))
+    cur = store.arrow("SELECT address_id, cluster_id FROM clusters WHERE chain = ? AND address_id IN (SELECT unnest(?))",
+                      [chain, involved.tolist()])
+    ids = cur["address_id"].to_numpy()
+    rts = cur["cluster_id"].to_numpy()
+    order = np.argsort(ids)
+    ids, rts = ids[order], rts[order]
+    ra = rts[np.searchsorted(ids, a)]
+    rb = rts[np.searchsorted(ids, b)]
+    local = np.unique(np.concatenate([ra, rb]))          # ascending: the smallest local index is the smallest id
+    sizes = store.arrow("SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? AND cluster_id IN (SELECT unnest(?)) "
+                        "GROUP BY cluster_id", [chain, local.tolist()])
+    size = np.ones(local.size, np.int64)
+    size[np.searchsorted(local, sizes["cluster_id"].to_numpy())] = sizes["n"].to_numpy()
+    parent = np.arange(local.size, dtype=np.int64)
+    merged, survive, absorb, size_a, size_b = union_pairs(parent, size, np.searchsorted(local, ra),
+                                                          np.searchsorted(local, rb))
+    final = local[roots(parent)]
+    moved = final != local
+    if moved.any():
+        with store.view("_moved", pa.table({"old": local[moved], "new": final[moved]})):
+            con.execute(
+                """UPDATE clusters SET cluster_id = m.new, run_id = ? FROM _moved m
+                   WHERE clusters.chain = ? AND clusters.cluster_id = m.old""", [run_id, chain])
+    return merged, local[survive], local[absorb], size_a, size_b
 
 
 def _summarise(store: Store, result: ClusterResult) -> None:
