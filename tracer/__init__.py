@@ -2,22 +2,42 @@
 
 Python API first: ``tracer.open(path)`` returns a :class:`~tracer.store.Store`; every stage
 (ingest, heuristics, trace, report, export) is a function taking that store as its first argument.
+
+The store (DuckDB, pyarrow) is imported on first use, not here: ``tracer --help`` and every
+subcommand's ``--help`` then start in a fraction of the time (docs/benchmarks.md, "CLI start-up").
 """
+
+from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # bitcoinlib writes ~/.bitcoinlib on import unless BCL_DATA_DIR is set: keep it out of the home directory.
 os.environ.setdefault("BCL_DATA_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "moneytrail-bitcoinlib"))
 
-from tracer.store import Store, StoreError, open_store  # noqa: E402
+if TYPE_CHECKING:
+    from tracer.store import Store, StoreError, open_store
 
 __version__ = "0.1.0"
+
+_LAZY_FROM_STORE = ("Store", "StoreError", "open_store")
 
 
 def open(path: str | Path = "moneytrail.duckdb", read_only: bool = False) -> Store:  # noqa: A001
     """Open (or create) a moneytrail store."""
+    from tracer.store import open_store
+
     return open_store(path, read_only=read_only)
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `tracer.Store` and friends load the store module only when asked for
+    if name in _LAZY_FROM_STORE:
+        import tracer.store
+
+        return getattr(tracer.store, name)
+    raise AttributeError(f"module 'tracer' has no attribute {name!r}")
 
 
 __all__ = ["Store", "StoreError", "open", "open_store", "__version__"]
