@@ -4,7 +4,9 @@ Every address is validated for the chain it is filed under (:mod:`tracer.codecs.
 list that files a TRON address under XBT — OFAC's own SDN list does, see
 ``fixtures/labels/ofac-sdn/sanctioned_addresses_XBT.txt`` — gets that address quarantined with the
 reason, not stored as a Bitcoin label. Lists that mix chains under one asset (OFAC's USDT list holds
-Ethereum, TRON and Omni/Bitcoin addresses) are split by the address's own form.
+Ethereum, TRON and Omni/Bitcoin addresses) are split by the address's own form. Bitcoin addresses are
+validated for the network the store holds (its ``chains`` table, mainnet when it has no Bitcoin yet):
+a regtest store takes ``bcrt1…`` labels and quarantines mainnet ones, saying which network they are for.
 
 Formats:
 
