@@ -16,3 +16,13 @@ class IngestError(MoneytrailError):
         if item:
             where += f" ({item})"
         super().__init__(f"{where}: {reason}")
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An error message on one line: DuckDB's and others' multi-line texts joined with "; ".
+
+    DuckDB puts the failing SQL and a caret under it on lines of their own; the caret line says
+    nothing without its column alignment, so it is left out.
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return "; ".join(line for line in lines if line and set(line) != {"^"})

@@ -187,3 +187,66 @@ def test_classic_sdn_xml_checks_eip55(store):
     summary = ingest_labels(store, FIXTURES / "labels" / "sdn-sample.xml")
     assert (summary["loaded"], summary["quarantined"]) == (1, 1)
     assert "EIP-55" in store.scalar("SELECT reason FROM quarantine WHERE position = 'sdnEntry 90003 id 2'")
+
+
+# The store's network decides which Bitcoin addresses a label may name (`chains`, written by the block
+# ingest). Addresses: one key (bitcoinlib) on each network; the legacy one has the testnet/regtest
+# Base58 version 0x6f (Bitcoin Core chainparams).
+REGTEST_BECH32 = "bcrt1qmy63mjadtw8nhzl69ukdepwzsyvv4yexu0a96h"
+TESTNET_BECH32 = "tb1qmy63mjadtw8nhzl69ukdepwzsyvv4yex7xygd7"
+TEST_LEGACY = "n1KSZGmQgB8iSZqv6UVhGkCGUbEdw8Lm3Q"
+MAINNET_BECH32 = "bc1qmy63mjadtw8nhzl69ukdepwzsyvv4yex5qlmkd"
+
+
+def _labels_csv(tmp_path: Path, *addresses: str) -> Path:
+    path = tmp_path / "case-labels.csv"
+    path.write_text("chain,address,label\n" + "".join(f"bitcoin,{a},suspect {k}\n" for k, a in enumerate(addresses, 1)))
+    return path
+
+
+def test_regtest_store_accepts_bcrt1_labels(store, tmp_path: Path):
+    store.claim_chain("bitcoin", "utxo", "regtest", None, None)
+    summary = ingest_labels(store, _labels_csv(tmp_path, REGTEST_BECH32, TEST_LEGACY))
+    assert (summary["loaded"], summary["quarantined"]) == (2, 0)
+    assert store.query("SELECT chain, address, label FROM labels ORDER BY label") == [
+        ("bitcoin", REGTEST_BECH32, "suspect 1"), ("bitcoin", TEST_LEGACY, "suspect 2")]
+
+
+def test_regtest_store_refuses_mainnet_and_testnet_labels_with_the_reason(store, tmp_path: Path):
+    store.claim_chain("bitcoin", "utxo", "regtest", None, None)
+    summary = ingest_labels(store, _labels_csv(tmp_path, MAINNET_BECH32, TESTNET_BECH32, REGTEST_BECH32))
+    assert (summary["loaded"], summary["quarantined"]) == (1, 2)
+    assert store.query("SELECT position, raw, reason FROM quarantine ORDER BY position") == [
+        ("line 2", f"bitcoin,{MAINNET_BECH32},suspect 1",
+         "a bitcoin mainnet address; this store holds bitcoin regtest; filed under BTC (looks like bitcoin)"),
+        ("line 3", f"bitcoin,{TESTNET_BECH32},suspect 2",
+         "a bitcoin testnet address; this store holds bitcoin regtest; filed under BTC"),
+    ]
+
+
+def test_mainnet_store_refuses_bcrt1_labels(store, tmp_path: Path):
+    store.claim_chain("bitcoin", "utxo", "mainnet", None, None)
+    summary = ingest_labels(store, _labels_csv(tmp_path, REGTEST_BECH32, MAINNET_BECH32))
+    assert (summary["loaded"], summary["quarantined"]) == (1, 1)
+    assert store.query("SELECT address FROM labels") == [(MAINNET_BECH32,)]
+    assert store.query("SELECT position, reason FROM quarantine") == [
+        ("line 2", "a bitcoin regtest address; this store holds bitcoin mainnet; filed under BTC")]
+
+
+def test_store_without_bitcoin_blocks_validates_labels_as_mainnet(store, tmp_path: Path):
+    summary = ingest_labels(store, _labels_csv(tmp_path, TEST_LEGACY, MAINNET_BECH32))
+    assert (summary["loaded"], summary["quarantined"]) == (1, 1)
+    assert store.query("SELECT position, reason FROM quarantine") == [
+        ("line 2", "a bitcoin testnet address; this store holds bitcoin mainnet; filed under BTC")]
+
+
+def test_testnet_store_takes_tb1_tagpack_labels(store, tmp_path: Path):
+    store.claim_chain("bitcoin", "utxo", "testnet", None, None)
+    pack = tmp_path / "testnet-pack.yaml"
+    pack.write_text(f"title: testnet case\ncreator: analyst\nlabel: faucet\ncurrency: BTC\n"
+                    f"tags:\n  - address: {TESTNET_BECH32}\n  - address: {REGTEST_BECH32}\n")
+    summary = ingest_labels(store, pack)
+    assert (summary["loaded"], summary["quarantined"]) == (1, 1)
+    assert store.query("SELECT address, label, pack FROM labels") == [(TESTNET_BECH32, "faucet", "testnet-pack")]
+    assert store.query("SELECT position, reason FROM quarantine") == [
+        ("line 7 (tag 2)", "a bitcoin regtest address; this store holds bitcoin testnet; filed under BTC")]

@@ -5,26 +5,31 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
+from tracer.commands.checks import naming, open_store_at, source_paths
 from tracer.errors import MoneytrailError
-from tracer.ingest.bitcoin.blocks import ingest_bitcoin
 from tracer.ingest.bitcoin.network import NETWORKS
-from tracer.ingest.bitcoin.rpc import BitcoinRPC
-from tracer.store import open_store
+
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn
 
 
-class RateColumn(ProgressColumn):
-    """Blocks/s and tx/s since the start of the ingest."""
+def rate_column() -> ProgressColumn:
+    """Blocks/s and tx/s since the start of the ingest (the class is built on first use: rich loads
+    only when blocks are ingested, not for ``--help``)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        elapsed = max(task.elapsed or 0.0, 1e-9)
-        blocks, txs = task.fields.get("blocks", 0), task.fields.get("txs", 0)
-        return Text(f"{blocks:,} blocks {blocks / elapsed:,.0f} blocks/s · {txs:,} tx {txs / elapsed:,.0f} tx/s")
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            elapsed = max(task.elapsed or 0.0, 1e-9)
+            blocks, txs = task.fields.get("blocks", 0), task.fields.get("txs", 0)
+            return Text(f"{blocks:,} blocks {blocks / elapsed:,.0f} blocks/s · {txs:,} tx {txs / elapsed:,.0f} tx/s")
+
+    return RateColumn()
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -43,17 +48,26 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     ) -> None:
         """Ingest Bitcoin blocks, verified (merkle root, proof of work, chaining), into the store."""
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from tracer.ingest.bitcoin.blocks import ingest_bitcoin
+        from tracer.ingest.bitcoin.rpc import BitcoinRPC
+
         if network not in NETWORKS:
             raise MoneytrailError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
         if not paths and not rpc:
             raise MoneytrailError("give block files/directories or --rpc URL")
+        source_paths(paths or [])
+        if rpc_cookie is not None:
+            source_paths([rpc_cookie])
         client = BitcoinRPC(rpc, user=rpc_user, password=rpc_password, cookie=rpc_cookie) if rpc else None
-        store = open_store(ctx.obj["db"])
+        store = open_store_at(ctx.obj["db"])
         show = sys.stderr.isatty() if progress is None else progress
         console = Console(stderr=True)
         started = time.perf_counter()
         with Progress(TextColumn("[bold]bitcoin"), BarColumn(), TextColumn("{task.completed}/{task.total} units"),
-                      RateColumn(), TimeElapsedColumn(), console=console, disable=not show) as bar:
+                      rate_column(), TimeElapsedColumn(), console=console, disable=not show) as bar:
             task = bar.add_task("ingest", total=None, blocks=0, txs=0)
 
             def on_units(total: int, done: int) -> None:
@@ -63,8 +77,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                 f = bar.tasks[0].fields
                 bar.update(task, advance=units, blocks=f["blocks"] + blocks, txs=f["txs"] + txs)
 
-            summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
-                                     network_name=network, progress=on_progress, on_units=on_units)
+            source = ", ".join(map(str, paths or [])) or rpc
+            with naming(source):
+                summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
+                                         network_name=network, progress=on_progress, on_units=on_units)
+        if paths and not rpc and not (summary.blocks or summary.blocks_skipped or summary.units_skipped):
+            raise MoneytrailError(f"{source}: no blocks found: nothing was ingested")
         elapsed = time.perf_counter() - started
         if json_out:
             import json

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from tracer.commands.checks import store_path
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,9 +31,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         actor: str | None = typer.Option(None, "--actor", help="Analyst name for audit_log (default: OS user)."),
     ) -> None:
         """Serve the dashboard: store overview, address pages, add-to-case (logged in audit_log)."""
+        path = store_path(db or (ctx.obj or {}).get("db"), must_exist=True)
+
+        from rich.console import Console
+
         from dashboard.app import create_app  # Dash is heavy: import it only for this command
 
-        path = db or (ctx.obj or {}).get("db")
         err = Console(stderr=True)
         if not is_loopback(host):
             err.print(f"[bold yellow]warning:[/] serving on {host}: anyone who can reach it can read the store "

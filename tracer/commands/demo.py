@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tracer.demo import run_demo
-from tracer.store import open_store
+from tracer.commands.checks import open_store_at, output_folder
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -19,7 +18,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         port: int = typer.Option(8050, "--port", help="Dashboard port."),
     ) -> None:
         """Build the demo store (simulated case + real blocks and labels), then serve the dashboard."""
-        store = open_store(ctx.obj["db"])
+        from tracer.demo import run_demo
+
+        output_folder(out, "--out")
+        store = open_store_at(ctx.obj["db"])
         run_demo(store, out)
         store.close()
         if serve:

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tracer.store import open_store
-
-err = Console(stderr=True)
+from tracer.commands.checks import naming, open_store_at, source_paths
+from tracer.errors import MoneytrailError
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -61,6 +58,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Ingest blocks, transactions, ERC-20 and (with --traces) internal transfers from a node."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         from tracer.ingest.evm.node import ingest_evm
         from tracer.ingest.evm.rpc import TRANSPORTS, RpcClient
 
@@ -69,10 +69,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             raise typer.BadParameter("--tokens and --all-tokens exclude each other")
         if transport not in TRANSPORTS:
             raise typer.BadParameter(f"--transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
-        store = open_store(ctx.obj["db"])
-        client = RpcClient(rpc, timeout=timeout, retries=retries, transport=transport)
+        store = open_store_at(ctx.obj["db"])
+        with naming(rpc):
+            client = RpcClient(rpc, timeout=timeout, retries=retries, transport=transport)
+        err = Console(stderr=True)
         with Progress(TextColumn("blocks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=err, disable=as_json, transient=True) as bar:
+                      TimeElapsedColumn(), console=err, disable=as_json or not err.is_terminal, transient=True) as bar:
             task = bar.add_task("", total=None)
 
             started = time.perf_counter()
@@ -83,9 +85,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                            description=f"{transfers:,} transfers · {done / secs:,.0f} blocks/s "
                                        f"· {transfers / secs:,.0f} transfers/s")
 
-            res = ingest_evm(store, client, from_block, to_block, tokens=tokens or None, traces=traces,
-                             receipts=receipts, chain=chain, confirmations=confirmations,
-                             batch_size=batch_size, workers=workers, progress=progress)
+            with naming(rpc):
+                res = ingest_evm(store, client, from_block, to_block, tokens=tokens or None, traces=traces,
+                                 receipts=receipts, chain=chain, confirmations=confirmations,
+                                 batch_size=batch_size, workers=workers, progress=progress)
         _report(res.__dict__, as_json)
 
     @ingest_app.command("etl")
@@ -102,8 +105,13 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Import ethereum-etl exports (blocks, transactions, receipts, logs, token_transfers)."""
         from tracer.ingest.evm.etl import ingest_etl
 
-        store = open_store(ctx.obj["db"])
-        res = ingest_etl(store, paths, chain=chain, chain_id=chain_id)
+        source_paths(paths, text=True)
+        store = open_store_at(ctx.obj["db"])
+        source = ", ".join(map(str, paths))
+        with naming(source):
+            res = ingest_etl(store, paths, chain=chain, chain_id=chain_id)
+        if not any(isinstance(v, int) and v for k, v in res.items() if k != "run_id"):
+            raise MoneytrailError(f"{source}: no rows found (header only?): nothing was ingested")
         _report(res, as_json)
 
 

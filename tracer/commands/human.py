@@ -2,7 +2,8 @@
 
 Thin: each command parses its options, calls the ingester, and prints the run summary (``--json`` for
 scripts). A run that quarantined anything exits with code 2 after loading the good rows, so a script
-notices refused input; ``--allow-quarantine`` makes that exit 0.
+notices refused input; ``--allow-quarantine`` makes that exit 0 unless every row was refused. A source
+that holds no rows at all (an empty file, a CSV with only its header) is an error: exit 1, saying so.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tracer.commands.checks import naming, nothing_read, open_store_at, output_folder, source_paths, text_file
 from tracer.errors import MoneytrailError
-from tracer.store import open_store
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 class BankFormat(str, Enum):
@@ -38,7 +44,10 @@ class LabelFormat(str, Enum):
     sdn_xml = "sdn-xml"
 
 
-def _report(kind: str, summary: dict[str, Any], started: float, json_out: bool, allow_quarantine: bool) -> None:
+def _report(kind: str, source: Path, summary: dict[str, Any], started: float, json_out: bool,
+            allow_quarantine: bool) -> None:
+    nothing_read(source, summary)
+    console = _console()
     elapsed = time.perf_counter() - started
     if json_out:
         print(json.dumps({**summary, "seconds": round(elapsed, 3)}, default=str))
@@ -50,12 +59,19 @@ def _report(kind: str, summary: dict[str, Any], started: float, json_out: bool, 
             f"in {elapsed:.2f} s ({rate:,.0f} rows/s)", highlight=False)
         for reason, n in (summary.get("reasons") or {}).items():
             console.print(f"  quarantined: {reason}: {n:,}", highlight=False)
-    if summary.get("quarantined") and not allow_quarantine:
-        console.print(f"{summary['quarantined']:,} item(s) refused; see: tracer query "
-                      f"\"SELECT position, reason FROM quarantine WHERE run_id = {summary['run_id']}\"",
-                      highlight=False)
+    refused = summary.get("quarantined") or 0
+    see = f"see: tracer query \"SELECT position, reason FROM quarantine WHERE run_id = {summary['run_id']}\""
+    if refused and not summary.get("loaded") and not summary.get("already_stored"):
+        # every row refused: the source yielded nothing, which --allow-quarantine does not excuse
+        reasons = summary.get("reasons") or {}
+        top = max(reasons, key=reasons.get) if reasons else None
+        sys.stderr.write(f"error: {source}: all {refused:,} item(s) refused, nothing loaded"
+                         + (f" (mostly: {top})" if top else "") + f"; {see}\n")
         # sys.exit, not typer.Exit: `tracer.cli.main` runs click with standalone_mode=False, where an
         # Exit's code is returned and dropped
+        sys.exit(2)
+    if refused and not allow_quarantine:
+        console.print(f"{source}: {refused:,} item(s) refused; {see}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
@@ -70,7 +86,8 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
-    allow_opt = typer.Option(False, "--allow-quarantine", help="Exit 0 even if rows were quarantined.")
+    allow_opt = typer.Option(False, "--allow-quarantine",
+                             help="Exit 0 even if rows were quarantined (not if every row was).")
     json_opt = typer.Option(False, "--json", help="Print the run summary as JSON.")
 
     @ingest_app.command("bank")
@@ -87,29 +104,36 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load bank transfers (AMLworld, AMLSim or a mapped CSV) into transfers, chain 'fiat'."""
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
         from tracer.ingest.human.bank import ColumnMap, ingest_bank
 
+        text_file(path, "CSV file")
+        if accounts is not None:
+            text_file(accounts, "CSV file")
         cmap = None
         flags = _parse_map(map_)
         if mapping is not None:
-            cmap = ColumnMap.from_yaml(mapping)
+            with naming(text_file(mapping, "YAML file")):
+                cmap = ColumnMap.from_yaml(mapping)
             if flags:
                 cmap = ColumnMap.from_dict({**{k: v for k, v in vars(cmap).items() if v is not None}, **flags})
         elif flags:
             cmap = ColumnMap.from_dict(flags, "--map")
-        store = open_store(ctx.obj["db"])
+        store = open_store_at(ctx.obj["db"])
         show = sys.stderr.isatty() if progress is None else progress
         started = time.perf_counter()
         with Progress(TextColumn("[bold]bank"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                      TimeElapsedColumn(), console=console, disable=not show) as bar:
+                      TimeElapsedColumn(), console=_console(), disable=not show) as bar:
             task = bar.add_task("bank", total=path.stat().st_size if path.is_file() else None, rows=0)
 
             def on_chunk(done: int, total: int, rows: int) -> None:
                 bar.update(task, completed=done, total=total, rows=rows)
 
-            summary = ingest_bank(store, path, fmt=fmt.value if fmt else None,
-                                  mapping=cmap, dataset=dataset, accounts=accounts, progress=on_chunk)
-        _report("bank", summary, started, json_out, allow_quarantine)
+            with naming(path):
+                summary = ingest_bank(store, path, fmt=fmt.value if fmt else None,
+                                      mapping=cmap, dataset=dataset, accounts=accounts, progress=on_chunk)
+        _report("bank", path, summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("reports")
     def reports(
@@ -122,9 +146,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Load suspicious-activity reports and tips; extract identifiers from fields and narratives."""
         from tracer.ingest.human.reports import ingest_reports
 
+        text_file(path)
+        store = open_store_at(ctx.obj["db"])
         started = time.perf_counter()
-        summary = ingest_reports(open_store(ctx.obj["db"]), path, region=region)
-        _report("reports", summary, started, json_out, allow_quarantine)
+        with naming(path):
+            summary = ingest_reports(store, path, region=region)
+        _report("reports", path, summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("ads")
     def ads(
@@ -140,10 +167,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Load online ads: phones normalised (E.164), crypto addresses in the text extracted."""
         from tracer.ingest.human.ads import ingest_ads
 
+        text_file(path)
+        store = open_store_at(ctx.obj["db"])
         started = time.perf_counter()
-        summary = ingest_ads(open_store(ctx.obj["db"]), path, region=region, default_tz=timezone,
-                             hash_pii=hash_pii, salt=salt)
-        _report("ads", summary, started, json_out, allow_quarantine)
+        with naming(path):
+            summary = ingest_ads(store, path, region=region, default_tz=timezone, hash_pii=hash_pii, salt=salt)
+        _report("ads", path, summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("labels")
     def labels(
@@ -156,9 +185,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Load address labels; each address is validated for the chain it is filed under."""
         from tracer.ingest.labels.sources import ingest_labels
 
+        source_paths([path], text=True)
+        store = open_store_at(ctx.obj["db"])
         started = time.perf_counter()
-        summary = ingest_labels(open_store(ctx.obj["db"]), path, fmt.value if fmt else None)
-        _report("labels", summary, started, json_out, allow_quarantine)
+        with naming(path):
+            summary = ingest_labels(store, path, fmt.value if fmt else None)
+        _report("labels", path, summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("prices")
     def prices(
@@ -170,9 +202,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Load USD prices; every flow is valued at the latest price at or before its time."""
         from tracer.ingest.prices import ingest_prices
 
+        text_file(path, "CSV file")
+        store = open_store_at(ctx.obj["db"])
         started = time.perf_counter()
-        summary = ingest_prices(open_store(ctx.obj["db"]), path)
-        _report("prices", summary, started, json_out, allow_quarantine)
+        with naming(path):
+            summary = ingest_prices(store, path)
+        _report("prices", path, summary, started, json_out, allow_quarantine)
 
     labels_app = typer.Typer(no_args_is_help=True, help="Address labels: export as GraphSense TagPacks.")
     app.add_typer(labels_app, name="labels")
@@ -180,9 +215,11 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     def _export(db: Path, out: Path, pack: str | None, creator: str) -> None:
         from tracer.ingest.labels.sources import export_tagpacks
 
-        written = export_tagpacks(open_store(db), out, pack=pack, creator=creator)
+        output_folder(out, "OUT")
+        with naming(out):
+            written = export_tagpacks(open_store_at(db, read_only=True), out, pack=pack, creator=creator)
         if not written:
-            raise MoneytrailError(f"no labels{' in pack ' + pack if pack else ''} to export")
+            raise MoneytrailError(f"--db {db}: no labels{' in pack ' + pack if pack else ''} to export")
         for path in written:
             print(os.fspath(path))
 

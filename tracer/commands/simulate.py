@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tracer.store import open_store
+from tracer.commands.checks import open_store_at, output_file
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -23,9 +21,13 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         from tracer.simulate import simulate as run
 
-        store = open_store(ctx.obj["db"])
+        output_file(truth, "--truth")
+        store = open_store_at(ctx.obj["db"])
         err = Console(stderr=True)
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,

@@ -107,8 +107,11 @@ def _files(paths: Sequence[Path | str]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             # Only files named like ethereum-etl exports (blocks.csv, token_transfers.json, ...).
-            out.extend(sorted(f for f in p.iterdir()
-                              if f.suffix.lower() in (".csv", ".json") and _kind_of(f) is not None))
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in (".csv", ".json") and _kind_of(f) is not None)
+            if not found:
+                raise IngestError(str(p), "directory", "no ethereum-etl export files (blocks, transactions, "
+                                  "receipts, logs, token_transfers as .csv or .json)")
+            out.extend(found)
         elif p.exists():
             out.append(p)
         else:

@@ -4,7 +4,9 @@ Every address is validated for the chain it is filed under (:mod:`tracer.codecs.
 list that files a TRON address under XBT — OFAC's own SDN list does, see
 ``fixtures/labels/ofac-sdn/sanctioned_addresses_XBT.txt`` — gets that address quarantined with the
 reason, not stored as a Bitcoin label. Lists that mix chains under one asset (OFAC's USDT list holds
-Ethereum, TRON and Omni/Bitcoin addresses) are split by the address's own form.
+Ethereum, TRON and Omni/Bitcoin addresses) are split by the address's own form. Bitcoin addresses are
+validated for the network the store holds (its ``chains`` table, mainnet when it has no Bitcoin yet):
+a regtest store takes ``bcrt1…`` labels and quarantines mainnet ones, saying which network they are for.
 
 Formats:
 
@@ -39,10 +41,13 @@ from tracer.errors import IngestError
 from tracer.ingest.csvread import Refused, append_new, quarantine_many, read_lines, reason_counts
 from tracer.codecs.identifiers import (
     InvalidIdentifier,
+    b58check_decode,
     chains_of,
+    segwit_decode,
     validate_address,
     validate_bitcoin_user_address,
 )
+from tracer.ingest.bitcoin.network import NETWORKS
 from tracer.store import Store
 from tracer.store.store import Run
 
@@ -107,11 +112,64 @@ def chain_for(asset: str, address: str) -> str:
     return chain
 
 
-class _Batch:
-    """Label rows being collected from one source, and the ones refused."""
+def store_networks(store: Store) -> dict[str, str]:
+    """The network each chain of the store holds (``chains``, written by the block ingesters)."""
+    return {chain: network for chain, network in store.query("SELECT chain, network FROM chains")}
 
-    def __init__(self, run_id: int, source_file: str):
+
+def bitcoin_network_of(address: str) -> str | None:
+    """The Bitcoin network whose address rules ``address`` follows ('testnet' also stands for signet,
+    which shares its prefixes; a Base58 testnet address is also a regtest one), or None."""
+    for name in ("mainnet", "testnet", "regtest"):
+        try:
+            validate_bitcoin_address(address, name)
+        except InvalidIdentifier:
+            continue
+        return name
+    return None
+
+
+def validate_bitcoin_address(address: str, network: str = "mainnet") -> tuple[str, str]:
+    """Validate a Bitcoin address for ``network`` (mainnet, testnet, signet, regtest); return
+    (normalised address, script type).
+
+    Mainnet: bitcoinlib and the built-in rules must both accept it (:func:`validate_bitcoin_user_address`).
+    The test networks: the network's Bech32 prefix (tb, bcrt) or Base58Check versions (0x6f, 0xc4) from
+    Bitcoin Core's chainparams (:mod:`tracer.ingest.bitcoin.network`), BIP-173/BIP-350 checksums.
+    """
+    if network == "mainnet":
+        return validate_bitcoin_user_address(address)
+    net = NETWORKS.get(network)
+    if net is None:
+        raise InvalidIdentifier(f"no address rules for bitcoin network {network!r}")
+    address = address.strip()
+    if address.lower().startswith(net.hrp + "1"):
+        version, program = segwit_decode(address, net.hrp)
+        if version == 0:
+            return address.lower(), "p2wpkh" if len(program) == 20 else "p2wsh"
+        return address.lower(), "p2tr" if version == 1 and len(program) == 32 else f"witness_v{version}"
+    try:
+        body = b58check_decode(address)
+    except (InvalidIdentifier, ValueError, KeyError) as exc:
+        raise InvalidIdentifier(f"not a valid bitcoin {network} address: {exc}") from None
+    kinds = {net.p2pkh_version: "p2pkh", net.p2sh_version: "p2sh"}
+    if len(body) != 21 or body[0] not in kinds:
+        raise InvalidIdentifier(f"not a valid bitcoin {network} address: Base58Check version 0x{body[:1].hex()} "
+                                f"/ length {len(body)} not used by {network}")
+    return address, kinds[body[0]]
+
+
+class _Batch:
+    """Label rows being collected from one source, and the ones refused.
+
+    ``networks`` (chain -> network, from the store's ``chains``) decides which network's address rules
+    apply: a regtest store takes bcrt1… labels and refuses mainnet ones; a chain the store has not
+    seen is taken to be mainnet.
+    """
+
+    def __init__(self, run_id: int, source_file: str, networks: dict[str, str] | None = None):
         self.run_id, self.source_file = run_id, source_file
+        self.networks = networks or {}
         self.rows: list[dict[str, Any]] = []
         self.refused = Refused()
 
@@ -127,8 +185,8 @@ class _Batch:
         code = (network or asset or "").strip()
         try:
             chain = chain_for(code, address)
-            if chain == "bitcoin":  # bitcoinlib and the built-in rules must both accept it
-                normalised, _ = validate_bitcoin_user_address(address)
+            if chain == "bitcoin":
+                normalised, _ = self._bitcoin(address)
             else:
                 normalised, _ = validate_address(chain, address)
         except InvalidIdentifier as exc:
@@ -143,6 +201,16 @@ class _Batch:
             "run_id": self.run_id, "source_file": self.source_file, "source_asset": asset,
             "source_network": network, **fields,
         })
+
+    def _bitcoin(self, address: str) -> tuple[str, str]:
+        network = self.networks.get("bitcoin", "mainnet")
+        try:
+            return validate_bitcoin_address(address, network)
+        except InvalidIdentifier:
+            other = bitcoin_network_of(address)
+            if other is None or other == network or {other, network} <= {"testnet", "signet"}:
+                raise
+            raise InvalidIdentifier(f"a bitcoin {other} address; this store holds bitcoin {network}") from None
 
     def table(self) -> pa.Table:
         cols = {name: [row.get(name) for row in self.rows] for name in _LABEL_SCHEMA.names}
@@ -182,12 +250,12 @@ def _begin(store: Store, kind: str, target: str, params: dict[str, Any]) -> Run:
 _OFAC_FILE = re.compile(r"sanctioned_addresses_([A-Z0-9]+)\.txt$")
 
 
-def _ofac_list(path: Path, run_id: int) -> _Batch:
+def _ofac_list(path: Path, run_id: int, networks: dict[str, str] | None = None) -> _Batch:
     m = _OFAC_FILE.search(path.name)
     if not m:
         raise IngestError(str(path), "file name", "expected sanctioned_addresses_<ASSET>.txt")
     asset = m.group(1)
-    batch = _Batch(run_id, str(path))
+    batch = _Batch(run_id, str(path), networks)
     lines = read_lines(path.read_bytes())
     batch.refused.rows.extend(lines.refused.rows)
     for number, text in zip(lines.numbers.tolist(), lines.split(), strict=True):
@@ -213,8 +281,9 @@ def ingest_ofac(store: Store, path: str | Path) -> dict[str, int]:
     xml = sorted(p for p in path.glob("sdn*.xml")) if path.is_dir() else []
     run = _begin(store, "ofac", str(path), {"files": [f.name for f in files + xml]})
     try:
-        batches = [(str(f), _ofac_list(f, run.run_id)) for f in files]
-        batches += [(str(f), _sdn_xml_batch(f, run.run_id)) for f in xml]
+        networks = store_networks(store)
+        batches = [(str(f), _ofac_list(f, run.run_id, networks)) for f in files]
+        batches += [(str(f), _sdn_xml_batch(f, run.run_id, networks)) for f in xml]
     except IngestError as exc:
         run.fail(exc)
         raise
@@ -225,13 +294,13 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _sdn_xml_batch(path: Path, run_id: int) -> _Batch:
+def _sdn_xml_batch(path: Path, run_id: int, networks: dict[str, str] | None = None) -> _Batch:
     """Digital-currency features of ``sdn_advanced.xml`` (OFAC's advanced SDN format).
 
     FeatureType ids are looked up from ReferenceValueSets by their text ("Digital Currency Address -
     XBT"); each DistinctParty's primary alias is the label and its FixedRef the actor.
     """
-    batch = _Batch(run_id, str(path))
+    batch = _Batch(run_id, str(path), networks)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -296,7 +365,7 @@ def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
     path = Path(path)
     run = _begin(store, "ofac-xml", str(path), {})
     try:
-        batch = _sdn_xml_batch(path, run.run_id)
+        batch = _sdn_xml_batch(path, run.run_id, store_networks(store))
     except IngestError as exc:
         run.fail(exc)
         raise
@@ -334,7 +403,7 @@ def _scalar_text(value: Any) -> str | None:
     return str(value)
 
 
-def _tagpack_batch(path: Path, run_id: int) -> _Batch:
+def _tagpack_batch(path: Path, run_id: int, networks: dict[str, str] | None = None) -> _Batch:
     raw_bytes = path.read_bytes()
     try:
         text = raw_bytes.decode("utf-8")
@@ -357,7 +426,7 @@ def _tagpack_batch(path: Path, run_id: int) -> _Batch:
     lines = _tag_lines(text)
     if len(lines) != len(doc["tags"]):
         lines = []
-    batch = _Batch(run_id, str(path))
+    batch = _Batch(run_id, str(path), networks)
     for k, tag in enumerate(doc["tags"]):
         line = lines[k] if lines else None
         position = f"line {line} (tag {k + 1})" if line else f"tag {k + 1}"
@@ -405,7 +474,8 @@ def ingest_tagpacks(store: Store, path: str | Path) -> dict[str, int]:
         raise IngestError(str(path), "directory", "no *.yaml TagPacks")
     run = _begin(store, "tagpack", str(path), {"files": [f.name for f in files]})
     try:
-        batches = [(str(f), _tagpack_batch(f, run.run_id)) for f in files]
+        networks = store_networks(store)
+        batches = [(str(f), _tagpack_batch(f, run.run_id, networks)) for f in files]
     except IngestError as exc:
         run.fail(exc)
         raise
@@ -493,9 +563,9 @@ def _chain_currency(chain: str) -> str:
 # CSV
 
 
-def _csv_batch(path: Path, run_id: int, default_source: str) -> _Batch:
+def _csv_batch(path: Path, run_id: int, default_source: str, networks: dict[str, str] | None = None) -> _Batch:
     lines = read_lines(path.read_bytes())
-    batch = _Batch(run_id, str(path))
+    batch = _Batch(run_id, str(path), networks)
     batch.refused.rows.extend(lines.refused.rows)
     reader = csv.reader(io.StringIO(lines.text, newline=""))
     header = None
@@ -543,7 +613,7 @@ def ingest_label_csv(store: Store, path: str | Path) -> dict[str, int]:
     path = Path(path)
     run = _begin(store, "csv", str(path), {})
     try:
-        batch = _csv_batch(path, run.run_id, str(path))
+        batch = _csv_batch(path, run.run_id, str(path), store_networks(store))
     except IngestError as exc:
         run.fail(exc)
         raise
