@@ -81,6 +81,13 @@ class Workspace:
         self.store: Store = Store(path, read_only=read_only)
         self._adjacency: Any = None
 
+    @classmethod
+    def of(cls, store: Store) -> Workspace:
+        """A workspace over a store that is already open."""
+        ws = cls.__new__(cls)
+        ws.path, ws.store, ws._adjacency = Path(store.path), store, None
+        return ws
+
     # -- ingest ---------------------------------------------------------------------------------------
     def ingest(self, source: str, *args: Any, **kwargs: Any) -> IngestResult:
         """Ingest from ``source`` (a key of :data:`INGESTERS`); arguments go to that source's ingester."""

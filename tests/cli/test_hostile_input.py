@@ -126,6 +126,8 @@ def cases() -> list[Case]:
              "query on {db}: Catalog Error: Table with name nonexistent does not exist!; …"),
         Case("query-missing-store", ("--db", nope, "query", "select 1"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
+        Case("cluster-explain-missing-store", ("--db", nope, "cluster", "explain", "1A", "1B"),
+             f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
         Case("dashboard-missing-store", ("dashboard", "--db", nope, "--port", "9"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
     ]
@@ -135,9 +137,10 @@ def cases() -> list[Case]:
                    ("ingest", "prices", f"{d}/prices-malformed.csv"), ("ingest", "bank", f"{d}/bank.csv"),
                    ("ingest", "reports", f"{d}/reports.csv"), ("ingest", "ads", f"{d}/ads.csv"),
                    ("ingest", "labels", f"{d}/labels.csv"), ("ingest", "etl", f"{d}/blocks.csv"),
-                   ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9")]
+                   ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
+                   ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels")]
     for args in store_users:
-        name = "-".join(args[:2]) if args[0] in ("ingest", "labels") else args[0]
+        name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster") else args[0]
         out += [
             Case(f"{name}-db-is-a-folder", ("--db", folder, *args), f"--db {folder}: is a directory, not a store file",
                  db_flag=False),
@@ -252,7 +255,7 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
     assert tried == listed == {
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
-        "ingest labels", "ingest prices"}
+        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels"}
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])

@@ -18,6 +18,7 @@ from tracer.errors import IngestError, MoneytrailError, one_line
 
 if TYPE_CHECKING:
     from tracer.store import Store
+    from tracer.workspace import Workspace
 
 #: First bytes of every DuckDB database file: an 8-byte checksum, then the magic "DUCK".
 _DUCKDB_MAGIC_OFFSET, _DUCKDB_MAGIC = 8, b"DUCK"
@@ -39,6 +40,14 @@ def open_store_at(db: str | Path, read_only: bool = False) -> Store:
         raise
     except Exception as exc:
         raise MoneytrailError(f"--db {db}: cannot open the store: {one_line(exc)}") from exc
+
+
+def open_workspace_at(db: str | Path, read_only: bool = False) -> Workspace:
+    """:func:`open_store_at`, as the workspace the commands work through."""
+    from tracer.workspace import Workspace
+
+    store = open_store_at(db, read_only=read_only)
+    return Workspace.of(store)
 
 
 def store_path(db: str | Path, must_exist: bool) -> Path:

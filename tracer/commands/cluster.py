@@ -7,7 +7,7 @@ import json
 
 import typer
 
-import tracer
+from tracer.commands.checks import open_workspace_at
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -25,7 +25,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         """Multi-input clustering with CoinJoin detection; incremental unless --full."""
         if ctx.invoked_subcommand is not None:
             return
-        with tracer.open(ctx.obj["db"]) as ws:
+        with open_workspace_at(ctx.obj["db"]) as ws:
             result = ws.cluster(chain=chain, full=full)
         if as_json:
             print(json.dumps(dataclasses.asdict(result)))
@@ -48,7 +48,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shortest chain of evidence that puts A and B in one cluster."""
-        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
             path = ws.explain(a, b, chain=chain)
         if path is None:
             print(f"{a} and {b} are not in one cluster")
@@ -68,7 +68,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         chain: str = typer.Option("bitcoin", "--chain"),
     ) -> None:
         """Super-clusters, each with the merges that joined its biggest pieces."""
-        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
             report = ws.super_clusters(min_size=min_size, chain=chain)
         print(json.dumps(report, default=str, indent=1))
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         import csv
         import sys
 
-        with tracer.open(ctx.obj["db"], read_only=True) as ws:
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
             table = ws.cluster_labels(chain=chain, conflicts=conflicts)
         out = csv.writer(sys.stdout)
         out.writerow(table.column_names)
