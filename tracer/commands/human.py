@@ -2,7 +2,9 @@
 
 Thin: each command parses its options, calls the ingester, and prints the run summary (``--json`` for
 scripts). A run that quarantined anything exits with code 2 after loading the good rows, so a script
-notices refused input; ``--allow-quarantine`` makes that exit 0.
+notices refused input; ``--allow-quarantine`` makes that exit 0. bank, reports, ads and prices take
+several files, each loaded on its own: a file that cannot be read is refused (and quarantined), the
+others load, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -40,20 +42,27 @@ class LabelFormat(str, Enum):
 
 def _report(kind: str, summary: dict[str, Any], started: float, json_out: bool, allow_quarantine: bool) -> None:
     elapsed = time.perf_counter() - started
+    runs = summary["run_id"] if isinstance(summary.get("run_id"), list) else [summary.get("run_id")]
+    runs = [r for r in runs if r is not None]
     if json_out:
         print(json.dumps({**summary, "seconds": round(elapsed, 3)}, default=str))
     else:
         rate = summary.get("read", 0) / max(elapsed, 1e-9)
         console.print(
-            f"{kind} run {summary['run_id']}: {summary.get('read', 0):,} read, {summary.get('loaded', 0):,} loaded, "
-            f"{summary.get('already_stored', 0):,} already stored, {summary.get('quarantined', 0):,} quarantined "
-            f"in {elapsed:.2f} s ({rate:,.0f} rows/s)", highlight=False)
+            f"{kind} run {', '.join(map(str, runs)) or '-'}: {summary.get('read', 0):,} read, "
+            f"{summary.get('loaded', 0):,} loaded, {summary.get('already_stored', 0):,} already stored, "
+            f"{summary.get('quarantined', 0):,} quarantined in {elapsed:.2f} s ({rate:,.0f} rows/s)", highlight=False)
         for reason, n in (summary.get("reasons") or {}).items():
             console.print(f"  quarantined: {reason}: {n:,}", highlight=False)
-    if summary.get("quarantined") and not allow_quarantine:
-        console.print(f"{summary['quarantined']:,} item(s) refused; see: tracer query "
-                      f"\"SELECT position, reason FROM quarantine WHERE run_id = {summary['run_id']}\"",
+    for refused in summary.get("refused_files") or []:
+        console.print(f"file refused: {refused['source']} at {refused['position']}: {refused['reason']}",
                       highlight=False)
+    if summary.get("refused_files"):
+        sys.exit(1)
+    if (summary.get("quarantined") or summary.get("invalid_identifiers")) and not allow_quarantine:
+        where = f"run_id = {runs[0]}" if len(runs) == 1 else f"run_id IN ({', '.join(map(str, runs))})"
+        console.print(f"{summary['quarantined'] + summary.get('invalid_identifiers', 0):,} item(s) refused; see: "
+                      f"tracer query \"SELECT position, reason FROM quarantine WHERE {where}\"", highlight=False)
         # sys.exit, not typer.Exit: `tracer.cli.main` runs click with standalone_mode=False, where an
         # Exit's code is returned and dropped
         sys.exit(2)
@@ -76,17 +85,19 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("bank")
     def bank(
         ctx: typer.Context,
-        path: Path = typer.Argument(..., help="CSV of bank transfers."),
+        paths: list[Path] = typer.Argument(..., help="CSV files of bank transfers."),
         fmt: BankFormat = typer.Option(None, "--format", help="amlworld, amlsim or mapped (default: from the header)."),
         mapping: Path = typer.Option(None, "--mapping", help="YAML column mapping (docs/formats.md)."),
         map_: list[str] = typer.Option(None, "--map", help="field=column, repeatable (e.g. --map amount=Betrag)."),
-        dataset: str = typer.Option(None, "--dataset", help="Name used in transfer ids (default: file stem)."),
+        dataset: str = typer.Option(None, "--dataset", help="Namespace of the source's own transfer ids (AMLSim "
+                                    "tran_id, a mapped txid column); default: the file stem."),
         accounts: Path = typer.Option(None, "--accounts", help="AMLSim accounts.csv (bank and currency)."),
         progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
         json_out: bool = json_opt,
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load bank transfers (AMLworld, AMLSim or a mapped CSV) into transfers, chain 'fiat'."""
+        from tracer.ingest.csvread import ingest_files
         from tracer.ingest.human.bank import ColumnMap, ingest_bank
 
         cmap = None
@@ -102,34 +113,44 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         started = time.perf_counter()
         with Progress(TextColumn("[bold]bank"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]:,} rows"),
                       TimeElapsedColumn(), console=console, disable=not show) as bar:
-            task = bar.add_task("bank", total=path.stat().st_size if path.is_file() else None, rows=0)
+            sizes = [p.stat().st_size if p.is_file() else 0 for p in paths]
+            task = bar.add_task("bank", total=sum(sizes), rows=0)
+            before = {"files": 0, "bytes": 0, "rows": 0}  # what the files before this one read
 
             def on_chunk(done: int, total: int, rows: int) -> None:
-                bar.update(task, completed=done, total=total, rows=rows)
+                bar.update(task, completed=before["bytes"] + done, rows=before["rows"] + rows)
 
-            summary = ingest_bank(store, path, fmt=fmt.value if fmt else None,
-                                  mapping=cmap, dataset=dataset, accounts=accounts, progress=on_chunk)
+            def one_file(store: Any, path: Path, **options: Any) -> dict[str, Any]:
+                before["bytes"] = sum(sizes[:before["files"]])
+                before["files"] += 1
+                summary = ingest_bank(store, path, **options)
+                before["rows"] += summary["read"]
+                return summary
+
+            summary = ingest_files(store, one_file, paths, fmt=fmt.value if fmt else None, mapping=cmap,
+                                   dataset=dataset, accounts=accounts, progress=on_chunk)
         _report("bank", summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("reports")
     def reports(
         ctx: typer.Context,
-        path: Path = typer.Argument(..., help="SAR/STR/tip records: CSV, JSON Lines or JSON array."),
+        paths: list[Path] = typer.Argument(..., help="SAR/STR/tip records: CSV, JSON Lines or JSON array files."),
         region: str = typer.Option("US", "--region", help="Default country of phone numbers without +code."),
         json_out: bool = json_opt,
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load suspicious-activity reports and tips; extract identifiers from fields and narratives."""
+        from tracer.ingest.csvread import ingest_files
         from tracer.ingest.human.reports import ingest_reports
 
         started = time.perf_counter()
-        summary = ingest_reports(open_store(ctx.obj["db"]), path, region=region)
+        summary = ingest_files(open_store(ctx.obj["db"]), ingest_reports, paths, region=region)
         _report("reports", summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("ads")
     def ads(
         ctx: typer.Context,
-        path: Path = typer.Argument(..., help="Ads: CSV, JSON Lines or JSON array."),
+        paths: list[Path] = typer.Argument(..., help="Ads: CSV, JSON Lines or JSON array files."),
         region: str = typer.Option("US", "--region", help="Default country of phone numbers without +code."),
         timezone: str = typer.Option(None, "--timezone", help="IANA zone for posting times without an offset."),
         hash_pii: bool = typer.Option(False, "--hash-pii", help="Store phones and e-mails only as salted SHA-256."),
@@ -138,11 +159,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load online ads: phones normalised (E.164), crypto addresses in the text extracted."""
+        from tracer.ingest.csvread import ingest_files
         from tracer.ingest.human.ads import ingest_ads
 
         started = time.perf_counter()
-        summary = ingest_ads(open_store(ctx.obj["db"]), path, region=region, default_tz=timezone,
-                             hash_pii=hash_pii, salt=salt)
+        summary = ingest_files(open_store(ctx.obj["db"]), ingest_ads, paths, region=region, default_tz=timezone,
+                               hash_pii=hash_pii, salt=salt)
         _report("ads", summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("labels")
@@ -163,15 +185,16 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("prices")
     def prices(
         ctx: typer.Context,
-        path: Path = typer.Argument(..., help="CSV with asset, time, usd columns."),
+        paths: list[Path] = typer.Argument(..., help="CSV files with asset, time, usd columns."),
         json_out: bool = json_opt,
         allow_quarantine: bool = allow_opt,
     ) -> None:
         """Load USD prices; every flow is valued at the latest price at or before its time."""
+        from tracer.ingest.csvread import ingest_files
         from tracer.ingest.prices import ingest_prices
 
         started = time.perf_counter()
-        summary = ingest_prices(open_store(ctx.obj["db"]), path)
+        summary = ingest_files(open_store(ctx.obj["db"]), ingest_prices, paths)
         _report("prices", summary, started, json_out, allow_quarantine)
 
     labels_app = typer.Typer(no_args_is_help=True, help="Address labels: export as GraphSense TagPacks.")
