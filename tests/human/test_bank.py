@@ -50,7 +50,7 @@ def test_amlsim_transactions_take_bank_and_currency_from_accounts(store):
     assert summary["format"] == "amlsim" and summary["loaded"] == 6
     rows = store.query("SELECT txid, from_address, to_address, amount, symbol, is_laundering, alert_id "
                        "FROM transfers ORDER BY source_line")
-    assert rows[0] == ("transactions:1", "bank_a:17", "bank_b:435", Decimal(18677), "USD", False, None)
+    assert rows[0] == ("amlsim:1", "bank_a:17", "bank_b:435", Decimal(18677), "USD", False, None)
     assert rows[1][4] == "EUR"  # account 603 reports in EUR
     assert [r[6] for r in rows if r[5]] == ["7", "7", "7"]  # the SAR cycle 212 -> 886 -> 90 -> 212
     assert store.scalar("SELECT sum(amount) FROM transfers WHERE is_laundering") == Decimal(12105 + 11894 + 11602)
@@ -113,8 +113,8 @@ def test_mapped_csv_with_quoted_fields(store, tmp_path: Path):
     summary = ingest_bank(store, path, mapping=cmap)
     assert (summary["loaded"], summary["quarantined"]) == (2, 1)
     assert store.query("SELECT txid, source_line, from_address, amount FROM transfers ORDER BY source_line") == [
-        ("export:T2", 3, "iban:DE89370400440532013000", Decimal(25010)),
-        ("export:T3", 5, "iban:DE89370400440532013000", Decimal(9950))]
+        ("mapped:T2", 3, "iban:DE89370400440532013000", Decimal(25010)),
+        ("mapped:T3", 5, "iban:DE89370400440532013000", Decimal(9950))]
     assert store.query("SELECT position, reason FROM quarantine") == [
         ("line 2", "amount is not a number: '1,000.00 / '")]
 
@@ -127,7 +127,7 @@ def test_quoted_newline_is_never_split_by_a_chunk_boundary(store, tmp_path: Path
                                 "amount": "value", "currency": "ccy"})
     summary = ingest_bank(store, path, mapping=cmap, chunk_bytes=100)
     assert (summary["loaded"], summary["quarantined"]) == (40, 0)
-    assert store.query("SELECT source_line FROM transfers WHERE txid = 'memo:T39'") == [(80,)]  # records start on even lines
+    assert store.query("SELECT source_line FROM transfers WHERE txid = 'mapped:T39'") == [(80,)]  # records start on even lines
 
 
 def test_unknown_layout_without_mapping_is_refused(store, tmp_path: Path):

@@ -56,7 +56,7 @@ def _report(kind: str, summary: dict[str, Any], started: float, json_out: bool, 
             console.print(f"  quarantined: {reason}: {n:,}", highlight=False)
     for refused in summary.get("refused_files") or []:
         console.print(f"file refused: {refused['source']} at {refused['position']}: {refused['reason']}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if summary.get("refused_files"):
         sys.exit(1)
     if (summary.get("quarantined") or summary.get("invalid_identifiers")) and not allow_quarantine:

@@ -319,7 +319,6 @@ def ingest_files(store: Store, ingest: Callable[..., dict[str, Any]], paths: str
         try:
             summary = ingest(store, path, **options)
         except FILE_ERRORS as exc:
-            source = getattr(exc, "source", None) or source_name(path)
             position = getattr(exc, "position", None) or "file"
             reason = getattr(exc, "reason", None) or str(exc)
             if Path(path).is_file():

@@ -24,8 +24,16 @@ with the wrong number of fields is found by counting commas with numpy), its amo
 with Arrow kernels (all of this in a worker thread, one chunk ahead of the writer), then validated and
 inserted by one DuckDB statement over the Arrow batch, in its own transaction with a checkpoint ("byte N line L"), so a crash
 leaves whole chunks and the next run resumes after the last one. Refused rows go to ``quarantine`` with
-file, line and reason. Transfer ids are ``<dataset>:<line>`` (or ``<dataset>:<tran_id>``) and the insert
-anti-joins on (chain, txid, idx) whenever the dataset is already present, so re-running adds nothing.
+file, line and reason.
+
+A row is identified by what it says, never by the name of its file (docs/formats.md, "Reruns and
+collisions"). Without an id of its own (AMLworld) its ``txid`` is the md5 of its normalised content
+(:data:`CONTENT_FIELDS`) and ``idx`` its occurrence in the file (0; 1 for the second identical row, …),
+numbered across chunks with numpy (:class:`Occurrences`); with one (AMLSim ``tran_id``, a mapped
+``txid`` column) ``txid`` is ``<dataset>:<id>`` and ``idx`` 0. A key already stored with the same
+content and ground truth is "already stored"; with anything else different it is quarantined naming
+the stored row's file and line. The insert anti-joins on (chain, txid, idx) unless the store holds no
+fiat rows yet (content keys are unique within a file by construction), so re-running adds nothing.
 """
 
 from __future__ import annotations
@@ -517,14 +525,15 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
     """Load a bank-transfer CSV into ``transfers`` (chain 'fiat'); return the run summary.
 
     ``fmt`` is 'amlworld', 'amlsim' or 'mapped' (detected from the header when omitted); ``mapping``
-    is required for 'mapped'. ``dataset`` names the file in transfer ids (default: the file stem).
+    is required for 'mapped'. ``dataset`` is the namespace of the source's own ids (default: the format,
+    ``amlsim`` or ``mapped``): give two simulations, or two banks whose references may overlap, a name
+    each; their rows otherwise collide and are quarantined. Content-keyed rows (AMLworld) need none.
     ``progress(bytes_done, bytes_total, rows_read)`` is called after every committed chunk.
     """
     path = Path(path)
     source = source_name(path)
     if not path.is_file():
         raise IngestError(source, "path", "no such file")
-    dataset = dataset or path.stem
     size = path.stat().st_size
     with open(path, "rb") as fh:
         first = fh.readline()
@@ -536,6 +545,7 @@ def ingest_bank(store: Store, path: str | Path, *, fmt: str | None = None, mappi
         except (UnicodeDecodeError, StopIteration):
             raise IngestError(source, "line 1", "the header is not UTF-8 CSV") from None
     fmt = fmt or detect_format(header)
+    dataset = dataset or fmt
     if fmt == "amlworld":
         if [h.strip() for h in header] != AMLWORLD_HEADER:
             raise IngestError(source, "line 1", f"not the AMLworld header: {header}")
