@@ -22,7 +22,7 @@ def test_amlworld_duplicate_account_header_maps_sender_and_receiver(store):
     assert summary["format"] == "amlworld"
     assert (summary["read"], summary["loaded"], summary["quarantined"]) == (12, 12, 0)
     row = store.query("SELECT from_address, to_address, amount, amount_raw, asset, symbol, decimals, time, kind "
-                      "FROM transfers WHERE idx = 10")[0]
+                      "FROM transfers WHERE source_line = 10")[0]
     # line 10: From Bank 012 / Account 8000EC280 -> To Bank 02835 / Account 8017BF800, 7.66 USD by card
     assert row[:7] == ("012:8000EC280", "02835:8017BF800", Decimal(766), "766", "US Dollar", "USD", 2)
     assert str(row[7]) == "2022-09-01 00:26:00" and row[8] == "credit card"
@@ -35,13 +35,13 @@ def test_amlworld_amounts_are_exact_cents_and_satoshi(store):
     assert store.query("SELECT amount, decimals FROM transfers WHERE symbol = 'BTC'") == [(Decimal(291233), 8)]
     # cross-currency: paid 6959.47 USD, received 1,000,000.00 Yen
     assert store.query("SELECT amount, amount_received, received_asset, received_symbol FROM transfers "
-                       "WHERE idx = 13") == [(Decimal(695947), Decimal(100000000), "Yen", "JPY")]
+                       "WHERE source_line = 13") == [(Decimal(695947), Decimal(100000000), "Yen", "JPY")]
     assert store.scalar("SELECT typeof(amount) FROM transfers LIMIT 1") == "DECIMAL(38,0)"
 
 
 def test_amlworld_ground_truth_is_kept(store):
     ingest_bank(store, AML / "amlworld-small.csv")
-    assert store.query("SELECT idx FROM transfers WHERE is_laundering ORDER BY idx") == [(11,), (13,)]
+    assert store.query("SELECT source_line FROM transfers WHERE is_laundering ORDER BY source_line") == [(11,), (13,)]
     assert store.scalar("SELECT count(*) FROM transfers WHERE NOT is_laundering") == 10
 
 
@@ -49,8 +49,8 @@ def test_amlsim_transactions_take_bank_and_currency_from_accounts(store):
     summary = ingest_bank(store, AML / "amlsim" / "transactions.csv", accounts=AML / "amlsim" / "accounts.csv")
     assert summary["format"] == "amlsim" and summary["loaded"] == 6
     rows = store.query("SELECT txid, from_address, to_address, amount, symbol, is_laundering, alert_id "
-                       "FROM transfers ORDER BY idx")
-    assert rows[0] == ("transactions:1", "bank_a:17", "bank_b:435", Decimal(18677), "USD", False, None)
+                       "FROM transfers ORDER BY source_line")
+    assert rows[0] == ("amlsim:1", "bank_a:17", "bank_b:435", Decimal(18677), "USD", False, None)
     assert rows[1][4] == "EUR"  # account 603 reports in EUR
     assert [r[6] for r in rows if r[5]] == ["7", "7", "7"]  # the SAR cycle 212 -> 886 -> 90 -> 212
     assert store.scalar("SELECT sum(amount) FROM transfers WHERE is_laundering") == Decimal(12105 + 11894 + 11602)
@@ -80,7 +80,7 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(store)
         "line 10": "broken encoding: not valid UTF-8",
     }
     assert store.scalar("SELECT DISTINCT source FROM quarantine").endswith("amlworld-bad.csv")
-    assert store.query("SELECT idx FROM transfers ORDER BY idx") == [(2,), (9,), (11,)]
+    assert store.query("SELECT source_line FROM transfers ORDER BY source_line") == [(2,), (9,), (11,)]
     counts = store.scalar("SELECT row_counts FROM ingest_runs")
     assert '"quarantined: bad date": 1' in counts and '"transfers": 3' in counts
 
@@ -95,7 +95,7 @@ def test_rerunning_a_bank_ingest_adds_nothing(store):
 
 def test_small_chunks_give_the_same_rows_and_lines(store, tmp_path: Path):
     ingest_bank(store, AML / "amlworld-bad.csv", chunk_bytes=200)
-    assert store.query("SELECT idx FROM transfers ORDER BY idx") == [(2,), (9,), (11,)]
+    assert store.query("SELECT source_line FROM transfers ORDER BY source_line") == [(2,), (9,), (11,)]
     assert store.count("quarantine") == 7
 
 
@@ -112,9 +112,9 @@ def test_mapped_csv_with_quoted_fields(store, tmp_path: Path):
                                 "to_bank_value": "iban"})
     summary = ingest_bank(store, path, mapping=cmap)
     assert (summary["loaded"], summary["quarantined"]) == (2, 1)
-    assert store.query("SELECT txid, idx, from_address, amount FROM transfers ORDER BY idx") == [
-        ("export:T2", 3, "iban:DE89370400440532013000", Decimal(25010)),
-        ("export:T3", 5, "iban:DE89370400440532013000", Decimal(9950))]
+    assert store.query("SELECT txid, source_line, from_address, amount FROM transfers ORDER BY source_line") == [
+        ("mapped:T2", 3, "iban:DE89370400440532013000", Decimal(25010)),
+        ("mapped:T3", 5, "iban:DE89370400440532013000", Decimal(9950))]
     assert store.query("SELECT position, reason FROM quarantine") == [
         ("line 2", "amount is not a number: '1,000.00 / '")]
 
@@ -127,7 +127,7 @@ def test_quoted_newline_is_never_split_by_a_chunk_boundary(store, tmp_path: Path
                                 "amount": "value", "currency": "ccy"})
     summary = ingest_bank(store, path, mapping=cmap, chunk_bytes=100)
     assert (summary["loaded"], summary["quarantined"]) == (40, 0)
-    assert store.query("SELECT idx FROM transfers WHERE txid = 'memo:T39'") == [(80,)]  # records start on even lines
+    assert store.query("SELECT source_line FROM transfers WHERE txid = 'mapped:T39'") == [(80,)]  # records start on even lines
 
 
 def test_unknown_layout_without_mapping_is_refused(store, tmp_path: Path):
@@ -165,7 +165,7 @@ def test_any_two_decimal_amount_loads_as_exact_cents(tmp_path_factory, amounts):
     path.write_text("\n".join(lines) + "\n")
     with tracer.open_store(folder / "prop.duckdb") as s:
         ingest_bank(s, path)
-        got = [r[0] for r in s.query("SELECT amount FROM transfers ORDER BY idx")]
+        got = [r[0] for r in s.query("SELECT amount FROM transfers ORDER BY source_line")]
     assert got == [Decimal(units * 100 + cents) for units, cents in amounts]
 
 
@@ -186,7 +186,7 @@ def test_a_crash_keeps_committed_chunks_and_the_rerun_completes_without_duplicat
     assert again["resumed_at_line"] == 2 + first  # continues after the last committed chunk
     assert again["loaded"] == 12 - first and again["read"] == 12 - first
     assert store.count("transfers") == 12
-    assert store.scalar("SELECT count(DISTINCT idx) FROM transfers") == 12
+    assert store.scalar("SELECT count(DISTINCT source_line) FROM transfers") == 12
 
 
 def test_crlf_line_endings_load_the_same_rows(store, tmp_path: Path):
@@ -194,7 +194,7 @@ def test_crlf_line_endings_load_the_same_rows(store, tmp_path: Path):
     crlf.write_bytes((AML / "amlworld-small.csv").read_bytes().replace(b"\n", b"\r\n"))
     summary = ingest_bank(store, crlf)
     assert (summary["loaded"], summary["quarantined"]) == (12, 0)
-    assert store.query("SELECT is_laundering, payment_format FROM transfers WHERE idx = 13") == [(True, "Wire")]
+    assert store.query("SELECT is_laundering, payment_format FROM transfers WHERE source_line = 13") == [(True, "Wire")]
 
 
 def test_mapping_file_with_positional_columns(store, tmp_path: Path):

@@ -59,7 +59,8 @@ def test_bitcoin_flows_are_exact_bipartite_rows(store, tmp_path: Path):
 def test_fiat_flows_get_usd_from_the_latest_price_at_or_before(store):
     ingest_bank(store, FIXTURES / "aml" / "amlworld-small.csv")
     ingest_prices(store, FIXTURES / "human" / "prices.csv")
-    usd = dict(store.query("SELECT idx, usd FROM flows WHERE chain = 'fiat'"))
+    usd = dict(store.query("SELECT t.source_line, f.usd FROM flows f JOIN transfers t ON t.chain = f.chain "
+                           "AND t.txid = f.txid AND t.idx = f.idx WHERE f.chain = 'fiat'"))
     assert usd[2] == pytest.approx(3697.34)  # US Dollar at 1
     # 0.00291233 BTC on 2022-09-03 08:12 at the 2022-09-03 00:00 price 19810.55
     assert usd[12] == pytest.approx(0.00291233 * 19810.55)

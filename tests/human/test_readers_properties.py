@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,3 +55,23 @@ def test_iban_check_digits_catch_every_single_digit_error(bban, position, delta)
         assert "mod-97" in str(exc)
     else:
         raise AssertionError(f"{wrong} passed the mod-97 check")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5), max_size=60), st.lists(st.integers(1, 20), min_size=1, max_size=8))
+def test_occurrences_count_earlier_identical_rows_whatever_the_chunks(keys, cuts):
+    """The n-th row of a key in a file is occurrence n-1, however the file is cut into chunks."""
+    from tracer.ingest.human.bank import Occurrences
+
+    expected, seen = [], {}
+    for key in keys:
+        expected.append(seen.get(key, 0))
+        seen[key] = seen.get(key, 0) + 1
+    numbering, got, start, k = Occurrences(), [], 0, 0
+    while start < len(keys):
+        end = min(len(keys), start + cuts[k % len(cuts)])
+        lines = np.arange(start, end)[::-1]  # rows may come in any order; the line decides
+        chunk = np.array(keys[start:end], np.uint64)[::-1]
+        got.extend(numbering.number(lines, chunk)[::-1].tolist())
+        start, k = end, k + 1
+    assert got == expected

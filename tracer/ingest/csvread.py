@@ -9,7 +9,14 @@ named by file and line, so the readers here keep the physical line number of eve
   (``reader.line_num`` gives the line each record ends on).
 * :func:`append_new` inserts an Arrow table minus the rows whose key is already stored (an anti-join
   in DuckDB), which is what makes every ingest idempotent.
-* :func:`quarantine_many` records refused rows in one bulk insert, skipping ones already recorded.
+* :func:`append_by_key` does the same for sources with their own ids (report_id, ad_id, …): a row
+  whose key is stored with the same content is "already stored"; with different content it is refused
+  naming both positions (the stored row's file and line, and the new one's), never skipped silently.
+* :func:`quarantine_many` records refused rows in one bulk insert, skipping ones already recorded. It
+  writes through its own cursor, outside the caller's transaction, so a refusal survives the rollback
+  of the batch it explains.
+* :func:`ingest_files` runs an ingester over several files, each atomic on its own: a file that cannot
+  be read is refused and quarantined, the others load.
 """
 
 from __future__ import annotations
@@ -20,17 +27,18 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytz
 
-from tracer.errors import IngestError
+from tracer.errors import IngestError, MoneytrailError
 from tracer.store import Store
 from tracer.store.store import Run, utcnow
 
@@ -195,24 +203,138 @@ def append_new(store: Store, table: str, data: pa.Table, key: Sequence[str], ded
     return store.append(table, fresh)
 
 
-def quarantine_many(store: Store, run: Run, source: str, refused: Refused | Sequence[tuple[str, str, str]]) -> int:
-    """Record refused rows in one insert; a row already quarantined for the same reason is skipped."""
+def source_name(path: str | Path) -> str:
+    """How a file is named in ``ingest_runs.target`` and ``quarantine.source``: its absolute path, so
+    the same file named two ways (relative, absolute) is one source and a refusal is recorded once."""
+    return str(Path(path).resolve())
+
+
+def quarantine_many(store: Store, run: Run | None, source: str,
+                    refused: Refused | Sequence[tuple[str, str, str]]) -> int:
+    """Record refused rows in one insert; a row already quarantined for the same reason is skipped.
+
+    The insert runs on a cursor of its own (DuckDB: a separate connection to the same database) in
+    auto-commit mode, so it is committed at once, whatever happens to the caller's open transaction:
+    a batch that is rolled back still leaves the record of what was refused in it, and re-running the
+    same input adds no second identical row (source, position and reason match).
+    """
     rows = refused.rows if isinstance(refused, Refused) else list(refused)
     if not rows:
         return 0
     positions, raws, reasons = zip(*rows)
-    raws = [r if len(r) <= 8192 else r[:8192] + "…" for r in raws]
+    raws = [r if r is None or len(r) <= 8192 else r[:8192] + "…" for r in raws]
     data = pa.table({
-        "run_id": pa.array([run.run_id] * len(rows), pa.int64()),
+        "run_id": pa.array([run.run_id if run else None] * len(rows), pa.int64()),
         "source": pa.array([source] * len(rows), pa.string()),
         "position": pa.array(positions, pa.string()),
         "raw": pa.array(raws, pa.string()),
         "reason": pa.array(reasons, pa.string()),
         "created": pa.array([utcnow()] * len(rows), pa.timestamp("us")),
     })
-    added = append_new(store, "quarantine", data, ["source", "position", "reason"])
-    run.add(quarantined=len(rows))
-    return added
+    cursor = store.con.cursor()
+    try:
+        cursor.register("_refused", data)
+        added = cursor.execute("""
+            INSERT INTO quarantine BY NAME
+            SELECT * EXCLUDE (_dup) FROM (
+              SELECT n.*, row_number() OVER (PARTITION BY n.source, n.position, n.reason) AS _dup FROM _refused n
+              WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.source = n.source AND q.position = n.position
+                                AND q.reason = n.reason)
+            ) WHERE _dup = 1""").fetchall()[0][0]
+    finally:
+        cursor.close()
+    if run is not None:
+        run.add(quarantined=len(rows))
+    return int(added)
+
+
+def append_by_key(store: Store, run: Run, table: str, data: pa.Table, key: Sequence[str],
+                  content: Sequence[str], what: Callable[[dict[str, Any]], str]) -> tuple[int, list[tuple[int, str]]]:
+    """Insert the rows of ``data`` whose ``key`` is new; name the ones whose key is taken by other content.
+
+    Each row is one of: loaded (its key is new; the first of several rows with one key in ``data``),
+    already stored (the stored row under its key has the same ``content`` columns), or a collision:
+    the stored row (or the earlier row of this batch) has different content. Collisions are returned as
+    (row index in ``data``, reason) for the caller to quarantine; the reason names the stored row's file
+    and line and the columns that differ, and ``what(key values)`` names the key ("report_id R-1").
+    One anti-join and one join in DuckDB, whatever the size of the batch.
+    """
+    if len(data) == 0:
+        return 0, []
+    data = data.append_column("_ord", pa.array(range(len(data)), pa.int64()))
+    match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in key)
+    part = ", ".join(f"n.{k}" for k in key)
+    differs = ", ".join(f"CASE WHEN t.{c} IS DISTINCT FROM n.{c} THEN '{c}' END" for c in content)
+    con = store.con
+    settle(store)
+    con.register("_keyed", data)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _fresh AS
+            SELECT * EXCLUDE (_rank) FROM (
+              SELECT n.*, row_number() OVER (PARTITION BY {part} ORDER BY n._ord) AS _rank FROM _keyed n
+              WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})
+            ) WHERE _rank = 1""")
+        loaded = con.execute(f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (_ord) FROM _fresh").fetchall()[0][0]
+        store.inserted(table, "_fresh")
+        clashes = con.execute(f"""
+            SELECT _ord, {", ".join(f"n_{k}" for k in key)}, target, source_line, differs FROM (
+              SELECT n._ord, {", ".join(f"n.{k} AS n_{k}" for k in key)}, r.target, t.source_line,
+                     concat_ws(', ', {differs}) AS differs,
+                     row_number() OVER (PARTITION BY n._ord ORDER BY t.run_id, t.source_line) AS _pick
+              FROM _keyed n JOIN {table} t ON {match}
+              LEFT JOIN ingest_runs r ON r.run_id = t.run_id
+              WHERE NOT EXISTS (SELECT 1 FROM _fresh f WHERE f._ord = n._ord)
+            ) WHERE _pick = 1 AND differs <> '' ORDER BY _ord""").fetchall()
+        con.execute("DROP TABLE _fresh")
+    finally:
+        con.unregister("_keyed")
+    collisions = []
+    for ord_, *rest in clashes:
+        values, (target, line, fields) = rest[:len(key)], rest[len(key):]
+        where = f"{target} line {line}" if line is not None else str(target)
+        collisions.append((ord_, f"{what(dict(zip(key, values)))} already stored from {where} "
+                                 f"with different content ({fields})"))
+    return int(loaded), collisions
+
+
+#: errors that refuse one file of several (the others still load); anything else is a bug and stops the run
+FILE_ERRORS = (MoneytrailError, pa.ArrowInvalid, duckdb.ConversionException, duckdb.InvalidInputException)
+
+
+def ingest_files(store: Store, ingest: Callable[..., dict[str, Any]], paths: str | Path | Sequence[str | Path],
+                 **options: Any) -> dict[str, Any]:
+    """Run ``ingest(store, path, **options)`` for each file; one summary for all of them.
+
+    Each file is its own unit of work (its ingester commits it, or its batches, on its own): a file
+    that cannot be read (no such file, unknown layout, broken JSON document, …) is refused — recorded
+    in ``quarantine`` with its position and reason, unless there is no file to hold — and the files
+    beside it still load. ``refused_files`` lists them; the CLI exits non-zero when it is not empty.
+    Counts add up over the files: read = loaded + already_stored + quarantined.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    total: dict[str, Any] = {"read": 0, "loaded": 0, "already_stored": 0, "quarantined": 0, "reasons": {},
+                             "files": [], "refused_files": []}
+    for path in paths:
+        try:
+            summary = ingest(store, path, **options)
+        except FILE_ERRORS as exc:
+            position = getattr(exc, "position", None) or "file"
+            reason = getattr(exc, "reason", None) or str(exc)
+            if Path(path).is_file():
+                quarantine_many(store, None, source_name(path), [(position, None, f"file refused: {reason}")])
+            total["refused_files"].append({"source": source_name(path), "position": position, "reason": reason})
+            continue
+        total["files"].append({"source": source_name(path), **summary})
+        for k in ("read", "loaded", "already_stored", "quarantined"):
+            total[k] += summary.get(k, 0)
+        for reason, n in (summary.get("reasons") or {}).items():
+            total["reasons"][reason] = total["reasons"].get(reason, 0) + n
+    if len(total["files"]) == 1 and not total["refused_files"]:
+        return {**total["files"][0], "files": total["files"], "refused_files": []}
+    total["run_id"] = [f["run_id"] for f in total["files"]]
+    return total
 
 
 def read_records(path: str | Path, refused: Refused) -> list[tuple[str, int | None, dict[str, Any]]]:

@@ -16,18 +16,33 @@ from typing import Any
 import pyarrow as pa
 
 from tracer.errors import IngestError
-from tracer.ingest.csvread import append_new, csv_records, quarantine_many, read_lines, reason_counts, settle
+from tracer.ingest.csvread import (
+    Refused,
+    append_by_key,
+    csv_records,
+    quarantine_many,
+    read_lines,
+    reason_counts,
+    settle,
+    source_name,
+)
 from tracer.store import Store
 
 ALIASES = {"asset": ("asset", "symbol", "currency"), "time": ("time", "date", "timestamp", "datetime"),
            "usd": ("usd", "price", "close", "price_usd")}
 
 
-def ingest_prices(store: Store, path: str | Path, source_name: str | None = None) -> dict[str, Any]:
-    """Load a price CSV; bad rows go to quarantine with their line; re-running adds nothing."""
+def ingest_prices(store: Store, path: str | Path, provider: str | None = None) -> dict[str, Any]:
+    """Load a price CSV; bad rows go to quarantine with their line; re-running adds nothing.
+
+    A price is identified by (asset, time, source): ``provider`` names the source, so two providers'
+    prices for one moment both stay; unnamed, the key is (asset, time). The same price from another file
+    is already stored; a different price for the same key is refused naming both files and lines.
+    """
     path = Path(path)
+    source = source_name(path)
     if not path.is_file():
-        raise IngestError(str(path), "path", "no such file")
+        raise IngestError(source, "path", "no such file")
     lines = read_lines(path.read_bytes())
     refused = lines.refused
     records = csv_records(lines.text)
@@ -35,13 +50,13 @@ def ingest_prices(store: Store, path: str | Path, source_name: str | None = None
     try:
         _, header = next(records)
     except StopIteration:
-        raise IngestError(str(path), "line 1", "empty file") from None
+        raise IngestError(source, "line 1", "empty file") from None
     names = [h.strip().lower() for h in header]
     where: dict[str, int] = {}
     for field, aliases in ALIASES.items():
         hit = next((names.index(a) for a in aliases if a in names), None)
         if hit is None:
-            raise IngestError(str(path), f"line {physical[0]}", f"no {field} column (one of {aliases}) in {header}")
+            raise IngestError(source, f"line {physical[0]}", f"no {field} column (one of {aliases}) in {header}")
         where[field] = hit
     assets, times, usds, line_of = [], [], [], []
     for k, fields in records:
@@ -53,10 +68,11 @@ def ingest_prices(store: Store, path: str | Path, source_name: str | None = None
         times.append(fields[where["time"]].strip())
         usds.append(fields[where["usd"]].strip())
         line_of.append(number)
-    run = store.begin_run("prices", str(path), {"source": source_name})
+    run = store.begin_run("prices", source, {"source": provider})
     table = pa.table({"a": assets, "t": times, "u": usds, "line": pa.array(line_of, pa.int64())})
     settle(store)
     try:
+        quarantine_many(store, run, source, refused)  # lines refused while reading, recorded on their own
         with store.transaction():
             store.con.register("_prices", table)
             checked = store.con.sql("""
@@ -78,16 +94,21 @@ def ingest_prices(store: Store, path: str | Path, source_name: str | None = None
                 WHERE asset = '' OR time IS NULL OR usd IS NULL OR isnan(usd) OR isinf(usd) OR usd <= 0
                 ORDER BY line""").fetchall()
             good = store.con.sql(
-                f"SELECT asset, time, usd, {_quote(source_name or str(path))} AS source, line AS source_line, "
+                f"SELECT asset, time, usd, {_quote(provider) if provider else 'NULL::VARCHAR'} AS source, "
+                "line AS source_line, raw, "
                 f"{run.run_id}::BIGINT AS run_id FROM _checked_prices "
                 "WHERE asset <> '' AND time IS NOT NULL AND usd > 0 AND NOT isnan(usd) AND NOT isinf(usd)"
             ).to_arrow_table()
             store.con.unregister("_checked_prices")
-            loaded = append_new(store, "prices", good, ["asset", "time", "source"])
             read = len(table) + len(refused)  # parsed rows + lines refused before parsing
-            for line, raw, reason in bad:
-                refused.add(f"line {line}", raw, reason)
-            quarantine_many(store, run, str(path), refused)
+            loaded, collisions = append_by_key(
+                store, run, "prices", good.drop_columns(["raw"]), ["asset", "time", "source"], ["usd"],
+                lambda key: f"price of {key['asset']} at {key['time']}")
+            later = Refused([(f"line {line}", raw, reason) for line, raw, reason in bad])
+            for k, reason in collisions:
+                later.add(f"line {good['source_line'][k].as_py()}", good["raw"][k].as_py(), reason)
+            quarantine_many(store, run, source, later)
+            refused.rows.extend(later.rows)
             run.add(read=read, prices=loaded)
             run.finish()
     except Exception as exc:

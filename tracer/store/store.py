@@ -120,14 +120,18 @@ class Store:
             return 0
         with self.view(f"_arrow_{table}", data) as view:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
-            if table == "prices":
-                since = self.scalar(f"SELECT min(time) FROM {view}")
-                assets = [r[0] for r in self.query(f"SELECT DISTINCT upper(asset) FROM {view}")]
+            self.inserted(table, view)
+        return len(data)
+
+    def inserted(self, table: str, rows: str) -> None:
+        """Keep the money graph in step after rows were inserted into ``table`` (``rows``: a table or view
+        holding them). ``append`` calls it; a writer that inserts with its own SQL calls it too."""
         if table == "transfers":
             graph.link_transfers(self)
         elif table == "prices":
+            since = self.scalar(f"SELECT min(time) FROM {rows}")
+            assets = [r[0] for r in self.query(f"SELECT DISTINCT upper(asset) FROM {rows}")]
             graph.reprice(self, assets, since)
-        return len(data)
 
     @contextlib.contextmanager
     def view(self, name: str, data: pa.Table | pa.RecordBatch) -> Iterator[str]:

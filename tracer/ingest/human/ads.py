@@ -27,12 +27,13 @@ import pyarrow as pa
 from tracer.errors import IngestError
 from tracer.ingest.csvread import (
     Refused,
-    append_new,
+    append_by_key,
     parse_decimal,
     parse_time,
     quarantine_many,
     read_records,
     reason_counts,
+    source_name,
     split_list,
 )
 from tracer.codecs.identifiers import InvalidIdentifier, find_identifiers, normalize_email, normalize_phone
@@ -47,6 +48,9 @@ AD_SCHEMA = pa.schema([
     ("fee_amount", pa.decimal128(38, 0)), ("fee_asset", pa.string()), ("pii_hashed", pa.bool_()),
     ("posted_offset", pa.string()), ("source_line", pa.int64()), ("run_id", pa.int64()),
 ])
+#: what an ad says: two records of one (site, ad_id) with these equal are the same ad
+AD_CONTENT = ("posted_at", "title", "body", "price", "currency", "phones", "emails", "location", "lat", "lon",
+              "image_hashes", "fee_chain", "fee_txid", "fee_amount", "fee_asset", "pii_hashed", "posted_offset")
 _TXID = {"bitcoin": re.compile(r"[0-9a-f]{64}"), "ethereum": re.compile(r"0x[0-9a-f]{64}"),
          "tron": re.compile(r"[0-9a-f]{64}")}
 
@@ -69,15 +73,17 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
                hash_pii: bool = False, salt: str | None = None) -> dict[str, Any]:
     """Load ads; return the run summary. ``region`` is the default country for phone numbers."""
     path = Path(path)
+    source = source_name(path)
     if not path.is_file():
-        raise IngestError(str(path), "path", "no such file")
+        raise IngestError(source, "path", "no such file")
     if hash_pii and not salt:
-        raise IngestError(str(path), "options", "hashing phones and e-mails needs a salt (--salt or "
+        raise IngestError(source, "options", "hashing phones and e-mails needs a salt (--salt or "
                                                 "MONEYTRAIL_PII_SALT): without one, hashes are guessable")
     refused = Refused()
     records = read_records(path, refused)
-    run = store.begin_run("ads", str(path), {"region": region, "default_tz": default_tz, "hash_pii": hash_pii})
+    run = store.begin_run("ads", source, {"region": region, "default_tz": default_tz, "hash_pii": hash_pii})
     rows: list[dict[str, Any]] = []
+    raws: list[tuple[str, str]] = []
     for position, line, rec in records:
         raw = json.dumps(rec, default=str, ensure_ascii=False)
         site = str(rec.get("site") or "").strip()
@@ -130,6 +136,7 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
         if hash_pii:
             phones = [pii_hash(p, salt or "") for p in phones]
             emails = [pii_hash(e, salt or "") for e in emails]
+        raws.append((position, raw))
         rows.append({
             "ad_id": ad_id, "site": site, "posted_at": posted_at, "title": rec.get("title") or None,
             "body": rec.get("body") or None, "price": price,
@@ -140,14 +147,22 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             "fee_asset": str(rec.get("fee_asset") or "").strip() or None, "pii_hashed": hash_pii,
             "posted_offset": offset, "source_line": line, "run_id": run.run_id,
         })
+    read = len(rows) + len(refused)
     try:
+        # refusals found while reading are recorded first, on their own: they stay if the batch fails
+        quarantine_many(store, run, source, refused)
         with store.transaction():
-            loaded = append_new(store, "ads", pa.Table.from_pylist(rows, AD_SCHEMA), ["site", "ad_id"])
-            quarantine_many(store, run, str(path), refused)
-            run.add(read=len(rows) + len(refused), ads=loaded)
+            loaded, collisions = append_by_key(
+                store, run, "ads", pa.Table.from_pylist(rows, AD_SCHEMA), ["site", "ad_id"], AD_CONTENT,
+                lambda key: f"ad {key['site']} {key['ad_id']}")
+            for k, reason in collisions:
+                refused.add(raws[k][0], raws[k][1], reason)
+            quarantine_many(store, run, source, refused.rows[len(refused) - len(collisions):])
+            run.add(read=read, ads=loaded)
             run.finish()
     except Exception as exc:
         run.fail(exc)
         raise
-    return {"run_id": run.run_id, "read": len(rows) + len(refused), "loaded": loaded,
-            "quarantined": len(refused), "already_stored": len(rows) - loaded, "reasons": reason_counts(refused)}
+    return {"run_id": run.run_id, "read": read, "loaded": loaded, "quarantined": len(refused),
+            "collisions": len(collisions), "already_stored": read - loaded - len(refused),
+            "reasons": reason_counts(refused)}

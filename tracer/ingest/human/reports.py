@@ -24,12 +24,14 @@ import pyarrow as pa
 from tracer.errors import IngestError
 from tracer.ingest.csvread import (
     Refused,
+    append_by_key,
     append_new,
     parse_decimal,
     parse_time,
     quarantine_many,
     read_records,
     reason_counts,
+    source_name,
     split_list,
 )
 from tracer.codecs.identifiers import (
@@ -91,6 +93,8 @@ REPORT_SCHEMA = pa.schema([
     ("currency", pa.string()), ("narrative", pa.string()), ("accounts", pa.list_(pa.string())),
     ("source_line", pa.int64()), ("run_id", pa.int64()),
 ])
+#: what a report says: two records with one report_id and these equal are the same report
+REPORT_CONTENT = ("kind", "filer", "filed_at", "subjects", "identifiers", "amount", "currency", "narrative")
 IDENTIFIER_SCHEMA = pa.schema([("report_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
                                ("origin", pa.string()), ("run_id", pa.int64()), ("source_line", pa.int64())])
 
@@ -117,13 +121,15 @@ def collect_identifiers(report_id: str, field_rows: list[tuple[str, str, str]], 
 def ingest_reports(store: Store, path: str | Path, region: str | None = "US") -> dict[str, Any]:
     """Load reports; return the run summary. ``region`` is the default country for phone numbers."""
     path = Path(path)
+    source = source_name(path)
     if not path.is_file():
-        raise IngestError(str(path), "path", "no such file")
+        raise IngestError(source, "path", "no such file")
     refused = Refused()
     records = read_records(path, refused)
-    run = store.begin_run("reports", str(path), {"region": region})
+    run = store.begin_run("reports", source, {"region": region})
     reports: list[dict[str, Any]] = []
-    idents: list[dict[str, Any]] = []
+    raws: list[tuple[str, str]] = []
+    idents: list[list[dict[str, Any]]] = []  # per report
     bad_identifiers = 0
     for position, line, rec in records:
         raw = json.dumps(rec, default=str, ensure_ascii=False)
@@ -164,7 +170,8 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
                 continue
             rows.append((ident_kind, normalised, "field"))
         found, report_idents = collect_identifiers(report_id, rows, narrative, region, run.run_id, line)
-        idents.extend(report_idents)
+        idents.append(report_idents)
+        raws.append((position, raw))
         reports.append({
             "report_id": report_id, "kind": kind, "filer": rec.get("filer") or None, "filed_at": filed_at,
             "subjects": split_list(rec.get("subjects")), "identifiers": json.dumps(found, sort_keys=True),
@@ -172,19 +179,29 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
             if rec.get("currency") else None, "narrative": narrative or None,
             "accounts": found.get("account", []), "source_line": line, "run_id": run.run_id,
         })
+    rejected = len(refused) - bad_identifiers
+    read = len(reports) + rejected
     try:
+        # refusals found while reading are recorded first, on their own: they stay if the batch fails
+        quarantine_many(store, run, source, refused)
         with store.transaction():
-            loaded = append_new(store, "reports", pa.Table.from_pylist(reports, REPORT_SCHEMA), ["report_id"])
-            ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(idents, IDENTIFIER_SCHEMA),
+            loaded, collisions = append_by_key(
+                store, run, "reports", pa.Table.from_pylist(reports, REPORT_SCHEMA), ["report_id"],
+                REPORT_CONTENT, lambda key: f"report_id {key['report_id']}")
+            # a refused report's identifiers would attach to the other report stored under its id
+            clashing = {k for k, _ in collisions}
+            kept = [i for k, found_here in enumerate(idents) if k not in clashing for i in found_here]
+            ident_loaded = append_new(store, "report_identifiers", pa.Table.from_pylist(kept, IDENTIFIER_SCHEMA),
                                       ["report_id", "kind", "value", "origin"])
-            rejected = len(refused) - bad_identifiers
-            read = len(reports) + rejected
-            quarantine_many(store, run, str(path), refused)
+            clash_rows = Refused([(raws[k][0], raws[k][1], reason) for k, reason in collisions])
+            quarantine_many(store, run, source, clash_rows)
             run.add(read=read, reports=loaded, identifiers=ident_loaded, invalid_identifiers=bad_identifiers)
             run.finish()
     except Exception as exc:
         run.fail(exc)
         raise
+    quarantined = rejected + len(collisions)
+    reasons = reason_counts(refused.rows + clash_rows.rows)
     return {"run_id": run.run_id, "read": read, "loaded": loaded, "identifiers": ident_loaded,
-            "quarantined": len(refused), "invalid_identifiers": bad_identifiers, "rejected_reports": rejected,
-            "already_stored": len(reports) - loaded, "reasons": reason_counts(refused)}
+            "quarantined": quarantined, "invalid_identifiers": bad_identifiers, "rejected_reports": rejected,
+            "collisions": len(collisions), "already_stored": read - loaded - quarantined, "reasons": reasons}
