@@ -59,11 +59,11 @@ def _report(kind: str, summary: dict[str, Any], started: float, json_out: bool, 
         sys.exit(2)
 
 
-def _parse_map(items: list[str] | None) -> dict[str, str]:
+def _parse_map(items: list[str] | None, option: str = "--map", shape: str = "field=column") -> dict[str, str]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise MoneytrailError(f"--map takes field=column, not {item!r}")
+            raise MoneytrailError(f"{option} takes {shape}, not {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -150,6 +150,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ctx: typer.Context,
         path: Path = typer.Argument(..., help="OFAC list folder/file, sdn_advanced.xml, TagPack YAML (file or folder), or CSV."),
         fmt: LabelFormat = typer.Option(None, "--format", help="ofac, tagpack, csv or sdn-xml (default: from the path)."),
+        chain_as: list[str] = typer.Option(None, "--chain-as",
+                                           help="FROM=TO: store tags filed under chain FROM under chain TO "
+                                                "(e.g. ethereum=sim-evm for a simulated EVM chain); repeatable."),
         json_out: bool = json_opt,
         allow_quarantine: bool = allow_opt,
     ) -> None:
@@ -157,7 +160,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         from tracer.ingest.labels.sources import ingest_labels
 
         started = time.perf_counter()
-        summary = ingest_labels(open_store(ctx.obj["db"]), path, fmt.value if fmt else None)
+        summary = ingest_labels(open_store(ctx.obj["db"]), path, fmt.value if fmt else None,
+                                chain_map=_parse_map(chain_as, "--chain-as", "FROM=TO") or None)
         _report("labels", summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("prices")
