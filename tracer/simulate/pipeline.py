@@ -136,7 +136,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     offsets = np.cumsum(sizes) - sizes
     inv = np.empty_like(forder)
     inv[forder] = np.arange(forder.size)
-    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 1}"  # noqa: E731
+    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 2}"  # noqa: E731
 
     tell("prices, labels, reports, truth", 0.0)
     # -- prices ---------------------------------------------------------------------------------------
