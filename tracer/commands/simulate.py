@@ -21,8 +21,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                                   help="test (~3k), demo (~10k), 1e5, 1e6, 1e7 or a number of Bitcoin transactions."),
         truth: Path = typer.Option(..., "--truth", help="Ground-truth JSON to write (Parquet companions go beside it)."),
         sources: Path = typer.Option(None, "--sources",
-                                     help="Also write the world as the source files the ingesters read (blk files, "
-                                          "ethereum-etl NDJSON, AMLworld CSV, ads, reports, prices, TagPack) "
+                                     help="Also write the world as the source files the ingesters read (ethereum-etl "
+                                          "NDJSON, AMLworld CSV, ads, reports, prices, TagPack; not Bitcoin yet) "
                                           "with manifest.json and ingest.sh, into this new or empty folder."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
