@@ -100,16 +100,27 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ],
         chain: Annotated[str, typer.Option("--chain", help="Chain name.")] = "ethereum",
         chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id of the export's network.")] = 1,
+        token_price: Annotated[
+            list[str] | None,
+            typer.Option("--token-price", help="CONTRACT=ASSET: value this token with ASSET's prices "
+                                               "(e.g. a fork's Tether as USDT); repeatable."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Import ethereum-etl exports (blocks, transactions, receipts, logs, token_transfers)."""
         from tracer.ingest.evm.etl import ingest_etl
 
+        prices = {}
+        for item in token_price or []:
+            contract, sep, asset = item.partition("=")
+            if not sep or not contract.strip() or not asset.strip():
+                raise typer.BadParameter(f"--token-price takes CONTRACT=ASSET, not {item!r}")
+            prices[contract.strip().lower()] = asset.strip().upper()
         source_paths(paths, text=True)
         store = open_store_at(ctx.obj["db"])
         source = ", ".join(map(str, paths))
         with naming(source):
-            res = ingest_etl(store, paths, chain=chain, chain_id=chain_id)
+            res = ingest_etl(store, paths, chain=chain, chain_id=chain_id, token_prices=prices or None)
         if not any(isinstance(v, int) and v for k, v in res.items() if k != "run_id"):
             raise MoneytrailError(f"{source}: no rows found (header only?): nothing was ingested")
         _report(res, as_json)

@@ -101,11 +101,11 @@ def _ingest(db: Path, ingest: Any, paths: list[Path], check: Any, **options: Any
     return Path(", ".join(map(str, paths))), ingest_files(store, ingest, paths, **options)
 
 
-def _parse_map(items: list[str] | None) -> dict[str, str]:
+def _parse_map(items: list[str] | None, option: str = "--map", shape: str = "field=column") -> dict[str, str]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise MoneytrailError(f"--map takes field=column, not {item!r}")
+            raise MoneytrailError(f"{option} takes {shape}, not {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -208,6 +208,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ctx: typer.Context,
         path: Path = typer.Argument(..., help="OFAC list folder/file, sdn_advanced.xml, TagPack YAML (file or folder), or CSV."),
         fmt: LabelFormat = typer.Option(None, "--format", help="ofac, tagpack, csv or sdn-xml (default: from the path)."),
+        chain_as: list[str] = typer.Option(None, "--chain-as",
+                                           help="FROM=TO: store tags filed under chain FROM under chain TO "
+                                                "(e.g. ethereum=sim-evm for a simulated EVM chain); repeatable."),
         json_out: bool = json_opt,
         allow_quarantine: bool = allow_opt,
     ) -> None:
@@ -218,7 +221,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         store = open_store_at(ctx.obj["db"])
         started = time.perf_counter()
         with naming(path):
-            summary = ingest_labels(store, path, fmt.value if fmt else None)
+            summary = ingest_labels(store, path, fmt.value if fmt else None,
+                                    chain_map=_parse_map(chain_as, "--chain-as", "FROM=TO") or None)
         _report("labels", path, summary, started, json_out, allow_quarantine)
 
     @ingest_app.command("prices")

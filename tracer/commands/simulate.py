@@ -18,6 +18,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         scale: str = typer.Option("demo", "--scale",
                                   help="test (~3k), demo (~10k), 1e5, 1e6, 1e7 or a number of Bitcoin transactions."),
         truth: Path = typer.Option(..., "--truth", help="Ground-truth JSON to write (Parquet companions go beside it)."),
+        sources: Path = typer.Option(None, "--sources",
+                                     help="Also write the world as the source files the ingesters read (ethereum-etl "
+                                          "NDJSON, AMLworld CSV, ads, reports, prices, TagPack; not Bitcoin yet) "
+                                          "with manifest.json and ingest.sh, into this new or empty folder."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""
@@ -33,7 +37,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
                           disable=as_json or not err.is_terminal) as bar:
                 task = bar.add_task("simulate", total=1.0)
-                summary = run(store, seed=seed, scale=scale, truth_path=truth,
+                summary = run(store, seed=seed, scale=scale, truth_path=truth, sources_dir=sources,
                               progress=lambda stage, frac: bar.update(task, description=stage, completed=frac))
         finally:
             store.close()
@@ -46,3 +50,6 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
               f"{c['sim-evm transfers']:,} USDT transfers, {c['fiat transfers']:,} bank transfers, "
               f"{c['ads']:,} ads, {c['labels']:,} labels, {c['reports']:,} reports")
         print(f"ground truth: {', '.join(str(p) for p in summary.truth_files)}")
+        if summary.sources is not None:
+            print(f"sources: {summary.sources} (ingest in order into an empty store: "
+                  f"sh {summary.sources.parent / 'ingest.sh'} NEW.duckdb)")

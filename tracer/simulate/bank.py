@@ -4,8 +4,9 @@ Rows are those the bank ingester writes for an AMLworld file (Altman et al., Neu
 ``"<bank>:<account>"``, asset and symbol the currency code, amounts in cents (``amount``, ``amount_raw``,
 and ``amount_received`` for the credited side), ``payment_format`` as AMLworld writes it (ACH, Cash,
 Cheque, Credit Card, Reinvestment, Wire), ``kind`` its lower case, ``is_laundering`` the ground truth,
-``idx`` and ``source_line`` the row's place in time order. A cash deposit is a row from the account to
-itself with format Cash, as AMLworld records cash.
+``idx`` and ``source_line`` the row's line in the AMLworld file the world writes with ``--sources`` (rows in
+time order after the header, so the first is line 2). Times have AMLworld's resolution, the minute. A cash
+deposit is a row from the account to itself with format Cash, as AMLworld records cash.
 
 Planted (all ``is_laundering = true``), after the operation's USDT reaches the Lumen exchange:
 - **structured cash-out**: Lumen wires the operation's balance to three mule accounts in amounts just
@@ -72,10 +73,12 @@ class Bank:
 
     def table(self, run_id: int) -> tuple[pa.Table, np.ndarray]:
         cols = {k: np.concatenate([r[k] for r in self.rows]) for k in self.rows[0]}
+        # AMLworld writes times to the minute (``YYYY/MM/DD HH:MM``): the rows are what its file holds
+        cols["when"] = cols["when"].astype("datetime64[m]").astype("datetime64[s]")
         order = np.lexsort((np.arange(cols["when"].size), cols["when"]))
         cols = {k: v[order] for k, v in cols.items()}
         n = order.size
-        line = np.arange(1, n + 1)
+        line = np.arange(2, n + 2)  # the header is line 1 of the file
         cents = cols["cents"]
         dec = pa.decimal128(38, 0)
         amount = pa.array([int(c) for c in cents], dec)

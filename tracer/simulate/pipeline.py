@@ -18,6 +18,7 @@ from tracer.simulate.market import Prices
 from tracer.simulate.operation import run_operation
 from tracer.simulate.records import label_rows, report_rows, write_tagpack
 from tracer.simulate.scripted import Scripted
+from tracer.simulate.sources import write_sources
 from tracer.simulate.truth import write_truth
 from tracer.simulate.wallets import Economy
 from tracer.store import Store, graph
@@ -41,8 +42,8 @@ def addr_strings(store: Store, ids: list[int] | np.ndarray) -> dict[int, str]:
 
 
 def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_path: Path,
-              progress: Callable[[str, float], None] | None
-              ) -> tuple[dict[str, int], list[Path], dict[str, str], dt.datetime]:
+              progress: Callable[[str, float], None] | None, sources_dir: Path | None = None
+              ) -> tuple[dict[str, int], list[Path], dict[str, str], dt.datetime, Path | None]:
     from tracer.simulate.world import PERIOD_DAYS, START, block_times
 
     def tell(stage: str, frac: float) -> None:
@@ -136,7 +137,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     offsets = np.cumsum(sizes) - sizes
     inv = np.empty_like(forder)
     inv[forder] = np.arange(forder.size)
-    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 1}"  # noqa: E731
+    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 2}"  # noqa: E731
 
     tell("prices, labels, reports, truth", 0.0)
     # -- prices ---------------------------------------------------------------------------------------
@@ -232,7 +233,11 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
         reports=[r["report_id"] for r in records], tagpack=tagpack, first_height=FIRST_HEIGHT,
         last_height=FIRST_HEIGHT + len(times) - 1,
     )
+    manifest = None
+    if sources_dir is not None:
+        tell("sources", 0.0)
+        manifest = write_sources(store, run_id, seed, sources_dir, tagpack)
     ledger.drop_staging()
     tell("done", 1.0)
     end = times[-1].astype("datetime64[us]").astype(dt.datetime)
-    return counts, [tagpack, *files], patterns, end
+    return counts, [tagpack, *files], patterns, end, manifest

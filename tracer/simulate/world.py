@@ -45,6 +45,7 @@ class SimulationSummary:
     start: dt.datetime
     end: dt.datetime
     patterns: dict[str, str] = field(default_factory=dict)  # planted pattern id -> its type
+    sources: Path | None = None  # the sources manifest when asked for (``sources_dir``)
 
     @property
     def bitcoin_transactions(self) -> int:
@@ -56,6 +57,7 @@ class SimulationSummary:
             "counts": self.counts, "truth_path": str(self.truth_path),
             "truth_files": [str(p) for p in self.truth_files], "seconds": round(self.seconds, 3),
             "start": self.start.isoformat(), "end": self.end.isoformat(), "patterns": self.patterns,
+            "sources": None if self.sources is None else str(self.sources),
         }
 
 
@@ -127,6 +129,7 @@ def simulate(
     scale: str | int,
     truth_path: Path,
     progress: Callable[[str, float], None] | None = None,
+    sources_dir: Path | None = None,
 ) -> SimulationSummary:
     """Generate a seeded trafficking-finance world into ``store`` and its ground truth at ``truth_path``.
 
@@ -134,7 +137,9 @@ def simulate(
     Bitcoin transactions) or a number. Everything is written in one store transaction under one
     ``ingest_runs`` row (source ``simulate``): on failure nothing is left but that row, marked failed.
     A store that already holds a simulated world is refused (heights and txids would collide).
-    ``progress(stage, fraction)`` is called as stages advance.
+    ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
+    written as the source files the ingesters read, with a manifest of the ingest steps in order
+    (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
     """
     from tracer.simulate.pipeline import run_world
 
@@ -144,6 +149,10 @@ def simulate(
     truth_path = Path(truth_path)
     if truth_path.suffix.lower() != ".json":
         raise SimulationError(f"truth file {truth_path} must end in .json (Parquet companions go beside it)")
+    if sources_dir is not None:
+        sources_dir = Path(sources_dir)
+        if sources_dir.exists() and (not sources_dir.is_dir() or any(sources_dir.iterdir())):
+            raise SimulationError(f"sources folder {sources_dir} must be new or empty")
     prior = store.scalar(
         "SELECT min(run_id) FROM ingest_runs WHERE source = 'simulate' AND status = 'ok'"
     )
@@ -161,8 +170,8 @@ def simulate(
     run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target})
     try:
         with store.transaction():
-            counts, files, patterns, end = run_world(store, run.run_id, int(seed), world_config(target),
-                                                     truth_path, progress)
+            counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed), world_config(target),
+                                                               truth_path, progress, sources_dir)
             run.add(**counts)
     except BaseException as exc:
         run.fail(exc)
@@ -177,4 +186,5 @@ def simulate(
     return SimulationSummary(
         run_id=run.run_id, seed=int(seed), target_transactions=target, counts=counts, truth_path=truth_path,
         truth_files=files, seconds=time.perf_counter() - t0, start=START, end=end, patterns=patterns,
+        sources=manifest,
     )

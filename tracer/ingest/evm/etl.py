@@ -279,11 +279,16 @@ def _ts(t: pa.Table, name: str) -> pa.Table:
 
 
 def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum", chain_id: int = 1,
-               native_asset: str = "ETH") -> dict[str, Any]:
-    """Import ethereum-etl export files (or directories of them) into the store, atomically."""
+               native_asset: str = "ETH", token_prices: dict[str, str] | None = None) -> dict[str, Any]:
+    """Import ethereum-etl export files (or directories of them) into the store, atomically.
+
+    ``token_prices`` declares which price series values a token contract of this chain
+    (``{"0xdac1…": "USDT"}``, see :func:`tracer.store.graph.set_token_price_asset`) before the rows load:
+    what a fork or a test chain needs, where a contract at a known address is not the known token."""
     files = _files(paths)
     run = store.begin_run("etl", ",".join(map(str, paths)), {"chain": chain, "chain_id": chain_id,
-                                                             "files": [str(f) for f in files]})
+                                                             "files": [str(f) for f in files],
+                                                             "token_prices": token_prices or {}})
     counts: dict[str, int] = {}
     try:
         parsed: list[tuple[str, Path, tuple]] = []
@@ -297,6 +302,8 @@ def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum
             # claim_chain reads with fetchone(); DuckDB 2.0 keeps that result open and then
             # refuses to register Arrow views on the connection. Finish it.
             store.con.execute("SELECT 1").fetchall()
+            for contract, price_asset in (token_prices or {}).items():
+                graph.set_token_price_asset(store, chain, contract, price_asset, f"declared at etl ingest (run {run.run_id})")
             has_transfer_file = any(k == "token_transfers" for k, _, _ in typed)
             touched_tx: list[pa.Table] = []
             for kind, f, t in typed:

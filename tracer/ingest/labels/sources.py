@@ -217,7 +217,17 @@ class _Batch:
         return pa.table(cols, schema=_LABEL_SCHEMA)
 
 
-def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run) -> dict[str, int]:
+def _rename_chains(table: pa.Table, chain_map: dict[str, str] | None) -> pa.Table:
+    """Tags the source files under one chain stored under another (``{"ethereum": "sim-evm"}``): for a
+    private or simulated EVM chain, whose addresses a TagPack can only file under ETH."""
+    if not chain_map or not len(table):
+        return table
+    chain = [chain_map.get(c, c) for c in table["chain"].to_pylist()]
+    return table.set_column(table.schema.get_field_index("chain"), "chain", pa.array(chain, pa.string()))
+
+
+def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run,
+            chain_map: dict[str, str] | None = None) -> dict[str, int]:
     """Load every batch of one run in one transaction; on failure nothing stays and the run says why."""
     loaded = quarantined = read = 0
     reasons: dict[str, int] = {}
@@ -227,7 +237,7 @@ def _finish(store: Store, batches: Iterable[tuple[str, _Batch]], run: Run) -> di
                 for kind, n in reason_counts(batch.refused).items():
                     reasons[kind] = reasons.get(kind, 0) + n
                 read += len(batch.rows) + len(batch.refused)
-                loaded += append_new(store, "labels", batch.table(), LABEL_KEY)
+                loaded += append_new(store, "labels", _rename_chains(batch.table(), chain_map), LABEL_KEY)
                 quarantined += len(batch.refused)
                 quarantine_many(store, run, source_file, batch.refused)
             run.add(read=read, labels=loaded)
@@ -269,12 +279,12 @@ def _ofac_list(path: Path, run_id: int, networks: dict[str, str] | None = None) 
     return batch
 
 
-def ingest_ofac(store: Store, path: str | Path) -> dict[str, int]:
+def ingest_ofac(store: Store, path: str | Path, chain_map: dict[str, str] | None = None) -> dict[str, int]:
     """Load OFAC per-asset address lists (a directory of ``sanctioned_addresses_*.txt`` or one file),
     or ``sdn_advanced.xml``."""
     path = Path(path)
     if path.suffix.lower() == ".xml":
-        return ingest_sdn_xml(store, path)
+        return ingest_sdn_xml(store, path, chain_map)
     files = sorted(path.glob("sanctioned_addresses_*.txt")) if path.is_dir() else [path]
     if not files:
         raise IngestError(str(path), "directory", "no sanctioned_addresses_<ASSET>.txt files")
@@ -287,7 +297,7 @@ def ingest_ofac(store: Store, path: str | Path) -> dict[str, int]:
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, batches, run)
+    return _finish(store, batches, run, chain_map)
 
 
 def _local(tag: str) -> str:
@@ -360,7 +370,7 @@ def _sdn_classic(root: ET.Element, batch: _Batch) -> _Batch:
     return batch
 
 
-def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
+def ingest_sdn_xml(store: Store, path: str | Path, chain_map: dict[str, str] | None = None) -> dict[str, int]:
     """Load the digital-currency addresses of OFAC's ``sdn_advanced.xml`` (or the classic ``sdn.xml``)."""
     path = Path(path)
     run = _begin(store, "ofac-xml", str(path), {})
@@ -369,7 +379,7 @@ def ingest_sdn_xml(store: Store, path: str | Path) -> dict[str, int]:
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, [(str(path), batch)], run)
+    return _finish(store, [(str(path), batch)], run, chain_map)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +476,7 @@ def _tagpack_batch(path: Path, run_id: int, networks: dict[str, str] | None = No
     return batch
 
 
-def ingest_tagpacks(store: Store, path: str | Path) -> dict[str, int]:
+def ingest_tagpacks(store: Store, path: str | Path, chain_map: dict[str, str] | None = None) -> dict[str, int]:
     """Load one GraphSense TagPack (YAML) or every ``*.yaml`` TagPack in a directory tree."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*.yaml") if "actor" not in p.name) if path.is_dir() else [path]
@@ -479,7 +489,7 @@ def ingest_tagpacks(store: Store, path: str | Path) -> dict[str, int]:
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, batches, run)
+    return _finish(store, batches, run, chain_map)
 
 
 def export_tagpacks(store: Store, out_dir: str | Path, pack: str | None = None,
@@ -608,7 +618,7 @@ def _csv_batch(path: Path, run_id: int, default_source: str, networks: dict[str,
     return batch
 
 
-def ingest_label_csv(store: Store, path: str | Path) -> dict[str, int]:
+def ingest_label_csv(store: Store, path: str | Path, chain_map: dict[str, str] | None = None) -> dict[str, int]:
     """Load a simple label CSV (``chain,address,label[,category,source,confidence,actor,abuse]``)."""
     path = Path(path)
     run = _begin(store, "csv", str(path), {})
@@ -617,11 +627,14 @@ def ingest_label_csv(store: Store, path: str | Path) -> dict[str, int]:
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, [(str(path), batch)], run)
+    return _finish(store, [(str(path), batch)], run, chain_map)
 
 
-def ingest_labels(store: Store, path: str | Path, kind: str | None = None) -> dict[str, int]:
-    """Pick the reader by ``kind`` (ofac, tagpack, csv, sdn-xml) or by the path's name."""
+def ingest_labels(store: Store, path: str | Path, kind: str | None = None,
+                  chain_map: dict[str, str] | None = None) -> dict[str, int]:
+    """Pick the reader by ``kind`` (ofac, tagpack, csv, sdn-xml) or by the path's name.
+
+    ``chain_map`` stores tags filed under one chain under another (``{"ethereum": "sim-evm"}``)."""
     path = Path(path)
     if not path.exists():
         raise IngestError(str(path), "path", "no such file or directory")
@@ -635,11 +648,11 @@ def ingest_labels(store: Store, path: str | Path, kind: str | None = None) -> di
         else:
             kind = "ofac"
     if kind == "tagpack":
-        return ingest_tagpacks(store, path)
+        return ingest_tagpacks(store, path, chain_map=chain_map)
     if kind == "csv":
-        return ingest_label_csv(store, path)
+        return ingest_label_csv(store, path, chain_map=chain_map)
     if kind == "sdn-xml":
-        return ingest_sdn_xml(store, path)
+        return ingest_sdn_xml(store, path, chain_map=chain_map)
     if kind == "ofac":
-        return ingest_ofac(store, path)
+        return ingest_ofac(store, path, chain_map=chain_map)
     raise IngestError(str(path), "kind", f"unknown label format {kind!r} (ofac, tagpack, csv, sdn-xml)")
