@@ -114,7 +114,7 @@ def walked() -> Walked:
 @pytest.fixture(scope="module")
 def taproot_store(tmp_path_factory):
     """A fresh store holding only block 866342 (its parent and every earlier block absent)."""
-    store = tracer.open(tmp_path_factory.mktemp("taproot") / "taproot.duckdb")
+    store = tracer.open_store(tmp_path_factory.mktemp("taproot") / "taproot.duckdb")
     summary = ingest_bitcoin(store, [BLOCK])
     yield store, summary
     store.close()

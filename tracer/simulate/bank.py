@@ -82,9 +82,18 @@ class Bank:
         cents = cols["cents"]
         dec = pa.decimal128(38, 0)
         amount = pa.array([int(c) for c in cents], dec)
+        # the identity the bank ingester gives a transfer without an id of its own (docs/formats.md,
+        # "Reruns and collisions"): md5 of its normalised content, and its occurrence among identical rows
+        stamps = np.datetime_as_string(cols["when"], unit="s")
+        txids, seen, idx = [], {}, []
+        for t, a, b, c, fmt in zip(stamps, cols["from"], cols["to"], cents, cols["fmt"], strict=True):
+            key = content_key(t.replace("T", " "), a, b, str(int(c)), "USD", str(int(c)), "USD", str(fmt))
+            txids.append(key)
+            idx.append(seen.get(key, 0))
+            seen[key] = idx[-1] + 1
         table = pa.table({
             "chain": ["fiat"] * n, "asset": ["USD"] * n,
-            "txid": [f"simulate-{self.seed}:{i}" for i in line], "idx": line,
+            "txid": txids, "idx": pa.array(idx, pa.int64()),
             "from_address": cols["from"], "to_address": cols["to"], "amount": amount,
             "amount_raw": [str(int(c)) for c in cents], "time": cols["when"].astype("datetime64[us]"),
             "kind": [str(f).lower() for f in cols["fmt"]], "symbol": ["USD"] * n, "decimals": np.full(n, 2, np.int32),
@@ -93,6 +102,11 @@ class Bank:
             "received_symbol": ["USD"] * n, "received_decimals": np.full(n, 2, np.int32),
         })
         return table, order
+
+
+def content_key(*fields: str) -> str:
+    """The bank ingester's content key (CONTENT_FIELDS of tracer.ingest.human.bank, joined by U+001F)."""
+    return hashlib.md5(chr(31).join(fields).encode(), usedforsecurity=False).hexdigest()
 
 
 def cash_out(bank: Bank, rng: np.random.Generator, exchange_account: str, usd_total: float,

@@ -137,7 +137,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     offsets = np.cumsum(sizes) - sizes
     inv = np.empty_like(forder)
     inv[forder] = np.arange(forder.size)
-    fiat_id = lambda g: f"simulate-{seed}:{int(inv[offsets[g]]) + 2}"  # noqa: E731
+    txid_of_row = ftable["txid"].to_pylist()
+    fiat_id = lambda g: txid_of_row[int(inv[offsets[g]])]  # noqa: E731
 
     tell("prices, labels, reports, truth", 0.0)
     # -- prices ---------------------------------------------------------------------------------------
