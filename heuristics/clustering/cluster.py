@@ -96,7 +96,7 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
 
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
             links: list[LinkHeuristic] | None = None) -> ClusterResult:
-    """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch.
+    """Cluster the addresses of ``chain``: incrementally from the last run, or from scratch.
 
     ``links``: the evidence sources, multi-input alone by default; a change rule is added with
     :class:`heuristics.clustering.change.ChangeLinks`. An account-model chain (``chains.kind`` =
