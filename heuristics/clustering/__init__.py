@@ -1,6 +1,8 @@
-"""Address clustering: CoinJoin detection (coinjoin.py), union-find over integer ids (unionfind.py) and the
-multi-input run with its evidence, explanations and super-cluster report (cluster.py)."""
+"""Address clustering: CoinJoin detection (coinjoin.py), union-find over integer ids (unionfind.py), the
+run with its evidence, explanations and super-cluster report (cluster.py), composable change heuristics
+(change.py) and exchange deposit addresses on account-model chains (evm_deposit.py)."""
 
+from heuristics.clustering.change import ChangeExpressionError, ChangeLinks, ChangeRule, candidates, parse
 from heuristics.clustering.cluster import (
     ClusterResult,
     Link,
@@ -11,6 +13,7 @@ from heuristics.clustering.cluster import (
     super_clusters,
 )
 from heuristics.clustering.coinjoin import CoinJoinRules
+from heuristics.clustering.evm_deposit import EvmDeposit
 
-__all__ = ["ClusterResult", "CoinJoinRules", "Link", "LinkHeuristic", "MultiInput", "cluster", "explain",
-           "super_clusters"]
+__all__ = ["ChangeExpressionError", "ChangeLinks", "ChangeRule", "ClusterResult", "CoinJoinRules", "EvmDeposit",
+           "Link", "LinkHeuristic", "MultiInput", "candidates", "cluster", "explain", "parse", "super_clusters"]

@@ -15,6 +15,10 @@ address_id (union by the smaller root), so ids depend only on membership. A run 
 above the chain's ``cluster_state.through_tx_id`` and merges them into the stored clusters; ``full``
 starts over. Only merges that joined two clusters are written to ``cluster_links`` (the spanning forest:
 enough to explain any pair, far smaller than every pair).
+
+Account-model chains (EVM) have no ``transactions.tx_id``: their runs are ordered by ``transfers.flow_id``
+(``cluster_state.through_tx_id`` then holds a flow id), no CoinJoin pass runs, and the default evidence is
+the exchange deposit-address heuristic (:mod:`heuristics.clustering.evm_deposit`).
 """
 
 from __future__ import annotations
@@ -92,13 +96,21 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
 
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
             links: list[LinkHeuristic] | None = None, summary: bool = True) -> ClusterResult:
-    """Cluster the addresses of UTXO ``chain``: incrementally from the last run, or from scratch.
+    """Cluster the addresses of ``chain``: incrementally from the last run, or from scratch.
 
     ``links``: the evidence sources, multi-input alone by default; a change rule is added with
-    :class:`heuristics.clustering.change.ChangeLinks`. ``summary`` False skips counting the clusters
-    (a scan of the table) after an incremental run."""
+    :class:`heuristics.clustering.change.ChangeLinks`. An account-model chain (``chains.kind`` =
+    'account') has no transactions.tx_id: its run is ordered by ``transfers.flow_id`` and its default
+    evidence is :class:`heuristics.clustering.evm_deposit.EvmDeposit`. ``summary`` False skips counting
+    the clusters (a scan of the table) after an incremental run."""
     rules = rules or CoinJoinRules()
-    links = links or [MultiInput()]
+    if not links:
+        if _is_account(store, chain):
+            from heuristics.clustering.evm_deposit import EvmDeposit
+
+            links = [EvmDeposit()]
+        else:
+            links = [MultiInput()]
     params = _params(rules, links)
     run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
     try:
@@ -123,18 +135,27 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
     if result.full:
         con.execute("DELETE FROM clusters WHERE chain = ?", [chain])
         con.execute("DELETE FROM cluster_links WHERE chain = ?", [chain])
-    top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ?", [chain])
+    account = _is_account(store, chain)
+    if account:  # no UTXO transactions: positions are the transfers' flow ids
+        top = store.scalar("SELECT max(flow_id) FROM transfers WHERE chain = ?", [chain])
+    else:
+        top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ?", [chain])
     if top is None or top <= after:
         _summarise(store, result)
         return result
-    result.transactions = int(store.scalar(
-        "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
-    flag_coinjoins(store, chain, after, run_id, rules)
-    result.coinjoins = dict(store.query(
-        "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag", [chain, after]))
-    result.unresolved_inputs = int(store.scalar(
-        "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
-        [chain, after]))
+    if account:
+        result.transactions = int(store.scalar(
+            "SELECT count(DISTINCT txid) FROM transfers WHERE chain = ? AND flow_id > ?", [chain, after]))
+    else:
+        result.transactions = int(store.scalar(
+            "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
+        flag_coinjoins(store, chain, after, run_id, rules)
+        result.coinjoins = dict(store.query(
+            "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag",
+            [chain, after]))
+        result.unresolved_inputs = int(store.scalar(
+            "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
+            [chain, after]))
     parts, params_ = [], []
     for rank, h in enumerate(links):
         sql, p = h.pairs_sql(chain, after)
@@ -170,15 +191,18 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
             "surviving_id": survive[merged], "absorbed_id": absorb[merged],
             "size_a": size_a[merged], "size_b": size_b[merged],
         })
+        # the evidence's txid: the UTXO transaction, or on an account chain the transfer (flow) that linked
+        source = ("(SELECT flow_id AS tx_id, txid FROM transfers WHERE chain = ?)" if account else
+                  "(SELECT tx_id, txid FROM transactions WHERE chain = ?)")
         with store.view("_links", evidence):
             con.execute(
-                """INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
+                f"""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
                                               id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
                    SELECT ?, aa.address, ab.address, l.heuristic, t.txid, l.confidence, ?,
                           l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
                    FROM _links l
                    JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
-                   JOIN transactions t ON t.chain = ? AND t.tx_id = l.tx_id
+                   JOIN {source} t ON t.tx_id = l.tx_id
                    ORDER BY l.tx_id, l.id_b""",
                 [chain, run_id, chain])
     con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
@@ -227,6 +251,10 @@ def _merge_delta(store: Store, chain: str, run_id: int, a: np.ndarray, b: np.nda
                 """UPDATE clusters SET cluster_id = m.new, run_id = ? FROM _moved m
                    WHERE clusters.chain = ? AND clusters.cluster_id = m.old""", [run_id, chain])
     return merged, local[survive], local[absorb], size_a, size_b
+
+
+def _is_account(store: Store, chain: str) -> bool:
+    return store.scalar("SELECT kind FROM chains WHERE chain = ?", [chain]) == "account"
 
 
 def _summarise(store: Store, result: ClusterResult) -> None:

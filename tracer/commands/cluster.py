@@ -8,6 +8,7 @@ import json
 import typer
 
 from tracer.commands.checks import open_workspace_at
+from tracer.errors import MoneytrailError
 
 
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
@@ -18,21 +19,46 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @cluster_app.callback()
     def run(
         ctx: typer.Context,
-        chain: str = typer.Option("bitcoin", "--chain", help="UTXO chain to cluster."),
+        chain: str = typer.Option("bitcoin", "--chain",
+                                  help="Chain to cluster: a UTXO chain (multi-input) or an account-model (EVM) chain "
+                                       "(exchange deposit addresses)."),
         full: bool = typer.Option(False, "--full", help="Start over instead of continuing from the last run."),
+        change: str = typer.Option(None, "--change", metavar="EXPR",
+                                   help="Also link change outputs named by EXPR, e.g. 'consensus', "
+                                        "'(one_time | reuse).unique()', 'optimal & type' (UTXO chains; off by default)."),
+        deposit_window: int = typer.Option(3_200, "--deposit-window", metavar="BLOCKS",
+                                           help="EVM chains: deposits forwarded within this many blocks."),
+        deposit_tolerance: float = typer.Option(0.01, "--deposit-tolerance",
+                                                help="EVM chains: the forward may fall short of the deposits by this share."),
+        with_deposit_address: bool = typer.Option(False, "--with-deposit-address",
+                                                  help="EVM chains: put the deposit address in its customers' cluster."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Multi-input clustering with CoinJoin detection; incremental unless --full."""
+        """Multi-input clustering with CoinJoin detection (plus change with --change) on UTXO chains, the
+        deposit-address heuristic on EVM chains; incremental unless --full."""
         if ctx.invoked_subcommand is not None:
             return
+        from heuristics.clustering import ChangeExpressionError, ChangeLinks, EvmDeposit, MultiInput
+
         with open_workspace_at(ctx.obj["db"]) as ws:
-            result = ws.cluster(chain=chain, full=full)
+            account = ws.store.scalar("SELECT kind FROM chains WHERE chain = ?", [chain]) == "account"
+            links = None
+            if account:
+                if change:
+                    raise MoneytrailError(f"--change applies to UTXO chains; {chain} is an account-model chain")
+                links = [EvmDeposit(deposit_window, deposit_tolerance, with_deposit_address)]
+            elif change:
+                try:
+                    links = [MultiInput(), ChangeLinks.of(change)]
+                except ChangeExpressionError as exc:
+                    raise MoneytrailError(f"--change {change}: {exc}") from None
+            result = ws.cluster(chain=chain, full=full, links=links)
         if as_json:
             print(json.dumps(dataclasses.asdict(result)))
             return
         cj = ", ".join(f"{k} {v:,}" for k, v in result.coinjoins.items()) or "none"
         print(f"cluster run {result.run_id} ({'full' if result.full else 'incremental'}) on {chain}: "
-              f"{result.transactions:,} transactions read, flagged: {cj}; {result.pairs:,} input pairs, "
+              f"{result.transactions:,} transactions read, flagged: {cj}; {result.pairs:,} address pairs, "
               f"{result.merges:,} merges; {result.addresses:,} addresses in {result.clusters:,} clusters "
               f"(largest {result.largest:,})")
         if result.unresolved_inputs:
