@@ -214,17 +214,21 @@ def test_change_links_join_the_change_to_the_first_input_and_are_off_by_default(
 
 
 def test_tracer_cluster_takes_a_change_expression_and_refuses_a_bad_one(tmp_path):
-    from typer.testing import CliRunner
-
-    from tracer.cli import app
+    import subprocess
+    import sys
 
     db = str(tmp_path / "empty.duckdb")
-    runner = CliRunner()
-    bad = runner.invoke(app, ["--db", db, "cluster", "--change", "optimal &"])
-    assert bad.exit_code == 2 and "--change: expected more in change expression 'optimal &'" in bad.output
-    good = runner.invoke(app, ["--db", db, "cluster", "--change", "(one_time | reuse).unique()", "--json"])
-    assert good.exit_code == 0, good.output
-    assert '"merges": 0' in good.output
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tracer.cli", "--db", db, *args], capture_output=True, text=True,
+                              timeout=120)
+
+    bad = cli("cluster", "--change", "optimal &")
+    assert bad.returncode == 1
+    assert bad.stderr == "error: --change optimal &: expected more in change expression 'optimal &'\n"
+    good = cli("cluster", "--change", "(one_time | reuse).unique()", "--json")
+    assert good.returncode == 0, good.stderr
+    assert '"merges": 0' in good.stdout
 
 
 @pytest.fixture(scope="module", params=[3, 11])
