@@ -117,6 +117,21 @@ class Workspace:
 
         return explain(self.store, a, b, chain=chain)
 
+    def trace(self, seeds: list[str], **params: Any) -> Any:
+        """Follow the money from ``seeds`` (addresses, accounts, txids, ``cluster:N``): a
+        :class:`tracer.trace.Trace` whose ``as_json()`` is the form the dashboard, reports and exports read.
+        ``params``: the fields of :class:`tracer.trace.TraceParams` (direction, hops, min_value, min_usd,
+        since, until, chain, stop_at, level)."""
+        from tracer.trace import TraceParams, trace
+
+        return trace(self, list(seeds), TraceParams(**params))
+
+    def find_paths(self, a: str, b: str, hops: int = 6, max_degree: int | None = 1000, limit: int = 5) -> list[list[dict]]:
+        """The shortest value-carrying paths from ``a`` to ``b``."""
+        from tracer.trace import path
+
+        return path(self, a, b, hops=hops, max_degree=max_degree, limit=limit)
+
     def cluster_labels(self, chain: str = "bitcoin", conflicts: bool = False) -> pa.Table:
         """Labels carried by clusters (through any member address), or only the clusters whose labels name
         more than one actor."""

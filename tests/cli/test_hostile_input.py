@@ -126,6 +126,12 @@ def cases() -> list[Case]:
              "query on {db}: Catalog Error: Table with name nonexistent does not exist!; …"),
         Case("query-missing-store", ("--db", nope, "query", "select 1"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
+        Case("trace-unknown-seed", ("trace", "1NotInTheStore"),
+             "1NotInTheStore: not an address, account, cluster or transaction in this store"),
+        Case("trace-bad-time", ("trace", "1A", "--since", "yesterday"),
+             "--since yesterday: not a date or time (YYYY-MM-DD[THH:MM[:SS]])"),
+        Case("path-unknown-seed", ("path", "1NotInTheStore", "1B"),
+             "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("cluster-explain-missing-store", ("--db", nope, "cluster", "explain", "1A", "1B"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
         Case("dashboard-missing-store", ("dashboard", "--db", nope, "--port", "9"),
@@ -138,7 +144,8 @@ def cases() -> list[Case]:
                    ("ingest", "reports", f"{d}/reports.csv"), ("ingest", "ads", f"{d}/ads.csv"),
                    ("ingest", "labels", f"{d}/labels.csv"), ("ingest", "etl", f"{d}/blocks.csv"),
                    ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
-                   ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels")]
+                   ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels"),
+                   ("trace", "1A"), ("path", "1A", "1B")]
     for args in store_users:
         name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster") else args[0]
         out += [
@@ -255,7 +262,7 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
     assert tried == listed == {
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
-        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels"}
+        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path"}
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from tracer.store.store import Store
 
-COLUMNS = ("flow_id", "src_id", "dst_id", "amount", "usd", "time")
+COLUMNS = ("flow_id", "src_id", "dst_id", "amount", "decimals", "usd", "time")
 
 
 @dataclass
@@ -72,7 +72,8 @@ class Adjacency:
     def _read(self, above: int) -> dict[str, np.ndarray] | None:
         t = self.store.arrow(
             """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id,
-                      CAST(amount AS DOUBLE) AS amount, usd, epoch_us(time) AS time
+                      CAST(amount AS DOUBLE) AS amount, CAST(coalesce(decimals, 0) AS INTEGER) AS decimals, usd,
+                      epoch_us(time) AS time
                FROM flows WHERE flow_id > ? ORDER BY flow_id""", [above])
         if not len(t):
             return None
@@ -108,7 +109,8 @@ class Adjacency:
             if at.size:
                 pieces.append({c: part.cols[c][at] for c in COLUMNS})
         if not pieces:
-            return {c: np.zeros(0, np.float64 if c in ("amount", "usd") else np.int64) for c in COLUMNS}
+            return {c: np.zeros(0, np.float64 if c in ("amount", "usd") else np.int32 if c == "decimals" else np.int64)
+                    for c in COLUMNS}
         out = {c: np.concatenate([p[c] for p in pieces]) for c in COLUMNS}
         order = np.argsort(out["flow_id"])  # a stable answer: flows in the order they were stored
         return {c: v[order] for c, v in out.items()}

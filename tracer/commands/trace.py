@@ -1,0 +1,89 @@
+"""`tracer trace` and `tracer path`: follow the money from seeds, find the paths between two parties."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import typer
+
+from tracer.commands.checks import open_workspace_at
+from tracer.errors import MoneytrailError
+
+
+def _time(text: str | None, option: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise MoneytrailError(f"{option} {text}: not a date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
+
+
+def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
+    @app.command("trace")
+    def trace_cmd(
+        ctx: typer.Context,
+        seeds: list[str] = typer.Argument(..., help="Addresses (any chain), bank accounts, txids or cluster:N."),
+        forward: bool = typer.Option(False, "--forward", help="Where the money went (the default)."),
+        backward: bool = typer.Option(False, "--backward", help="Where the money came from."),
+        both: bool = typer.Option(False, "--both", help="Both ways."),
+        hops: int = typer.Option(3, "--hops", min=1, max=50, help="Hops at the level asked (address → tx → address is one)."),
+        min_value: float = typer.Option(None, "--min-value", help="Skip movements below this, in whole units (BTC, USDT, USD)."),
+        min_usd: float = typer.Option(None, "--min-usd", help="Skip movements worth less than this many USD."),
+        since: str = typer.Option(None, "--since", help="Only movements at or after this time (ISO 8601, UTC)."),
+        until: str = typer.Option(None, "--until", help="Only movements at or before this time."),
+        chain: str = typer.Option(None, "--chain", help="Look the seeds up on this chain only."),
+        stop_at: str = typer.Option(None, "--stop-at", help="Label categories reached but not walked through, e.g. exchange,mixer."),
+        level: str = typer.Option("address", "--level", help="address, or cluster (reaching an address reaches its cluster)."),
+        fmt: str = typer.Option("json", "--format", help="json or table."),
+    ) -> None:
+        """Follow the money from SEEDS, hop by hop, across Bitcoin, EVM chains and bank accounts."""
+        from tracer.trace import SeedError
+
+        if sum((forward, backward, both)) > 1:
+            raise MoneytrailError("--forward, --backward and --both: give one")
+        if level not in ("address", "cluster"):
+            raise MoneytrailError(f"--level {level}: address or cluster")
+        if fmt not in ("json", "table"):
+            raise MoneytrailError(f"--format {fmt}: json or table")
+        direction = "both" if both else "backward" if backward else "forward"
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
+            try:
+                result = ws.trace(seeds, direction=direction, hops=hops, min_value=min_value, min_usd=min_usd,
+                                  since=_time(since, "--since"), until=_time(until, "--until"), chain=chain,
+                                  stop_at=tuple(s.strip() for s in (stop_at or "").split(",") if s.strip()),
+                                  level=level)
+            except SeedError as exc:
+                raise MoneytrailError(str(exc)) from None
+        if fmt == "json":
+            print(json.dumps(result.as_json(), default=str))
+            return
+        print(f"{len(result.nodes)} nodes, {len(result.edges)} movements from {', '.join(seeds)} ({direction}, "
+              f"{hops} hops){' — truncated' if result.truncated else ''}")
+        for e in result.edges:
+            usd = f"{e['usd']:,.2f} USD" if e["usd"] is not None else "-"
+            print(f"  hop {e['hop']}  {e['time']}  {e['src']} -> {e['dst']}  {e['amount']} {e['asset']} ({usd})  "
+                  f"{e['kind']} {e['txid']}")
+
+    @app.command("path")
+    def path_cmd(
+        ctx: typer.Context,
+        a: str = typer.Argument(..., help="Where the money starts."),
+        b: str = typer.Argument(..., help="Where it ends."),
+        hops: int = typer.Option(6, "--hops", min=1, max=20),
+        max_degree: int = typer.Option(1000, "--max-degree", help="Do not walk through nodes with more movements "
+                                       "(exchange hot wallets); 0 walks through everything."),
+        limit: int = typer.Option(5, "--limit", min=1, help="At most this many shortest paths."),
+    ) -> None:
+        """The shortest value-carrying paths from A to B (JSON: a list of paths, each a list of movements)."""
+        from tracer.trace import SeedError
+
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
+            try:
+                routes = ws.find_paths(a, b, hops=hops, max_degree=max_degree or None, limit=limit)
+            except SeedError as exc:
+                raise MoneytrailError(str(exc)) from None
+        print(json.dumps(routes, default=str))
+        if not routes:
+            raise MoneytrailError(f"no path from {a} to {b} within {hops} hops")
