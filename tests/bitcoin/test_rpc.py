@@ -32,7 +32,7 @@ def cookie(tmp_path):
 
 def test_rpc_ingest_equals_the_blk_file_ingest(tmp_path, store, blocks, cookie):
     with CoreRPCServer(blocks) as node:
-        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=438)
+        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=438, confirmations=0)
         # one batch of getblockhash and one of getblock per 50 heights, not one HTTP call per block
         assert node.calls.count("getblock") == 439
     assert (summary.blocks, summary.transactions) == (439, 446)
@@ -47,14 +47,15 @@ def test_rpc_ingest_equals_the_blk_file_ingest(tmp_path, store, blocks, cookie):
 
 def test_rpc_to_height_defaults_to_the_node_tip_and_user_password_auth_works(store, blocks):
     with CoreRPCServer(blocks[:120], user="alice", password="pw") as node:
-        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, user="alice", password="pw"), from_height=100)
+        summary = ingest_bitcoin(store, rpc=BitcoinRPC(node.url, user="alice", password="pw"), from_height=100,
+                                 confirmations=0)
     assert (summary.blocks, store.scalar("SELECT min(height) FROM blocks"), store.scalar("SELECT max(height) FROM blocks")) == (20, 100, 119)
 
 
 def test_rpc_height_out_of_range_is_core_error_named_with_the_call(store, blocks, cookie):
-    with CoreRPCServer(blocks[:60]) as node:
+    with CoreRPCServer(blocks[:60], tip=70) as node:  # a node that claims more blocks than it serves
         with pytest.raises(IngestError, match=r"getblockhash\(60\): node error -8: Block height out of range"):
-            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=70)
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=70, confirmations=0)
     # the first batch (heights 0-49) committed; the failing batch wrote nothing
     assert store.scalar("SELECT max(height) FROM blocks") == 49
     assert store.scalar("SELECT status FROM ingest_runs") == "failed"
@@ -67,7 +68,7 @@ def test_rpc_tampered_block_is_refused_naming_its_height(store, blocks, cookie):
     served[9] = bytes(bad)
     with CoreRPCServer(served) as node:
         with pytest.raises(IngestError, match=r"block height 9 .*merkle root"):
-            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=59)
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=cookie), from_height=0, to_height=59, confirmations=0)
     assert store.count("blocks") == 0
     assert store.query("SELECT position FROM quarantine") == [("block height 9",)]
 
@@ -77,7 +78,7 @@ def test_rpc_wrong_credentials_and_unreachable_node_are_clear_errors(store, bloc
     wrong.write_text("__cookie__:nope")
     with CoreRPCServer(blocks[:5]) as node:
         with pytest.raises(IngestError, match="authentication refused"):
-            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=wrong), to_height=4)
+            ingest_bitcoin(store, rpc=BitcoinRPC(node.url, cookie=wrong), to_height=4, confirmations=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -90,7 +91,7 @@ def test_cli_rpc_with_cookie(tmp_path, blocks, cookie):
     with CoreRPCServer(blocks[:30]) as node:
         result = subprocess.run(
             [sys.executable, "-m", "tracer.cli", "--db", str(db), "ingest", "bitcoin", "--rpc", node.url,
-             "--rpc-cookie", str(cookie), "--from-height", "0", "--to-height", "29", "--json"],
+             "--rpc-cookie", str(cookie), "--from-height", "0", "--to-height", "29", "--confirmations", "0", "--json"],
             capture_output=True, text=True, timeout=120,
         )
     assert result.returncode == 0, result.stderr
