@@ -653,6 +653,8 @@ def _bip30_overwrite(store: Store) -> None:
     earlier transaction left without outputs leaves transactions and inputs too (the later replaces it)."""
     con = store.con
     con.execute("CREATE OR REPLACE TEMP TABLE _b_gone (tx_id BIGINT)")
+    if not con.execute("SELECT count(*) FROM _b_cand WHERE cb AND out_tx <> probe_tx").fetchall()[0][0]:
+        return  # the usual case: no coinbase repeats a stored txid
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _b_over AS SELECT orow, out_tx, out_n FROM _b_cand
            WHERE cb AND out_tx <> probe_tx AND spent_by_txid IS NULL
@@ -805,16 +807,13 @@ def _choose_best(store: Store, roots: set[str], untrusted: set[str]) -> tuple[li
         forks[root] = h
     to_stale = [h for h, (_, _, best) in nodes.items() if best and h not in on_path]
     # the old best chain above each fork point (a path, so: more work than the fork block)
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _forks AS SELECT unnest(?) AS root, unnest(?) AS fork""",
-        [list(forks), list(forks.values())])
     to_stale += [r[0] for r in con.execute(
-        """SELECT b.hash FROM _forks f
+        """SELECT b.hash FROM (SELECT unnest(?) AS root, unnest(?) AS fork) f
            LEFT JOIN blocks fb ON fb.chain = ? AND fb.hash = f.fork AND fb.work_root = f.root
            JOIN blocks b ON b.chain = ? AND b.work_root = f.root AND b.in_best_chain
                 AND b.chainwork > coalesce(fb.chainwork, 0)
-           WHERE b.hash NOT IN (SELECT unnest(?))""", [CHAIN, CHAIN, list(untrusted) or [""]]).fetchall()]
-    con.execute("DROP TABLE _forks")
+           WHERE b.hash NOT IN (SELECT unnest(?))""",
+        [list(forks), list(forks.values()), CHAIN, CHAIN, list(untrusted) or [""]]).fetchall()]
     return to_best, to_stale
 
 
