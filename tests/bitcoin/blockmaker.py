@@ -1,6 +1,7 @@
-"""Serialise transactions and blocks (legacy and BIP144) for property tests of the parser.
+"""Serialise transactions and blocks (legacy and BIP144) for tests of the parser and the loader.
 
-Blocks are made for regtest, whose proof-of-work limit lets a nonce be found in a few tries.
+Blocks are made for regtest, whose proof-of-work limit lets a nonce be found in a few tries; chains can
+start at Bitcoin Core's regtest genesis block (:func:`regtest_genesis`).
 """
 
 from __future__ import annotations
@@ -94,20 +95,51 @@ def coinbase(height: int, outputs: list[TxOut], witness_commitment: bytes | None
 
 
 def make_block(prev_hash: bytes, height: int, txs: list[Tx], time: int = 1_700_000_000,
-               coinbase_outputs: list[TxOut] | None = None) -> bytes:
-    """A valid regtest block: coinbase (with BIP34 height and witness commitment if needed) + txs."""
+               coinbase_outputs: list[TxOut] | None = None, version: int = 0x20000000,
+               coinbase_tx: Tx | None = None) -> bytes:
+    """A valid regtest block: coinbase (with BIP34 height and witness commitment if needed) + txs.
+
+    ``coinbase_tx`` replaces the generated coinbase (e.g. the same coinbase twice, as before BIP34,
+    in version-1 blocks)."""
     cb_outs = coinbase_outputs or [TxOut(50 * 10**8, bytes.fromhex("0014") + b"\x11" * 20)]
     commitment = None
     if any(t.segwit for t in txs):
         wroot = merkle([b"\x00" * 32] + [t.wtxid() for t in txs])
         commitment = sha256d(wroot + b"\x00" * 32)
-    all_txs = [coinbase(height, cb_outs, commitment)] + txs
+    all_txs = [coinbase_tx or coinbase(height, cb_outs, commitment)] + txs
     root = merkle([t.txid() for t in all_txs])
     body = varint(len(all_txs)) + b"".join(t.serialize() for t in all_txs)
-    bits = 0x207FFFFF
+    return mine(struct.pack("<i", version) + prev_hash + root, time) + body
+
+
+def mine(head: bytes, time: int, bits: int = 0x207FFFFF, nonce: int = 0) -> bytes:
+    """The 80-byte header for the first 68 bytes ``head`` with the first nonce meeting regtest's target."""
     target = (bits & 0xFFFFFF) << (8 * ((bits >> 24) - 3))
-    for nonce in range(1 << 20):
-        header = struct.pack("<i", 0x20000000) + prev_hash + root + struct.pack("<III", time, bits, nonce)
+    for n in range(nonce, nonce + (1 << 20)):
+        header = head + struct.pack("<III", time, bits, n)
         if int.from_bytes(sha256d(header), "little") <= target:
-            return header + body
+            return header
     raise RuntimeError("no nonce found")
+
+
+# Bitcoin Core's regtest genesis block: mainnet's genesis transaction under regtest's time, bits and nonce.
+GENESIS_COINBASE = bytes.fromhex(
+    "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054"
+    "696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420"
+    "666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61"
+    "deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000")
+
+
+def regtest_genesis() -> bytes:
+    header = struct.pack("<i", 1) + b"\x00" * 32 + sha256d(GENESIS_COINBASE) + struct.pack("<III", 1296688602, 0x207FFFFF, 2)
+    return header + varint(1) + GENESIS_COINBASE
+
+
+def block_hash(block: bytes) -> bytes:
+    """The block's hash in internal byte order (what a child's header names as its parent)."""
+    return sha256d(block[:80])
+
+
+def blk_file(blocks: list[bytes], magic: bytes = bytes.fromhex("fabfb5da")) -> bytes:
+    """Blocks framed as Bitcoin Core writes blk*.dat (regtest magic by default)."""
+    return b"".join(magic + struct.pack("<I", len(b)) + b for b in blocks)

@@ -16,6 +16,7 @@ from tracer.ingest.bitcoin.network import network
 from tracer.ingest.bitcoin.parse import parse_blocks
 from tracer.store import StoreError
 
+from .blockmaker import Tx, TxIn, TxOut, blk_file, block_hash, make_block, regtest_genesis
 from .conftest import BLK, BTC
 
 DATA_TABLES = ("blocks", "transactions", "outputs", "inputs", "addresses")
@@ -160,3 +161,59 @@ def test_progress_bar_shows_blocks_and_transactions_per_second(tmp_path):
     text = " ".join(result.stderr.split())
     assert "439 blocks" in text and "blocks/s" in text and "446 tx" in text and "tx/s" in text
     assert "run 1: 439 blocks, 446 transactions" in text
+
+
+def test_second_coinbase_is_refused(tmp_path):
+    """A regtest block whose second transaction also spends the null outpoint (Core: bad-cb-multiple)."""
+    genesis = regtest_genesis()
+    cb2 = Tx([TxIn(b"\x00" * 32, 0xFFFFFFFF, b"\x02\x01\x00")], [TxOut(50 * 10**8, bytes.fromhex("0014") + b"\x22" * 20)])
+    bad_block = make_block(block_hash(genesis), 1, [cb2])
+    db = tmp_path / "regtest.duckdb"
+    with tracer.open_store(db) as s:
+        ingest_bitcoin(s, [_blk(tmp_path / "blk00000.dat", [genesis])], network_name="regtest")
+        before = snapshot(s)
+    bad = _blk(tmp_path / "blk00001.dat", [genesis, bad_block])
+    result = tracer_cli(db, "ingest", "bitcoin", "--network", "regtest", str(bad))
+    offset = 8 + len(genesis) + 8
+    bad_hash = block_hash(bad_block)[::-1].hex()
+    source, position, reason = assert_refused(db, before, result, "blk00001.dat", f"byte offset {offset}", bad_hash,
+                                              "second coinbase")
+    assert (source, position) == (str(bad), f"byte offset {offset}")
+    assert reason == "transaction 1 spends the null outpoint: a second coinbase (only the first transaction of a block may be one)"
+
+
+def test_duplicated_txids_in_a_block_are_refused(tmp_path, seeded):
+    """CVE-2012-2459: block 413567 (1,557 transactions, an odd count) with its last transaction repeated
+    has the same merkle root, so the same valid header and proof of work; it must still be refused."""
+    db, before = seeded
+    raw = (BTC / "block-413567.raw").read_bytes()
+    batch, _ = parse_blocks(raw, [(0, len(raw))], network("mainnet"), "clean")
+    last = raw[len(raw) - batch.transactions["size"][-1].as_py():]
+    assert raw[80:83] == b"\xfd" + (1557).to_bytes(2, "little")
+    forged = raw[:80] + b"\xfd" + (1558).to_bytes(2, "little") + raw[83:] + last
+    bad = tmp_path / "forged.raw"
+    bad.write_bytes(forged)
+    dup = batch.transactions["txid"][-1].as_py()
+    source, position, reason = assert_refused(db, before, tracer_cli(db, "ingest", "bitcoin", str(bad)), "forged.raw",
+                                              "byte offset 0", batch.blocks[0]["hash"], "appears twice")
+    assert reason == f"transaction {dup} appears twice in the block (duplicated merkle leaves, CVE-2012-2459)"
+
+
+def test_segwit_flag_other_than_one_is_refused(tmp_path, seeded):
+    """BIP144's flag byte must be 0x01; block 702861's coinbase (a SegWit transaction) with flag 0x02."""
+    db, before = seeded
+    raw = bytearray((BTC / "block-702861.raw").read_bytes())
+    flag = 80 + 3 + 4 + 1  # header, varint(2500), the coinbase's version, the marker
+    assert raw[flag - 1 : flag + 1] == b"\x00\x01"
+    raw[flag] = 0x02
+    bad = tmp_path / "flag.raw"
+    bad.write_bytes(bytes(raw))
+    block = "000000000000000000000c835b2adcaedc20fdf6ee440009c249452c726dafae"
+    _, position, reason = assert_refused(db, before, tracer_cli(db, "ingest", "bitcoin", str(bad)), "flag.raw",
+                                         "byte offset 0", block, "SegWit flag")
+    assert (position, reason) == ("byte offset 0", "transaction 0 has SegWit flag 0x02; BIP144 allows only 0x01")
+
+
+def _blk(path: Path, blocks: list[bytes]) -> Path:
+    path.write_bytes(blk_file(blocks))
+    return path

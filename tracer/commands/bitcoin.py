@@ -43,6 +43,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         rpc_password: str = typer.Option(None, "--rpc-password", envvar="BITCOIN_RPC_PASSWORD"),
         from_height: int = typer.Option(None, "--from-height"),
         to_height: int = typer.Option(None, "--to-height"),
+        confirmations: int = typer.Option(6, "--confirmations", min=0,
+                                          help="RPC: stay this many blocks below the node's tip (default 6)."),
         network: str = typer.Option("mainnet", "--network", help="mainnet, testnet, signet or regtest"),
         progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
         json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
@@ -80,7 +82,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             source = ", ".join(map(str, paths or [])) or rpc
             with naming(source):
                 summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
-                                         network_name=network, progress=on_progress, on_units=on_units)
+                                         confirmations=confirmations, network_name=network, progress=on_progress,
+                                         on_units=on_units)
         if paths and not rpc and not (summary.blocks or summary.blocks_skipped or summary.units_skipped):
             raise MoneytrailError(f"{source}: no blocks found: nothing was ingested")
         elapsed = time.perf_counter() - started

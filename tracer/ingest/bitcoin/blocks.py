@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from decimal import Decimal
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from tracer.errors import IngestError
 from tracer.ingest.bitcoin.network import MAGICS, Network, network
-from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, parse_blocks
+from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, bits_to_target, parse_blocks
 from tracer.ingest.bitcoin.rpc import BitcoinRPC
 from tracer.store import Run, Store, graph
 
@@ -56,6 +57,10 @@ class IngestSummary:
     inputs: int = 0
     outputs: int = 0
     inputs_resolved: int = 0
+    blocks_stale: int = 0          # blocks that left the best chain in this run (stored stale, or reorged out)
+    blocks_rolled_back: int = 0    # RPC: best-chain blocks above the fork point marked stale
+    to_height: int | None = None   # RPC: the last height read
+    notes: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
 
@@ -148,44 +153,122 @@ def ingest_bitcoin(
     rpc: BitcoinRPC | None = None,
     from_height: int | None = None,
     to_height: int | None = None,
+    confirmations: int = 6,
     network_name: str = "mainnet",
     rpc_batch: int = 50,
     batch_bytes: int = 64 << 20,
     progress: Progress | None = None,
     on_units: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
-    """Ingest Bitcoin blocks from files/directories and/or a JSON-RPC node into the store."""
+    """Ingest Bitcoin blocks from files/directories and/or a JSON-RPC node into the store.
+
+    Over RPC, heights run from ``from_height`` (default 0) to ``to_height``, never above the node's tip
+    minus ``confirmations``; a stored best chain that the node no longer has is rolled back to the fork
+    point first (its blocks stay, marked stale) and the node's branch is read from there.
+    """
     net = network(network_name)
     units = file_units(paths)
     params: dict = {"network": net.name, "paths": [u.name for u in units]}
+    start = 0 if from_height is None else from_height
+    notes: list[str] = []
+    tip = None
     if rpc is not None:
-        start = 0 if from_height is None else from_height
-        if to_height is None:
-            to_height = int(rpc.call("getblockchaininfo")["blocks"])
-        params.update(rpc=rpc.url, from_height=start, to_height=to_height)
+        if confirmations < 0:
+            raise IngestError(rpc.url, "--confirmations", "must be 0 or more")
+        tip = int(rpc.call("getblockchaininfo")["blocks"])
+        safe = tip - confirmations
+        if to_height is None or to_height > safe:
+            if to_height is not None:
+                notes.append(f"stopped at height {safe}: {to_height} is within {confirmations} confirmations of the tip {tip}")
+            to_height = safe
+        params.update(rpc=rpc.url, from_height=start, to_height=to_height, confirmations=confirmations, tip=tip)
         for lo in range(start, to_height + 1, rpc_batch):
-            hi = min(lo + rpc_batch, to_height + 1)
-            units.append(Unit("rpc", f"{rpc.url} heights {lo}-{hi - 1}", heights=range(lo, hi)))
+            units.append(Unit("rpc", f"{rpc.url} heights {lo}-{min(lo + rpc_batch, to_height + 1) - 1}"))
     target = ", ".join(u.name for u in units[:3]) + (f" (+{len(units) - 3} more)" if len(units) > 3 else "")
     run = store.begin_run("bitcoin", target or None, params)
-    summary = IngestSummary(run.run_id)
+    summary = IngestSummary(run.run_id, to_height=to_height if rpc is not None else None, notes=notes)
     if on_units:
         on_units(len(units), 0)
     try:
         store.claim_chain(CHAIN, "utxo", net.name, None, run.run_id)
-        for group in _batches(units, batch_bytes):
-            _ingest_batch(store, run, group, net, rpc, summary, progress)
-    except IngestError as exc:
-        run.fail(exc)
-        raise
+        with store.transaction():
+            summary.blocks_stale += _fill_chainwork(store)
+        for group in _batches([u for u in units if u.kind != "rpc"], batch_bytes):
+            _ingest_batch(store, run, group, net, None, summary, progress)
+        if rpc is not None and to_height is not None and start <= to_height:
+            _ingest_rpc(store, run, rpc, start, to_height, tip, net, rpc_batch, summary, progress)
     except Exception as exc:
         run.fail(exc)
         raise
     run.add(blocks=summary.blocks, transactions=summary.transactions, inputs=summary.inputs,
-            outputs=summary.outputs, blocks_skipped=summary.blocks_skipped, units_skipped=summary.units_skipped)
+            outputs=summary.outputs, blocks_skipped=summary.blocks_skipped, units_skipped=summary.units_skipped,
+            blocks_stale=summary.blocks_stale, blocks_rolled_back=summary.blocks_rolled_back)
     run.finish()
     summary.counts = dict(run.counts)
     return summary
+
+
+class _Reorg(IngestError):
+    """The node's block names a parent other than the stored best block below it: the node reorganised."""
+
+
+def _ingest_rpc(store: Store, run: Run, rpc: BitcoinRPC, start: int, to_height: int, tip: int, net: Network,
+                rpc_batch: int, summary: IngestSummary, progress: Progress | None) -> None:
+    """Read heights [start, to_height] from the node, 50 per batch, following its best chain: where the
+    stored best chain leaves the node's, roll back to the fork point and read on from there."""
+    fork = _rpc_fork_point(store, rpc, min(to_height, tip))
+    if fork is not None:
+        summary.blocks_rolled_back += _rollback_above(store, fork)
+        summary.notes.append(f"reorg: rolled back to height {fork}, the last block the node and the store share")
+        start = min(start, fork + 1)
+    lo, reorgs = start, 0
+    while lo <= to_height:
+        hi = min(lo + rpc_batch, to_height + 1)
+        unit = Unit("rpc", f"{rpc.url} heights {lo}-{hi - 1}", heights=range(lo, hi))
+        try:
+            _ingest_batch(store, run, [unit], net, rpc, summary, progress)
+        except _Reorg:
+            reorgs += 1
+            fork = _rpc_fork_point(store, rpc, lo - 1)
+            if reorgs > 3 or fork is None:
+                raise
+            summary.blocks_rolled_back += _rollback_above(store, fork)
+            summary.notes.append(f"reorg during the run: rolled back to height {fork}")
+            lo = fork + 1
+            continue
+        lo = hi
+
+
+def _rpc_fork_point(store: Store, rpc: BitcoinRPC, top: int) -> int | None:
+    """None when the store's best block at its highest height ≤ ``top`` is the node's; otherwise the
+    highest height where the two agree (−1 when they share nothing). Reads the node 50 heights at a time."""
+    row = store.one("SELECT max(height) FROM blocks WHERE chain = ? AND in_best_chain AND height <= ?", [CHAIN, top])
+    if row is None or row[0] is None:
+        return None
+    h, differed = int(row[0]), False
+    while h >= 0:
+        lo = max(0, h - (1 if not differed else 49))
+        heights = list(range(lo, h + 1))
+        node = dict(zip(heights, rpc.batch([("getblockhash", [x]) for x in heights])))
+        stored = dict(store.query(
+            "SELECT height, hash FROM blocks WHERE chain = ? AND in_best_chain AND height BETWEEN ? AND ?", [CHAIN, lo, h]))
+        for x in reversed(heights):
+            if x not in stored:
+                continue
+            if stored[x] == node[x]:
+                return x if differed else None
+            differed = True
+        h = lo - 1
+    return -1
+
+
+def _rollback_above(store: Store, fork_height: int) -> int:
+    """Mark the best-chain blocks above ``fork_height`` stale (kept; their transactions leave flows)."""
+    with store.transaction():
+        hashes = [r[0] for r in store.query(
+            "SELECT hash FROM blocks WHERE chain = ? AND in_best_chain AND height > ?", [CHAIN, fork_height])]
+        _switch(store, [], hashes)
+    return len(hashes)
 
 
 def _checkpoint_done(store: Store, unit: Unit) -> bool:
@@ -296,6 +379,7 @@ def _ingest_batch(store: Store, run: Run, units: list[Unit], net: Network, rpc: 
     summary.inputs += loaded[2]
     summary.outputs += loaded[3]
     summary.inputs_resolved += loaded[4]
+    summary.blocks_stale += loaded[5]
     if progress:
         progress(len(todo), len(batch.blocks), loaded[1])
 
@@ -368,13 +452,14 @@ def _agree(heights: dict, h: str, height: int, block: dict, net: Network, queue:
                           item=f"block {h}")
 
 
-def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple[int, int, int, int, int]:
-    """Load one verified batch; skip blocks already stored.
+def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple[int, int, int, int, int, int]:
+    """Load one verified batch; skip blocks already stored; keep the best chain (most work) in the
+    canonical tables and flows, and stale blocks' transactions in the stale_* tables.
 
-    Returns (blocks, transactions, inputs, outputs, inputs resolved)."""
+    Returns (blocks, transactions, inputs, outputs, inputs resolved, blocks that left the best chain)."""
     blocks = batch.blocks
     if not blocks:
-        return 0, 0, 0, 0, 0
+        return 0, 0, 0, 0, 0, 0
     hashes = [b["hash"] for b in blocks]
     present = {r[0] for r in store.con.execute(
         "SELECT hash FROM blocks WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, hashes]).fetchall()}
@@ -386,14 +471,21 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
             keep[i] = False
         seen.add(h)
     if not keep.any():
-        return 0, 0, 0, 0, 0
+        return 0, 0, 0, 0, 0, 0
     try:
         heights = _block_heights(store, blocks, net, [b["_rpc_height"] for b in blocks])
         if any(b["_rpc_height"] is not None for b in blocks):
             _check_rpc_chaining(store, blocks, heights)
+    except _Reorg:
+        raise
     except IngestError as exc:
         run.quarantine(exc.position, None, exc.reason, source=exc.source)
         raise
+    kept_blocks = [b for b, k in zip(blocks, keep) if k]
+    work = _chainwork(store, kept_blocks)
+    first_arrival = graph.next_ids(store, "block", len(kept_blocks))
+    arrival = np.zeros(len(blocks), dtype=np.int64)
+    arrival[keep] = np.arange(first_arrival, first_arrival + len(kept_blocks))
     height_arr = pa.array([h for h, _ in heights], pa.int64())
     time_arr = pa.array([b["time"] for b in blocks], pa.int64()).cast(pa.timestamp("s"))
     hash_arr = pa.array(hashes, pa.string())
@@ -413,11 +505,22 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
         "source": pa.array([b["_source"] for b in blocks], pa.string()),
         "source_offset": pa.array([b["source_offset"] for b in blocks], pa.int64()),
         "run_id": pa.array([run.run_id] * len(blocks), pa.int64()),
+        "in_best_chain": pa.array([False] * len(blocks)),
+        "chainwork": pa.array([Decimal(work[h][0]) if h in work else None for h in hashes], pa.decimal128(38, 0)),
+        "work_root": pa.array([work[h][1] if h in work else None for h in hashes], pa.string()),
+        "arrival": pa.array(arrival),
     }).filter(pa.array(keep))
+    store.append("blocks", block_table)
+    new = set(work)
+    untrusted = _reroot(store, work)
+    to_best, to_stale = _choose_best(store, {r for _, r in work.values()}, untrusted)
+    _switch(store, [h for h in to_best if h not in new], to_stale)
 
     txs, outs, ins = batch.transactions, batch.outputs, batch.inputs
     tx_block = txs["block_index"].to_numpy()
+    best_block = np.array([h in to_best for h in hashes])
     tx_keep = keep[tx_block]
+    tx_best = best_block[tx_block]
     blk_idx = pa.array(tx_block)
     tx_height = height_arr.take(blk_idx)
     tx_time = time_arr.take(blk_idx)
@@ -428,10 +531,10 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     tx_id_all[tx_keep] = np.arange(first_tx, first_tx + n, dtype=np.int64)
     txs = txs.append_column("block_hash", hash_arr.take(blk_idx)).append_column("block_height", tx_height) \
              .append_column("block_time", tx_time).append_column("tx_id", pa.array(tx_id_all))
-    txs = txs.filter(pa.array(tx_keep)).drop_columns(["block_index"])
-    txs = txs.append_column("chain", pa.array([CHAIN] * n)).append_column("run_id", pa.array([run.run_id] * n, pa.int64()))
+    txs = txs.append_column("chain", pa.array([CHAIN] * len(txs))).append_column("run_id", pa.array([run.run_id] * len(txs), pa.int64()))
+    txs = txs.drop_columns(["block_index"])
 
-    def per_row(table: pa.Table) -> pa.Table:
+    def per_row(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
         at = table["tx_index"].to_numpy()
         kept = tx_keep[at]
         ti = pa.array(at[kept])
@@ -441,20 +544,33 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
         ord_ = pa.array(tx_id_all[at[kept]] * 2097152 + table["n"].to_numpy().astype(np.int64))
         return (table.append_column("block_height", tx_height.take(ti)).append_column("time", tx_time.take(ti))
                 .append_column("tx_id", tx_of).append_column("ord", ord_)
-                .append_column("chain", pa.array([CHAIN] * rows)).append_column("run_id", pa.array([run.run_id] * rows, pa.int64())))
+                .append_column("chain", pa.array([CHAIN] * rows)).append_column("run_id", pa.array([run.run_id] * rows, pa.int64())),
+                tx_best[at[kept]])
 
-    outs, ins = per_row(outs), per_row(ins)
-    store.append("blocks", block_table)
-    with store.view("_b_tx", txs), store.view("_b_out", outs), store.view("_b_in", ins):
-        resolved = _load_utxo(store, run, first_tx)
+    (outs, out_best), (ins, in_best) = per_row(outs), per_row(ins)
+    n_in, n_out = len(ins), len(outs)
+    new_best = [h for h in to_best if h in new]
+    if new_best:
+        store.con.execute("UPDATE blocks SET in_best_chain = true WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, new_best])
+    stale = tx_keep & ~tx_best
+    if stale.any():  # blocks off the best chain: their transactions wait in the stale tables, out of flows
+        store.append("stale_transactions", txs.filter(pa.array(stale)))
+        store.append("stale_outputs", outs.filter(pa.array(~out_best)))
+        store.append("stale_inputs", ins.filter(pa.array(~in_best)))
+    resolved = 0
+    if stale.any() or not tx_keep.all():
+        txs, outs, ins = txs.filter(pa.array(tx_keep & tx_best)), outs.filter(pa.array(out_best)), ins.filter(pa.array(in_best))
+    if len(txs):
+        with store.view("_b_tx", txs), store.view("_b_out", outs), store.view("_b_in", ins):
+            resolved = _load_utxo(store)
     if store.scalar("SELECT count(*) FROM blocks WHERE chain = ? AND height IS NULL", [CHAIN]):
         _propagate_heights(store)
-    return len(block_table), n, len(ins), len(outs), resolved
+    return len(block_table), n, n_in, n_out, resolved, len(to_stale) + len(new) - len(new_best)
 
 
-def _load_utxo(store: Store, run: Run, first_tx: int) -> int:
-    """Write the batch's transactions, outputs and inputs (views _b_tx, _b_out, _b_in) with party ids,
-    resolved inputs, spent marks, fees and flows. Everything joins the batch against integer keys;
+def _load_utxo(store: Store) -> int:
+    """Write the best-chain transactions, outputs and inputs of views _b_tx, _b_out, _b_in with party
+    ids, resolved inputs, spent marks, fees and flows. Everything joins the batch against integer keys;
     returns how many inputs were resolved (the batch's and earlier ones waiting for these outputs)."""
     con = store.con
     graph.assign_parties(store, "SELECT chain, address, ord AS seq, time AS seen, script_type, run_id FROM _b_out")
@@ -469,24 +585,34 @@ def _load_utxo(store: Store, run: Run, first_tx: int) -> int:
             SELECT i.*, CASE WHEN i.prev_txid IS NULL THEN NULL ELSE {graph.txid_key('i.prev_txid')} END AS prev_txkey
             FROM _b_in i"""
     )
-    # the integer join finds candidate outputs; the txid text is confirmed on those rows only
+    # One integer join against the stored outputs finds both the outputs the inputs spend and, for the
+    # coinbases, an earlier output with the same outpoint (BIP30); the txid text is confirmed on matches.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _b_cand AS
-           SELECT i.ord, i.prev_txid, o.txid AS out_txid, o.rowid AS orow, o.address, o.address_id, o.value
-           FROM _b_in_k i JOIN outputs o ON o.txkey = i.prev_txkey AND o.n = i.prev_n
-           WHERE o.chain = ? AND i.prev_txkey IS NOT NULL""",
+           WITH probe AS (
+               SELECT ord, false AS cb, prev_txkey AS k, prev_n AS pn, prev_txid AS ptxid, tx_id, block_height
+               FROM _b_in_k WHERE prev_txkey IS NOT NULL
+               UNION ALL
+               SELECT o.ord, true, o.txkey, o.n, o.txid, o.tx_id, o.block_height
+               FROM _b_out_ids o JOIN _b_tx t ON t.tx_id = o.tx_id WHERE t.is_coinbase)
+           SELECT p.ord, p.cb, p.ptxid AS prev_txid, p.tx_id AS probe_tx, p.block_height AS probe_height,
+                  o.txid AS out_txid, o.rowid AS orow, o.tx_id AS out_tx, o.n AS out_n, o.block_height AS out_height,
+                  o.spent_by_txid, o.address, o.address_id, o.value
+           FROM probe p JOIN outputs o ON o.txkey = p.k AND o.n = p.pn
+           WHERE o.chain = ? AND o.txid = p.ptxid""",
         [CHAIN],
     )
+    _bip30_overwrite(store)
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _b_res AS
            SELECT ord, orow, address, address_id, value FROM (
                SELECT c.*, row_number() OVER (PARTITION BY c.ord ORDER BY c.orow) AS k
-               FROM _b_cand c WHERE c.out_txid = c.prev_txid) WHERE k = 1"""
+               FROM _b_cand c WHERE NOT c.cb) WHERE k = 1"""
     )
     con.execute(
         """INSERT INTO inputs BY NAME
            SELECT i.* EXCLUDE (time, ord), r.address, r.value, r.address_id
-           FROM _b_in_k i LEFT JOIN _b_res r USING (ord)"""
+           FROM _b_in_k i LEFT JOIN _b_res r USING (ord) WHERE i.tx_id NOT IN (SELECT tx_id FROM _b_gone)"""
     )
     con.execute(
         """UPDATE outputs SET spent_by_txid = u.txid, spent_by_n = u.n
@@ -499,7 +625,8 @@ def _load_utxo(store: Store, run: Run, first_tx: int) -> int:
                         FROM _b_in_k i LEFT JOIN _b_res r USING (ord) WHERE i.prev_txid IS NOT NULL GROUP BY i.tx_id),
                 vout AS (SELECT tx_id, sum(value) AS vout FROM _b_out GROUP BY tx_id)
            SELECT t.*, CASE WHEN vin.inputs = vin.known THEN vin.vin - coalesce(vout.vout, 0) END AS fee
-           FROM _b_tx t LEFT JOIN vin USING (tx_id) LEFT JOIN vout USING (tx_id)"""
+           FROM _b_tx t LEFT JOIN vin USING (tx_id) LEFT JOIN vout USING (tx_id)
+           WHERE t.tx_id NOT IN (SELECT tx_id FROM _b_gone)"""
     )
     graph.append_utxo_flows(
         store,
@@ -508,28 +635,61 @@ def _load_utxo(store: Store, run: Run, first_tx: int) -> int:
                   i.run_id, i.ord FROM _b_in_k i JOIN _b_res r USING (ord)""",
     )
     resolved = int(con.execute("SELECT count(*) FROM _b_res").fetchall()[0][0])
-    resolved += _resolve_pending(store, first_tx)
+    resolved += _resolve_pending(store)
     con.execute(
         """INSERT INTO utxo_pending
            SELECT i.chain, i.txid, i.tx_id, i.n, i.prev_txid, i.prev_n, i.prev_txkey FROM _b_in_k i
            WHERE i.prev_txid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _b_res r WHERE r.ord = i.ord)"""
     )
-    for t in ("_b_out_ids", "_b_in_k", "_b_cand", "_b_res"):
+    for t in ("_b_out_ids", "_b_in_k", "_b_cand", "_b_res", "_b_gone"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return resolved
 
 
-def _resolve_pending(store: Store, first_tx: int) -> int:
+def _bip30_overwrite(store: Store) -> None:
+    """A coinbase repeating the txid of an earlier best-chain transaction (mainnet 91842 and 91880, before
+    BIP30/BIP34) overwrites that transaction's unspent outputs, as in Bitcoin Core's UTXO set: the
+    earlier outputs can never be spent, so their rows and flows go and the later ones stand alone; an
+    earlier transaction left without outputs leaves transactions and inputs too (the later replaces it)."""
+    con = store.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _b_gone (tx_id BIGINT)")
+    if not con.execute("SELECT count(*) FROM _b_cand WHERE cb AND out_tx <> probe_tx").fetchall()[0][0]:
+        return  # the usual case: no coinbase repeats a stored txid
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _b_over AS SELECT orow, out_tx, out_n FROM _b_cand
+           WHERE cb AND out_tx <> probe_tx AND spent_by_txid IS NULL
+             AND CASE WHEN out_height IS NOT NULL AND probe_height IS NOT NULL THEN out_height < probe_height
+                      ELSE out_tx < probe_tx END""")
+    if con.execute("SELECT count(*) FROM _b_over").fetchall()[0][0]:
+        con.execute(
+            """DELETE FROM flows WHERE chain = ? AND kind = 'utxo' AND leg = 'out'
+               AND EXISTS (SELECT 1 FROM _b_over v WHERE flows.src_id = -v.out_tx AND flows.idx = v.out_n)""", [CHAIN])
+        graph.flows_deleted(store)
+        con.execute("DELETE FROM outputs WHERE rowid IN (SELECT orow FROM _b_over)")
+        # an earlier transaction left with no output is replaced whole, as in Core's transaction index
+        # (stored: deleted here; in this batch: not inserted, see _load_utxo)
+        con.execute(
+            """INSERT INTO _b_gone SELECT DISTINCT out_tx FROM _b_over v
+               WHERE NOT EXISTS (SELECT 1 FROM outputs o WHERE o.chain = ? AND o.tx_id = v.out_tx)""", [CHAIN])
+        for table in ("inputs", "transactions"):
+            con.execute(f"DELETE FROM {table} WHERE chain = ? AND tx_id IN (SELECT tx_id FROM _b_gone)", [CHAIN])
+        con.execute("DELETE FROM _b_out_ids WHERE EXISTS "
+                    "(SELECT 1 FROM _b_over v WHERE v.out_tx = _b_out_ids.tx_id AND v.out_n = _b_out_ids.n)")
+        con.execute("DELETE FROM _b_cand WHERE orow IN (SELECT orow FROM _b_over)")
+    con.execute("DROP TABLE _b_over")
+
+
+def _resolve_pending(store: Store) -> int:
     """Inputs stored earlier whose funding transaction is in this batch (files out of order)."""
     con = store.con
     if not con.execute("SELECT count(*) FROM utxo_pending WHERE chain = ?", [CHAIN]).fetchall()[0][0]:
         return 0
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _p_res AS
-           SELECT p.chain, p.txid, p.tx_id, p.n, o.rowid AS orow, o.address, o.address_id, o.value
-           FROM utxo_pending p JOIN outputs o ON o.txkey = p.prev_txkey AND o.n = p.prev_n AND o.chain = p.chain
-           WHERE p.chain = ? AND o.tx_id >= ? AND o.txid = p.prev_txid""",
-        [CHAIN, first_tx],
+           SELECT p.chain, p.txid, p.tx_id, p.n, o.tx_id AS out_tx, o.n AS out_n, o.address, o.address_id, o.value
+           FROM utxo_pending p JOIN _b_out_ids o ON o.txkey = p.prev_txkey AND o.n = p.prev_n AND o.chain = p.chain
+           WHERE p.chain = ? AND o.txid = p.prev_txid""",
+        [CHAIN],
     )
     found = int(con.execute("SELECT count(*) FROM _p_res").fetchall()[0][0])
     if found:
@@ -537,7 +697,8 @@ def _resolve_pending(store: Store, first_tx: int) -> int:
             """UPDATE inputs SET address = r.address, value = r.value, address_id = r.address_id
                FROM _p_res r WHERE inputs.tx_id = r.tx_id AND inputs.n = r.n AND inputs.chain = r.chain""")
         con.execute(
-            """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _p_res r WHERE outputs.rowid = r.orow""")
+            """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _p_res r
+               WHERE outputs.chain = r.chain AND outputs.tx_id = r.out_tx AND outputs.n = r.out_n""")
         con.execute(
             """UPDATE transactions SET fee = f.vin - f.vout
                FROM (
@@ -561,19 +722,226 @@ def _resolve_pending(store: Store, first_tx: int) -> int:
     return found
 
 
+# -- the best chain --------------------------------------------------------------------------------------
+def block_work(bits: int) -> int:
+    """Expected hashes for a block of this nBits: 2^256 / (target + 1), as Bitcoin Core's GetBlockProof."""
+    target = bits_to_target(bits)
+    return (1 << 256) // (target + 1) if target > 0 else 0
+
+
+def _chainwork(store: Store, blocks: list[dict]) -> dict[str, tuple[int, str]]:
+    """Accumulated work and work root of each block: from a stored or batch parent, else the block
+    starts a fragment rooted at its missing parent. Roots that are blocks of this batch are resolved
+    (files out of order), so no returned root is a batch block."""
+    by_hash = {b["hash"]: b for b in blocks}
+    prevs = list({b["prev_hash"] for b in blocks} - by_hash.keys())
+    stored = {h: (int(cw), r) for h, cw, r in store.con.execute(
+        "SELECT hash, chainwork, work_root FROM blocks WHERE chain = ? AND chainwork IS NOT NULL "
+        "AND hash IN (SELECT unnest(?))", [CHAIN, prevs]).fetchall()}
+    rel: dict[str, tuple[int, str]] = {}
+    for b in blocks:
+        stack, h = [], b["hash"]
+        while h in by_hash and h not in rel:
+            stack.append(h)
+            h = by_hash[h]["prev_hash"]
+        base = rel[h] if h in rel else stored.get(h, (0, h))
+        for x in reversed(stack):
+            base = (base[0] + block_work(by_hash[x]["bits"]), base[1])
+            rel[x] = base
+    final = {}
+    for h, (cw, r) in rel.items():
+        while r in rel:  # a stored parent whose fragment is rooted at a block of this batch
+            cw, r = cw + rel[r][0], rel[r][1]
+        final[h] = (cw, r)
+    return final
+
+
+def _reroot(store: Store, work: dict[str, tuple[int, str]]) -> set[str]:
+    """Stored fragments rooted at a block of this batch join its chain: their work and root move on.
+    Returns the hashes of the blocks moved (their best-chain marks are re-decided)."""
+    con = store.con
+    olds = list(work)
+    moved = [r[0] for r in con.execute(
+        "SELECT hash FROM blocks WHERE chain = ? AND work_root IN (SELECT unnest(?))", [CHAIN, olds]).fetchall()]
+    if moved:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _reroot AS SELECT unnest(?) AS old,
+                      CAST(unnest(?) AS DECIMAL(38,0)) AS add, unnest(?) AS root""",
+            [olds, [str(work[h][0]) for h in olds], [work[h][1] for h in olds]])
+        con.execute(
+            """UPDATE blocks SET chainwork = blocks.chainwork + m.add, work_root = m.root FROM _reroot m
+               WHERE blocks.chain = ? AND blocks.work_root = m.old""", [CHAIN])
+        con.execute("DROP TABLE _reroot")
+    return set(moved)
+
+
+def _choose_best(store: Store, roots: set[str], untrusted: set[str]) -> tuple[list[str], list[str]]:
+    """The best chain of every fragment named by ``roots``: the path to its most-work block (on equal
+    work the one already best, then the one stored first). Returns (blocks to mark best, blocks to mark
+    stale). Reads only the blocks table: the tips, the blocks not on the best chain, and ``untrusted``."""
+    con = store.con
+    roots_l = list(roots)
+    tips: dict[str, tuple] = {}
+    for root, h, best, arrival in con.execute(
+        """WITH m AS (SELECT work_root, max(chainwork) AS cw FROM blocks
+                      WHERE chain = ? AND work_root IN (SELECT unnest(?)) GROUP BY work_root)
+           SELECT b.work_root, b.hash, b.in_best_chain, b.arrival FROM blocks b
+           JOIN m ON b.work_root = m.work_root AND b.chainwork = m.cw WHERE b.chain = ?""",
+        [CHAIN, roots_l, CHAIN],
+    ).fetchall():
+        rank = (not best, arrival if arrival is not None else 0, h)
+        if root not in tips or rank < tips[root][0]:
+            tips[root] = (rank, h)
+    nodes = {h: (prev, root, best) for h, prev, root, best in con.execute(
+        """SELECT hash, prev_hash, work_root, in_best_chain FROM blocks WHERE chain = ? AND work_root IN (SELECT unnest(?))
+           AND (NOT in_best_chain OR hash IN (SELECT unnest(?)))""", [CHAIN, roots_l, list(untrusted) or [""]]).fetchall()}
+    to_best: list[str] = []
+    on_path: set[str] = set()
+    forks: dict[str, str] = {}
+    for root, (_, tip) in tips.items():
+        h = tip
+        while h in nodes:  # down to a block that was best before this batch (or the fragment's root)
+            on_path.add(h)
+            if not nodes[h][2]:
+                to_best.append(h)
+            h = nodes[h][0]
+        forks[root] = h
+    to_stale = [h for h, (_, _, best) in nodes.items() if best and h not in on_path]
+    # the old best chain above each fork point (a path, so: more work than the fork block)
+    to_stale += [r[0] for r in con.execute(
+        """SELECT b.hash FROM (SELECT unnest(?) AS root, unnest(?) AS fork) f
+           LEFT JOIN blocks fb ON fb.chain = ? AND fb.hash = f.fork AND fb.work_root = f.root
+           JOIN blocks b ON b.chain = ? AND b.work_root = f.root AND b.in_best_chain
+                AND b.chainwork > coalesce(fb.chainwork, 0)
+           WHERE b.hash NOT IN (SELECT unnest(?))""",
+        [list(forks), list(forks.values()), CHAIN, CHAIN, list(untrusted) or [""]]).fetchall()]
+    return to_best, to_stale
+
+
+def _switch(store: Store, promote: list[str], demote: list[str]) -> None:
+    """Mark blocks best / stale and move their transactions: ``demote`` (best-chain blocks) out of the
+    canonical tables and flows into the stale tables, then ``promote`` (stored stale blocks) back."""
+    con = store.con
+    if demote:
+        con.execute("UPDATE blocks SET in_best_chain = false WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, demote])
+        _demote(store, demote)
+    if promote:
+        con.execute("UPDATE blocks SET in_best_chain = true WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, promote])
+        _promote(store, promote)
+
+
+def _demote(store: Store, hashes: list[str]) -> None:
+    con = store.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _dm_tx AS SELECT * FROM transactions WHERE chain = ? AND block_hash IN (SELECT unnest(?))",
+                [CHAIN, hashes])
+    con.execute(
+        """INSERT INTO stale_transactions BY NAME
+           SELECT chain, txid, wtxid, block_hash, block_height, block_time, position, version, locktime, size, weight,
+                  is_coinbase, input_count, output_count, tx_id, run_id FROM _dm_tx""")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _dm_out AS SELECT o.rowid AS orow, o.*, t.block_time
+           FROM outputs o JOIN _dm_tx t ON t.tx_id = o.tx_id WHERE o.chain = ?""", [CHAIN])
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _dm_in AS SELECT i.rowid AS irow, i.*, t.block_time
+           FROM inputs i JOIN _dm_tx t ON t.tx_id = i.tx_id WHERE i.chain = ?""", [CHAIN])
+    con.execute(
+        """INSERT INTO stale_outputs BY NAME
+           SELECT chain, txid, n, address, script_type, value, block_height, block_time AS time, tx_id,
+                  tx_id * 2097152 + n AS ord, run_id FROM _dm_out""")
+    con.execute(
+        """INSERT INTO stale_inputs BY NAME
+           SELECT chain, txid, n, prev_txid, prev_n, sequence, block_height, block_time AS time, tx_id,
+                  tx_id * 2097152 + n AS ord, run_id FROM _dm_in""")
+    # what the demoted inputs spent is unspent again on the best chain
+    con.execute(
+        """UPDATE outputs SET spent_by_txid = NULL, spent_by_n = NULL FROM _dm_in d
+           WHERE outputs.chain = ? AND outputs.txkey = d.prev_txkey AND outputs.n = d.prev_n
+             AND outputs.spent_by_txid = d.txid AND outputs.spent_by_n = d.n""", [CHAIN])
+    # best-chain inputs that spent a demoted output wait for it again (only fragments not yet joined)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _dm_dep AS
+           SELECT i.rowid AS irow, i.chain, i.txid, i.tx_id, i.n, i.prev_txid, i.prev_n, i.prev_txkey
+           FROM inputs i JOIN _dm_out o ON i.prev_txkey = o.txkey AND i.prev_n = o.n AND i.prev_txid = o.txid
+           WHERE i.chain = ? AND i.value IS NOT NULL AND i.tx_id NOT IN (SELECT tx_id FROM _dm_tx)""", [CHAIN])
+    if con.execute("SELECT count(*) FROM _dm_dep").fetchall()[0][0]:
+        con.execute("UPDATE inputs SET address = NULL, value = NULL, address_id = NULL WHERE rowid IN (SELECT irow FROM _dm_dep)")
+        con.execute(
+            """DELETE FROM flows WHERE chain = ? AND kind = 'utxo' AND leg = 'in'
+               AND EXISTS (SELECT 1 FROM _dm_dep d WHERE flows.dst_id = -d.tx_id AND flows.idx = d.n)""", [CHAIN])
+        con.execute("INSERT INTO utxo_pending SELECT chain, txid, tx_id, n, prev_txid, prev_n, prev_txkey FROM _dm_dep")
+        con.execute("UPDATE transactions SET fee = NULL WHERE chain = ? AND tx_id IN (SELECT tx_id FROM _dm_dep)", [CHAIN])
+    con.execute(
+        """DELETE FROM flows WHERE chain = ? AND kind = 'utxo'
+           AND (src_id IN (SELECT -tx_id FROM _dm_tx) OR dst_id IN (SELECT -tx_id FROM _dm_tx))""", [CHAIN])
+    graph.flows_deleted(store)
+    con.execute("DELETE FROM utxo_pending WHERE chain = ? AND tx_id IN (SELECT tx_id FROM _dm_tx)", [CHAIN])
+    con.execute("DELETE FROM outputs WHERE rowid IN (SELECT orow FROM _dm_out)")
+    con.execute("DELETE FROM inputs WHERE rowid IN (SELECT irow FROM _dm_in)")
+    con.execute("DELETE FROM transactions WHERE chain = ? AND tx_id IN (SELECT tx_id FROM _dm_tx)", [CHAIN])
+    for t in ("_dm_tx", "_dm_out", "_dm_in", "_dm_dep"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _promote(store: Store, hashes: list[str]) -> int:
+    """Load stale blocks' transactions into the canonical tables and flows (heights as now known)."""
+    con = store.con
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _b_tx AS
+           SELECT s.* EXCLUDE (block_height, block_time), b.height AS block_height, b.time AS block_time
+           FROM stale_transactions s JOIN blocks b ON b.chain = s.chain AND b.hash = s.block_hash
+           WHERE s.chain = ? AND s.block_hash IN (SELECT unnest(?))""", [CHAIN, hashes])
+    for table, name in (("stale_outputs", "_b_out"), ("stale_inputs", "_b_in")):
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {name} AS
+                SELECT s.* EXCLUDE (block_height, time), t.block_height, t.block_time AS time
+                FROM {table} s JOIN _b_tx t ON t.tx_id = s.tx_id WHERE s.chain = ?""", [CHAIN])
+    resolved = _load_utxo(store)
+    for table in ("stale_outputs", "stale_inputs", "stale_transactions"):
+        con.execute(f"DELETE FROM {table} WHERE chain = ? AND tx_id IN (SELECT tx_id FROM _b_tx)", [CHAIN])
+    for t in ("_b_tx", "_b_out", "_b_in"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return resolved
+
+
+def _fill_chainwork(store: Store) -> int:
+    """Stores written before best-chain selection: give their Bitcoin blocks chainwork, work root and
+    arrival, then decide the best chain over them (stale ones leave flows). Returns blocks made stale."""
+    rows = store.query(
+        "SELECT hash, prev_hash, bits FROM blocks WHERE chain = ? AND chainwork IS NULL AND bits IS NOT NULL "
+        "ORDER BY run_id, source, source_offset, rowid", [CHAIN])
+    if not rows:
+        return 0
+    blocks = [{"hash": h, "prev_hash": p, "bits": int(b)} for h, p, b in rows]
+    work = _chainwork(store, blocks)
+    first = graph.next_ids(store, "block", len(blocks))
+    hashes = [b["hash"] for b in blocks]
+    store.con.execute(
+        """UPDATE blocks SET chainwork = w.cw, work_root = w.root, arrival = w.arrival
+           FROM (SELECT unnest(?) AS hash, CAST(unnest(?) AS DECIMAL(38,0)) AS cw, unnest(?) AS root,
+                        unnest(?) AS arrival) w
+           WHERE blocks.chain = ? AND blocks.hash = w.hash""",
+        [hashes, [str(work[h][0]) for h in hashes], [work[h][1] for h in hashes],
+         list(range(first, first + len(hashes))), CHAIN])
+    untrusted = _reroot(store, work) | set(hashes)
+    to_best, to_stale = _choose_best(store, {r for _, r in work.values()}, untrusted)
+    _switch(store, to_best, to_stale)
+    return len(to_stale)
+
+
 def _check_rpc_chaining(store: Store, blocks: list[dict], heights: list) -> None:
     """A node's block at height h must name the block at h−1 as its parent, where that is known."""
     by_height = {h: b["hash"] for b, (h, _) in zip(blocks, heights)}
     wanted = [h - 1 for h, _ in heights if h and h - 1 not in by_height]
+    stored: dict[int, str] = {}
     if wanted:
-        for height, block_hash in store.con.execute(
-            "SELECT height, hash FROM blocks WHERE chain = ? AND height IN (SELECT unnest(?))", [CHAIN, wanted]
-        ).fetchall():
-            by_height.setdefault(height, block_hash)
+        stored = dict(store.con.execute(
+            "SELECT height, hash FROM blocks WHERE chain = ? AND in_best_chain AND height IN (SELECT unnest(?))", [CHAIN, wanted]
+        ).fetchall())
     for b, (h, _) in zip(blocks, heights):
-        parent = by_height.get(h - 1) if h else None
+        parent = (by_height.get(h - 1) or stored.get(h - 1)) if h else None
         if parent is not None and parent != b["prev_hash"]:
-            raise IngestError(b["_source"], f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
+            error = _Reorg if h - 1 not in by_height else IngestError
+            raise error(b["_source"], f"block height {h}", f"prev-hash chaining broken: parent is {b['prev_hash']}, "
                               f"but the block at height {h - 1} is {parent}", item=f"block {b['hash']}")
 
 

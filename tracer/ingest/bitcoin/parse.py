@@ -10,8 +10,9 @@ serialisation without marker, flag and witness; the wtxid hashes all of it.
 
 Verification before anything is stored: the merkle root over the txids, the BIP141 witness commitment
 where the block carries witness data, proof of work against nBits (and nBits against the network's
-proof-of-work limit), the first transaction being the only coinbase, and the declared size matching the
-parsed size. A block that fails raises :class:`BlockError` naming source, byte offset and block hash.
+proof-of-work limit), the first transaction being the only coinbase (no other transaction spends the
+null outpoint), no txid twice in a block (CVE-2012-2459), the SegWit flag being 0x01, and the declared
+size matching the parsed size. A block that fails raises :class:`BlockError` naming source, byte offset and block hash.
 """
 
 from __future__ import annotations
@@ -279,6 +280,9 @@ def parse_blocks(
                 p += 4
                 segwit = d[p] == 0 and d[p + 1] != 0
                 if segwit:
+                    if d[p + 1] != 1:  # BIP144: the flag is 0x01; Core refuses any other (unknown optional data)
+                        raise BlockError(source, offset, block_hash, f"transaction {len(tx_ids) - block_first} has "
+                                         f"SegWit flag {d[p + 1]:#04x}; BIP144 allows only 0x01")
                     p += 2
                     has_witness = True
                 b = d[p]
@@ -382,6 +386,13 @@ def parse_blocks(
         ids = tx_ids[block_first:]
         if merkle_root(ids) != bytes(header[36:68]):
             raise BlockError(source, offset, block_hash, "merkle root does not match the transactions (tampered or corrupt)")
+        if len(set(ids)) != len(ids):
+            # CVE-2012-2459: repeating the last transactions keeps the merkle root (an odd level repeats
+            # its last hash), so a block with a duplicated txid has a valid header and must be refused
+            seen: set[bytes] = set()
+            dup = next(t for t in ids if t in seen or seen.add(t))
+            raise BlockError(source, offset, block_hash, f"transaction {dup[::-1].hex()} appears twice in the block "
+                             "(duplicated merkle leaves, CVE-2012-2459)")
         target = bits_to_target(bits)
         if target <= 0 or target > net.pow_limit:
             raise BlockError(source, offset, block_hash, f"nBits {bits:#010x} is outside the {net.name} proof-of-work limit")
@@ -416,11 +427,31 @@ def parse_blocks(
     batch = BlockBatch(blocks=blocks)
     if not tx_ids:
         return batch, first_tx
+    _check_single_coinbase(arr, in_prev, tx_nin, first_tx, blocks, source)
     batch.transactions, batch.outputs, batch.inputs = _columns(
         arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, tx_wsize,
         in_prev, in_seq, out_val, out_script, out_len, first_tx,
     )
     return batch, first_tx
+
+
+def _check_single_coinbase(arr, in_prev, tx_nin, first_tx, blocks, source) -> None:
+    """Only the first transaction of a block may spend the null outpoint (Core: bad-cb-multiple and
+    bad-txns-prevout-null). One vectorised pass over every input of the batch."""
+    if not in_prev:
+        return
+    nin = np.asarray(tx_nin, dtype=np.int64)
+    po = np.asarray(in_prev, dtype=np.int64)
+    null = (_gather(arr, po, 36) == np.frombuffer(_NULL_OUTPOINT, dtype=np.uint8)).all(axis=1)
+    tx_of_in = np.repeat(np.arange(nin.size), nin)
+    firsts = np.asarray(first_tx, dtype=np.int64)
+    bad = np.flatnonzero(null & ~np.isin(tx_of_in, firsts))
+    if bad.size:
+        tx = int(tx_of_in[bad[0]])
+        k = int(np.searchsorted(firsts, tx, side="right")) - 1
+        b = blocks[k]
+        raise BlockError(source, b["source_offset"], b["hash"], f"transaction {tx - int(firsts[k])} spends the null "
+                         "outpoint: a second coinbase (only the first transaction of a block may be one)")
 
 
 def _check_witness_commitment(buf, arr, wids, cb_start, cb_end, out_val, out_script, out_len, cb_nout, cb_first_out,
