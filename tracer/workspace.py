@@ -126,6 +126,13 @@ class Workspace:
 
         return trace(self, list(seeds), TraceParams(**params))
 
+    def taint(self, sources: list[str], model: str = "haircut", hops: int = 6, chain: str = "bitcoin") -> dict:
+        """Forward taint from source outputs (``txid:n``) under ``model`` (poison, haircut, fifo): the
+        tainted value per source on every output reached (``txid:-1`` is a transaction's fee)."""
+        from tracer.trace.taint import forward_taint
+
+        return forward_taint(self.store, sources, model=model, hops=hops, chain=chain)
+
     def find_paths(self, a: str, b: str, hops: int = 6, max_degree: int | None = 1000, limit: int = 5) -> list[list[dict]]:
         """The shortest value-carrying paths from ``a`` to ``b``."""
         from tracer.trace import path

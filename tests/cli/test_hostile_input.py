@@ -130,6 +130,8 @@ def cases() -> list[Case]:
              "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("trace-bad-time", ("trace", "1A", "--since", "yesterday"),
              "--since yesterday: not a date or time (YYYY-MM-DD[THH:MM[:SS]])"),
+        Case("taint-not-an-outpoint", ("taint", "notanoutput"), "notanoutput: a source is txid:n (an output)"),
+        Case("taint-unknown-tx", ("taint", "ab:0"), "ab: not a transaction in this store"),
         Case("path-unknown-seed", ("path", "1NotInTheStore", "1B"),
              "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("cluster-explain-missing-store", ("--db", nope, "cluster", "explain", "1A", "1B"),
@@ -145,7 +147,7 @@ def cases() -> list[Case]:
                    ("ingest", "labels", f"{d}/labels.csv"), ("ingest", "etl", f"{d}/blocks.csv"),
                    ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
                    ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels"),
-                   ("trace", "1A"), ("path", "1A", "1B")]
+                   ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0")]
     for args in store_users:
         name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster") else args[0]
         out += [
@@ -262,7 +264,7 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
     assert tried == listed == {
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
-        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path"}
+        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint"}
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])

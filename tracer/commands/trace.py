@@ -87,3 +87,21 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         print(json.dumps(routes, default=str))
         if not routes:
             raise MoneytrailError(f"no path from {a} to {b} within {hops} hops")
+
+    @app.command("taint")
+    def taint_cmd(
+        ctx: typer.Context,
+        sources: list[str] = typer.Argument(..., help="Source outputs as txid:n."),
+        model: str = typer.Option("haircut", "--model", help="poison, haircut or fifo."),
+        hops: int = typer.Option(6, "--hops", min=1, max=50, help="How many spends deep."),
+        chain: str = typer.Option("bitcoin", "--chain"),
+    ) -> None:
+        """Forward taint from source outputs: each reached output's tainted value per source (JSON)."""
+        if model not in ("poison", "haircut", "fifo"):
+            raise MoneytrailError(f"--model {model}: poison, haircut or fifo")
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
+            try:
+                result = ws.taint(sources, model=model, hops=hops, chain=chain)
+            except ValueError as exc:
+                raise MoneytrailError(str(exc)) from None
+        print(json.dumps(result))
