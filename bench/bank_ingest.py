@@ -75,7 +75,7 @@ RUNNERS = {
     "moneytrail": """
 import tracer
 from tracer.ingest.human.bank import ingest_bank
-s = tracer.open(DB)
+s = tracer.open_store(DB)
 summary = ingest_bank(s, CSV)
 assert summary["loaded"] == ROWS, summary
 rows = s.count("transfers")
@@ -90,7 +90,7 @@ rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
     # stands in): how much of the time is the transfers schema itself
     "duckdb_sql_to_transfers": """
 import tracer
-s = tracer.open(DB)
+s = tracer.open_store(DB)
 s.con.execute(f\"\"\"
 INSERT INTO transfers BY NAME
 SELECT 'fiat' AS chain, c8 AS asset, 'bench:' || CAST(n + 1 AS VARCHAR) AS txid, n + 1 AS idx,

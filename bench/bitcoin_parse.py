@@ -112,7 +112,7 @@ def _ingest(paths: list[Path], reps: int) -> dict:
         workdir = Path(tempfile.mkdtemp(prefix="bench-btc-"))
         try:
             t0 = time.perf_counter()
-            store = tracer.open(workdir / "bench.duckdb")
+            store = tracer.open_store(workdir / "bench.duckdb")
             w0, c0 = time.perf_counter(), time.process_time()
             summary = ingest_bitcoin(store, paths)
             walls.append(time.perf_counter() - w0)

@@ -27,7 +27,7 @@ import json, resource, sys, time, tracer
 from pathlib import Path
 from tracer.simulate import simulate
 work = Path(sys.argv[2])
-store = tracer.open(work / "w.duckdb")
+store = tracer.open_store(work / "w.duckdb")
 t0 = time.perf_counter()
 s = simulate(store, seed=1, scale=sys.argv[1], truth_path=work / "truth.json")
 wall = time.perf_counter() - t0
@@ -44,7 +44,7 @@ work = Path(sys.argv[1])
 paths = [Path(p) for p in sys.argv[2:]]
 best = None
 for rep in range(3):
-    store = tracer.open(work / f"i{rep}.duckdb")
+    store = tracer.open_store(work / f"i{rep}.duckdb")
     t0 = time.perf_counter()
     r = ingest_bitcoin(store, paths)
     wall = time.perf_counter() - t0
