@@ -217,3 +217,22 @@ def test_segwit_flag_other_than_one_is_refused(tmp_path, seeded):
 def _blk(path: Path, blocks: list[bytes]) -> Path:
     path.write_bytes(blk_file(blocks))
     return path
+
+
+def test_good_block_beside_a_tampered_one_loads_and_the_refusal_is_recorded_once(tmp_path, seeded):
+    db, _ = seeded
+    raw = bytearray((BTC / "block-227835.raw").read_bytes())
+    raw[200] ^= 0x01  # inside the first transaction: the merkle root no longer matches
+    bad = tmp_path / "tampered.raw"
+    bad.write_bytes(bytes(raw))
+    good = BTC / "block-413567.raw"
+    for attempt in (1, 2):
+        result = tracer_cli(db, "ingest", "bitcoin", str(bad), str(good))
+        assert result.returncode == 1, result.stderr
+        [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert line.startswith(f"error: {bad} at byte offset 0") and "merkle root" in line
+        assert line.endswith("1 of 2 file(s) refused, the others loaded"), line
+        with tracer.open_store(db) as s:
+            heights = [h for (h,) in s.query("SELECT height FROM blocks ORDER BY height")]
+            assert heights == [227836, 413567], attempt
+            assert s.query("SELECT source, position FROM quarantine") == [(str(bad), "byte offset 0")], attempt

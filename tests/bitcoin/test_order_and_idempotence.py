@@ -117,14 +117,16 @@ def test_a_failed_batch_leaves_earlier_batches_committed_and_a_rerun_resumes(tmp
     good = BTC / "block-227835.raw"
     bad = tmp_path / "bad.raw"
     bad.write_bytes(b"\x01" * 100)
-    # small files are grouped into one batch (one transaction): the bad file takes its group down
-    with pytest.raises(IngestError, match="bad.raw"):
+    # small files are grouped into one batch (one transaction); a bad file does not take its group down:
+    # the group is retried file by file, the good one commits, the bad one is refused (per-file atomicity)
+    with pytest.raises(IngestError, match="bad.raw.*1 of 2 file"):
         ingest_bitcoin(store, [good, bad])
-    assert store.scalar("SELECT count(*) FROM blocks") == 0
-    # one file per batch: the good file's batch commits before the bad one is refused
+    assert store.scalar("SELECT count(*) FROM blocks") == 1
+    # one file per batch: the same
     with pytest.raises(IngestError, match="bad.raw"):
         ingest_bitcoin(store, [good, bad], batch_bytes=1)
     assert store.scalar("SELECT count(*) FROM blocks") == 1
+    assert store.scalar("SELECT count(*) FROM quarantine") == 1  # refused twice, recorded once
     summary = ingest_bitcoin(store, [good, BTC / "block-227836.raw"])
     assert (summary.units_skipped, summary.blocks) == (1, 1)
     assert store.query("SELECT height FROM blocks ORDER BY height") == [(227835,), (227836,)]

@@ -182,6 +182,10 @@ class Store:
             raw = json.dumps(raw, default=str)
         if isinstance(raw, str) and len(raw) > 8192:
             raw = raw[:8192] + "…"
+        # idempotent across reruns: the same refusal of the same item is recorded once
+        if self.con.execute("SELECT count(*) FROM quarantine WHERE source = ? AND position = ? AND reason = ?",
+                            [source, position, reason]).fetchall()[0][0]:
+            return
         self.con.execute(
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
             [run_id, source, position, raw, reason, utcnow()],

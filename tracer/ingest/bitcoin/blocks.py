@@ -62,6 +62,7 @@ class IngestSummary:
     to_height: int | None = None   # RPC: the last height read
     notes: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)   # files refused while the others loaded
 
 
 Progress = Callable[[int, int, int], None]  # (units, blocks, transactions) just loaded
@@ -193,8 +194,24 @@ def ingest_bitcoin(
         store.claim_chain(CHAIN, "utxo", net.name, None, run.run_id)
         with store.transaction():
             summary.blocks_stale += _fill_chainwork(store)
-        for group in _batches([u for u in units if u.kind != "rpc"], batch_bytes):
-            _ingest_batch(store, run, group, net, None, summary, progress)
+        refused: list[IngestError] = []
+        files = [u for u in units if u.kind != "rpc"]
+        for group in _batches(files, batch_bytes):
+            try:
+                _ingest_batch(store, run, group, net, None, summary, progress)
+            except IngestError as exc:
+                if len(group) == 1:
+                    refused.append(exc)
+                    continue
+                # a group of small files is one transaction: load its files one by one, so the good ones
+                # beside a bad one go in (the bad one's quarantine row is not repeated: Store.quarantine)
+                for unit in group:
+                    try:
+                        _ingest_batch(store, run, [unit], net, None, summary, progress)
+                    except IngestError as one:
+                        refused.append(one)
+        if refused and not (summary.units or summary.units_skipped):
+            raise refused[0]  # nothing loaded: the run failed, with the first refusal's own message
         if rpc is not None and to_height is not None and start <= to_height:
             _ingest_rpc(store, run, rpc, start, to_height, tip, net, rpc_batch, summary, progress)
     except Exception as exc:
@@ -205,6 +222,12 @@ def ingest_bitcoin(
             blocks_stale=summary.blocks_stale, blocks_rolled_back=summary.blocks_rolled_back)
     run.finish()
     summary.counts = dict(run.counts)
+    if refused:
+        first = refused[0]
+        summary.refused = [str(e) for e in refused]
+        raise IngestError(first.source, first.position,
+                          f"{first.reason}; {len(refused)} of {len(files)} file(s) refused, the others loaded",
+                          item=first.item)
     return summary
 
 
