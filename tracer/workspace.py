@@ -104,12 +104,13 @@ class Workspace:
         return simulate(self.store, **kwargs)
 
     # -- analyses ---------------------------------------------------------------------------------------
-    def cluster(self, chain: str = "bitcoin", full: bool = False, rules: Any = None, links: Any = None) -> Any:
+    def cluster(self, chain: str = "bitcoin", full: bool = False, rules: Any = None, links: Any = None,
+                summary: bool = True) -> Any:
         """Address clustering (heuristics.clustering): multi-input with CoinJoin detection unless ``links``
         names other evidence sources; incremental unless ``full``."""
         from heuristics.clustering import cluster
 
-        return cluster(self.store, chain=chain, full=full, rules=rules, links=links)
+        return cluster(self.store, chain=chain, full=full, rules=rules, links=links, summary=summary)
 
     def explain(self, a: str, b: str, chain: str = "bitcoin") -> Any:
         """The chain of evidence putting addresses ``a`` and ``b`` in one cluster (None if they are not)."""

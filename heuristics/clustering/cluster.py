@@ -179,7 +179,7 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
         with store.view("_clusters", pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})):
             con.execute(
                 """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
-                   JOIN addresses a ON a.address_id = c.address_id ORDER BY c.address_id""", [chain, run_id])
+                   JOIN addresses a ON a.address_id = c.address_id""", [chain, run_id])
     else:
         merged, survive, absorb, size_a, size_b = _merge_delta(store, chain, run_id, a, b)
     result.merges = int(merged.sum())
@@ -202,8 +202,7 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
                           l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
                    FROM _links l
                    JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
-                   JOIN {source} t ON t.tx_id = l.tx_id
-                   ORDER BY l.tx_id, l.id_b""",
+                   JOIN {source} t ON t.tx_id = l.tx_id""",
                 [chain, run_id, chain])
     con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
     con.execute("INSERT INTO cluster_state VALUES (?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow()])

@@ -82,7 +82,7 @@ def detect_sql(chain: str, after_tx_id: int, rules: CoinJoinRules) -> tuple[str,
     sql = f"""
     WITH txs AS (
         SELECT tx_id, txid, input_count FROM transactions
-        WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 2
+        WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3  -- every rule needs 3 outputs
     ),
     outs AS (
         SELECT o.tx_id, o.value, o.script_type = 'nulldata' AS is_null FROM outputs o
