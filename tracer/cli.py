@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "tracer.commands.human",
     "tracer.commands.simulate",
     "tracer.commands.cluster",
+    "tracer.commands.ads",
     "tracer.commands.demo",
     "tracer.commands.dashboard",
 ]
