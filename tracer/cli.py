@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "tracer.commands.simulate",
     "tracer.commands.cluster",
     "tracer.commands.trace",
+    "tracer.commands.ads",
     "tracer.commands.demo",
     "tracer.commands.dashboard",
 ]

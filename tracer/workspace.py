@@ -151,6 +151,25 @@ class Workspace:
 
         return super_clusters(self.store, min_size=min_size, chain=chain)
 
+    def link_ads(self, fees: Any = None, **params: Any) -> Any:
+        """Link ads to their fee payments (heuristics.ads.linking): ``fees`` a fee schedule CSV (or None:
+        the ads' own ``fee_usd``); ``params`` the fields of :class:`heuristics.ads.LinkParams`."""
+        from heuristics.ads import LinkParams, link_ads
+
+        return link_ads(self.store, fees, LinkParams(**params))
+
+    def group_ads(self, **params: Any) -> Any:
+        """Group ads into operations by shared phones, e-mails, photos and writing (heuristics.ads.grouping)."""
+        from heuristics.ads import GroupParams, group_ads
+
+        return group_ads(self.store, GroupParams(**params))
+
+    def explain_ad(self, ad_id: str, site: str | None = None) -> Any:
+        """An ad's fee, the price used, its candidate payments with their scores and why the chosen one won."""
+        from heuristics.ads import explain_ad
+
+        return explain_ad(self.store, ad_id, site)
+
     # -- read -------------------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL; the whole result as an Arrow table."""

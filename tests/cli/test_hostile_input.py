@@ -136,6 +136,18 @@ def cases() -> list[Case]:
              "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("cluster-explain-missing-store", ("--db", nope, "cluster", "explain", "1A", "1B"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
+        Case("ads-explain-missing-store", ("--db", nope, "ads", "explain", "ad-1"),
+             f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
+        Case("ads-link-fees-missing", ("ads", "link", "--fees", nope), f"{nope} at path: no such file or directory"),
+        Case("ads-link-fees-garbage", ("ads", "link", "--fees", junk), f"{junk} {binary} CSV file"),
+        Case("ads-link-fees-folder", ("ads", "link", "--fees", folder),
+             f"{folder} at path: is a directory; expected a CSV file"),
+        Case("ads-link-fees-bad-row", ("ads", "link", "--fees", f"{d}/fees-bad.csv"),
+             f"{d}/fees-bad.csv at line 2: fee_usd is not a number: 'ten'"),
+        Case("ads-link-bad-tolerance", ("ads", "link", "--tolerance", "5"),
+             "--tolerance 5: must be a share between 0 and 1 (e.g. 0.01)"),
+        Case("ads-explain-unknown-ad", ("ads", "explain", "no-such-ad"), "ad no-such-ad: not in the store"),
+        Case("ads-group-bad-threshold", ("ads", "group", "--text-threshold", "0"), "--text-threshold 0: must be in (0, 1]"),
         Case("dashboard-missing-store", ("dashboard", "--db", nope, "--port", "9"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
     ]
@@ -147,9 +159,10 @@ def cases() -> list[Case]:
                    ("ingest", "labels", f"{d}/labels.csv"), ("ingest", "etl", f"{d}/blocks.csv"),
                    ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
                    ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels"),
-                   ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0")]
+                   ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0"),
+                   ("ads", "link"), ("ads", "explain", "ad-1"), ("ads", "group")]
     for args in store_users:
-        name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster") else args[0]
+        name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster", "ads") else args[0]
         out += [
             Case(f"{name}-db-is-a-folder", ("--db", folder, *args), f"--db {folder}: is a directory, not a store file",
                  db_flag=False),
@@ -186,6 +199,7 @@ def write_hostile_files(d: Path) -> None:
     (d / "labels.csv").write_text("chain,address,label\n")
     (d / "pack.yaml").write_text("title: broken\ntags: [\n  - address: 1\n")
     (d / "blk00000.dat").write_bytes(GARBAGE)
+    (d / "fees-bad.csv").write_text("site,location,fee_usd\nnightlist.example,*,ten\n")
 
 
 def fill(text: str, d: Path | str, db: Path | str) -> str:
@@ -264,7 +278,8 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
     assert tried == listed == {
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
-        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint"}
+        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint",
+        "ads link", "ads explain", "ads group"}
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])

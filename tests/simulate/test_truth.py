@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from heuristics.ads import read_fee_schedule
 from tracer.ingest.evm.mapper import transfer_words
 
 
@@ -61,24 +61,34 @@ def test_every_simulated_address_has_an_owner_in_the_answer_key(world, con):
 
 
 def test_ad_fees_were_paid_at_the_posting_times_btc_price(world, con):
-    _, _, truth = world
+    _, summary, truth = world
     links = patterns(truth, "ad_payment_linking")[0]["links"]
-    rows = con.execute("""
-        SELECT a.ad_id, a.fee_txid, a.fee_amount, a.posted_at, t.block_time, o.value, l.label
-        FROM ads a JOIN transactions t ON t.txid = a.fee_txid JOIN outputs o ON o.txid = a.fee_txid
-        JOIN labels l ON l.address = o.address AND l.category = 'shop'
-        WHERE a.fee_txid IS NOT NULL""").fetchall()
+    # the scrape does not know the payments: only the truth does
+    assert con.execute("SELECT count(fee_txid), count(fee_amount) FROM ads").fetchall() == [(0, 0)]
+    key = pa.table({"ad_id": list(links), "txid": [v["txid"] for v in links.values()],
+                    "fee_sat": [v["fee_sat"] for v in links.values()]})
+    con.register("_links", key)
+    try:
+        rows = con.execute("""
+            SELECT a.ad_id, a.site, a.location, a.posted_at, t.block_time, o.value, k.fee_sat, l.label,
+                   o.value / 1e8 * (SELECT usd FROM prices p WHERE p.asset = 'BTC' AND p.time <= t.block_time
+                                    ORDER BY p.time DESC LIMIT 1)
+            FROM ads a JOIN _links k USING (ad_id) JOIN transactions t ON t.txid = k.txid
+            JOIN outputs o ON o.txid = k.txid JOIN labels l ON l.address = o.address AND l.category = 'shop'
+            """).fetchall()
+    finally:
+        con.unregister("_links")
     assert len(rows) == len(links) >= 60
-    for ad_id, txid, fee, posted, block_time, value, label in rows:
-        assert links[ad_id]["txid"] == txid and Decimal(value) == fee
+    schedule = read_fee_schedule(summary.truth_path.parent / truth["companions"]["fee_schedule"]).to_pylist()
+    for ad_id, site, location, posted, block_time, value, fee_sat, label, usd in rows:
+        assert value == fee_sat
         assert 0 < (posted - block_time).total_seconds() <= 900  # the ad appears minutes after its fee
         assert label.endswith("ad payments")
-    # price check: the fee in USD is one of the posting fees the sites charge
-    usd = con.execute("""
-        SELECT a.fee_amount / 1e8 * (SELECT usd FROM prices p WHERE p.asset = 'BTC' AND p.time <= t.block_time
-                                      ORDER BY p.time DESC LIMIT 1)
-        FROM ads a JOIN transactions t ON t.txid = a.fee_txid""").fetchall()
-    assert all(min(abs(u - f) for f in (5, 8, 12, 18, 25, 35)) < 0.01 for (u,) in usd)
+        # the fee is the schedule's for the ad's site, city and time, at the processor's rate (within 0.8 %)
+        fees = [r for r in schedule if r["site"] == site and r["location"] in (location.lower(), "*")
+                and (r["valid_from"] is None or r["valid_from"] <= posted) and (r["valid_to"] is None or posted < r["valid_to"])]
+        fee = min(fees, key=lambda r: r["location"] == "*")["fee_usd"]
+        assert abs(usd - fee) <= 0.0081 * fee + 1e-6, (ad_id, usd, fee)
 
 
 def test_operation_ads_share_phones_and_photos_and_print_a_victim_address(world, con):

@@ -22,6 +22,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                                      help="Also write the world as the source files the ingesters read (ethereum-etl "
                                           "NDJSON, AMLworld CSV, ads, reports, prices, TagPack; not Bitcoin yet) "
                                           "with manifest.json and ingest.sh, into this new or empty folder."),
+        ad_fees_known: bool = typer.Option(False, "--ad-fees-known",
+                                           help="Store each ad's fee payment (fee_txid, fee_amount) as if the "
+                                                "scrape knew it; by default only the truth files know it."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""
@@ -38,6 +41,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                           disable=as_json or not err.is_terminal) as bar:
                 task = bar.add_task("simulate", total=1.0)
                 summary = run(store, seed=seed, scale=scale, truth_path=truth, sources_dir=sources,
+                              ad_fees_known=ad_fees_known,
                               progress=lambda stage, frac: bar.update(task, description=stage, completed=frac))
         finally:
             store.close()

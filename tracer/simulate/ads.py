@@ -143,9 +143,44 @@ def ad_rows(ads: list[dict], run_id: int) -> pa.Table:
             "fee_chain": "bitcoin" if ad.get("fee_txid") else None, "fee_txid": ad.get("fee_txid"),
             "fee_amount": Decimal(ad["fee_sat"]) if ad.get("fee_txid") else None,
             "fee_asset": "BTC" if ad.get("fee_txid") else None, "pii_hashed": False,
-            "posted_offset": ad["offset"], "source_line": i + 1, "run_id": run_id,
+            "posted_offset": ad["offset"], "source_line": i + 1, "run_id": run_id, "fee_usd": None,
         })
     return pa.Table.from_pylist(rows, AD_SCHEMA)
+
+
+#: cities where the sites charge more than their default fee (as Backpage did for big markets)
+DEAR_CITIES = ("New York, NY", "Los Angeles, CA", "Chicago, IL", "Miami, FL", "Las Vegas, NV")
+
+
+def fee_schedule(rng: np.random.Generator, start: dt.datetime, days: int) -> list[dict]:
+    """Each site's posting fee in USD: a default (location ``*``) and dearer big cities; the first site
+    raises its default half-way through the period (a ``valid_from``/``valid_to`` pair). The rows are
+    what ``tracer ads link --fees`` reads (docs/formats.md, "Fee schedule")."""
+    rows = []
+    mid = start + dt.timedelta(days=days // 2)
+    for k, (site, _slug) in enumerate(SITES):
+        default = float(rng.choice([5, 8, 12]))
+        if k == 0:
+            rows.append({"site": site, "location": "*", "fee_usd": default, "valid_from": None, "valid_to": mid})
+            rows.append({"site": site, "location": "*", "fee_usd": default + 3, "valid_from": mid, "valid_to": None})
+        else:
+            rows.append({"site": site, "location": "*", "fee_usd": default, "valid_from": None, "valid_to": None})
+        for city in DEAR_CITIES:
+            if rng.random() < 0.7:
+                rows.append({"site": site, "location": city, "fee_usd": float(rng.choice([18, 25, 35])),
+                             "valid_from": None, "valid_to": None})
+    return rows
+
+
+def fee_of(schedule: list[dict], site: str, location: str, when: dt.datetime) -> float:
+    """The schedule's fee for an ad: its city's row if the site has one, else the site's default."""
+    for loc in (location, "*"):
+        for row in schedule:
+            if row["site"] == site and row["location"] == loc \
+                    and (row["valid_from"] is None or row["valid_from"] <= when) \
+                    and (row["valid_to"] is None or when < row["valid_to"]):
+                return row["fee_usd"]
+    raise LookupError(f"no fee for {site} {location}")
 
 
 def image_hash(seed: int, label: str) -> str:
@@ -153,9 +188,15 @@ def image_hash(seed: int, label: str) -> str:
 
 
 def plan_ads(rng: np.random.Generator, seed: int, start: dt.datetime, days: int, n_op: int, n_bg: int,
-             n_bg_authors: int) -> tuple[list[Author], list[dict]]:
+             n_bg_authors: int, schedule: list[dict] | None = None, messy: np.random.Generator | None = None
+             ) -> tuple[list[Author], list[dict]]:
     """The operation's two authors and ``n_bg_authors`` independent ones, and every ad's time and place
-    (text is written later, once the addresses it may print are known)."""
+    (text is written later, once the addresses it may print are known).
+
+    With a fee ``schedule`` each ad's ``fee_usd`` is the schedule's fee for its site, city and time. With
+    ``messy`` (a random stream of its own, so the rest of the world does not move) some independent ads
+    are paid by other means (``paid_with`` = ``card``: no Bitcoin payment) and some are paid but never
+    scraped (``scraped`` False: their payment is on the chain, the ad is not in the store)."""
     circuit = [0, 1, 2, 4, 6]  # the operation moves New York -> Newark -> Atlanta -> Chicago -> Dallas
     op_phones = [fiction_phone(rng, c) for c in (0, 2, 4)]
     op_images = [image_hash(seed, f"op-{k}") for k in range(6)]
@@ -202,5 +243,16 @@ def plan_ads(rng: np.random.Generator, seed: int, start: dt.datetime, days: int,
         ad["emails"] = list(a.emails)
         ad["images"] = sorted(set(rng.choice(a.images, size=2, replace=False).tolist()))
         ad["price"] = ad["rate"]
-        a.ads.append(ad["ad_id"])
+        ad["paid_with"], ad["scraped"] = "bitcoin", True
+        if schedule is not None:
+            when = ad["when"].astype("datetime64[us]").astype(dt.datetime)
+            ad["fee_usd"] = fee_of(schedule, site, ad["location"], when)
+        if messy is not None and not a.operation:
+            draw = messy.random()
+            if draw < 0.06:
+                ad["paid_with"] = "card"
+            elif draw < 0.14:
+                ad["scraped"] = False
+        if ad["scraped"]:
+            a.ads.append(ad["ad_id"])
     return authors, ads

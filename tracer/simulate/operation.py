@@ -50,8 +50,16 @@ def _sat(usd: float, btc_usd: float) -> int:
     return int(round(usd / btc_usd * SAT))
 
 
+#: the payment processor quotes BTC at its own rate: the market's within about this share (sd)
+PROCESSOR_RATE_SD = 0.003
+
+
 def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Author], ads: list[dict],
-                  rng: np.random.Generator, start: dt.datetime) -> OperationTruth:
+                  rng: np.random.Generator, start: dt.datetime, messy: np.random.Generator | None = None
+                  ) -> OperationTruth:
+    """The story above. With ``messy`` (a random stream of its own) each fee is converted at the payment
+    processor's rate (the market price off by a fraction of a percent) instead of the market price, and
+    ads marked ``paid_with`` = ``card`` get no Bitcoin payment."""
     o = econ.owners
     led = econ.ledger
     truth = OperationTruth()
@@ -103,6 +111,10 @@ def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Au
         ad["posted_at"] = (times[b] + np.timedelta64(int(rng.integers(120, 900)), "s")).astype(
             "datetime64[us]").astype(dt.datetime)
         btc_usd = float(prices.usd("BTC", times[b]))
+        if messy is not None:
+            btc_usd *= 1 + float(np.clip(messy.normal(0, PROCESSOR_RATE_SD), -0.008, 0.008))
+            if ad.get("paid_with") == "card":
+                continue
         fee = _sat(ad["fee_usd"], btc_usd)
         ad["fee_sat"] = fee
         site_addr = int(rng.choice(truth.site_addrs[ad["site"]]))

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracer.simulate import evm as evm_mod
-from tracer.simulate.ads import CITIES, ad_rows, plan_ads, write_ad
+from tracer.simulate.ads import CITIES, ad_rows, fee_schedule, plan_ads, write_ad
 from tracer.simulate.bank import Bank, account, cash_out
 from tracer.simulate.ledger import FIRST_HEIGHT, Ledger, txid_of
 from tracer.simulate.market import Prices
@@ -42,8 +42,8 @@ def addr_strings(store: Store, ids: list[int] | np.ndarray) -> dict[int, str]:
 
 
 def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_path: Path,
-              progress: Callable[[str, float], None] | None, sources_dir: Path | None = None
-              ) -> tuple[dict[str, int], list[Path], dict[str, str], dt.datetime, Path | None]:
+              progress: Callable[[str, float], None] | None, sources_dir: Path | None = None,
+              ad_fees_known: bool = False) -> tuple[dict[str, int], list[Path], dict[str, str], dt.datetime, Path | None]:
     from tracer.simulate.world import PERIOD_DAYS, START, block_times
 
     def tell(stage: str, frac: float) -> None:
@@ -68,9 +68,13 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     tell("ads and the operation", 0.0)
     arng = rng_for(seed, 4)
     n_bg_ads = int(np.clip(target // 80, 60, 20_000))
-    authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8))
+    # the messy part of the ads (fee schedule, processor rates, ads paid otherwise or never scraped) has a
+    # stream of its own
+    messy = rng_for(seed, 9)
+    schedule = fee_schedule(messy, START, PERIOD_DAYS)
+    authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8), schedule, messy)
     scr = Scripted(econ, times, rng_for(seed, 5))
-    op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START)
+    op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START, messy)
     scr.release()
     econ.release()  # the coin sets are not needed any more: give their memory back before the joins
     tell("writing Bitcoin tables", 0.0)
@@ -90,9 +94,11 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
             op_i += 1
         ad["addresses"] = [btc] if btc else []
         ad["title"], ad["body"] = write_ad(arng, a, ad["city"], ad["rate"], ad["phones"][0], btc)
-        if ad["ad_id"] in op.ad_fees:
+        if ad_fees_known and ad["ad_id"] in op.ad_fees:
             ad["fee_txid"] = txid_of(seed, op.ad_fees[ad["ad_id"]][0])
-    counts["ads"] = store.append("ads", ad_rows(ads, run_id))
+    # a scrape sees the ad, not its payment: fee_txid stays unknown unless asked for (the truth has it);
+    # paid ads the scrape missed are not written at all
+    counts["ads"] = store.append("ads", ad_rows([ad for ad in ads if ad["scraped"]], run_id))
 
     # -- USDT on the simulated EVM chain ------------------------------------------------------------
     erng = rng_for(seed, 7)
@@ -231,7 +237,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
         fiat={"accounts": fiat["accounts"], "lumen": lumen_account,
               "structuring": [fiat_id(g) for g in fiat["structuring"]],
               "funnel": [fiat_id(g) for g in fiat["funnel"]], "cycle": [fiat_id(g) for g in fiat["cycle"]]},
-        reports=[r["report_id"] for r in records], tagpack=tagpack, first_height=FIRST_HEIGHT,
+        reports=[r["report_id"] for r in records], tagpack=tagpack, schedule=schedule, first_height=FIRST_HEIGHT,
         last_height=FIRST_HEIGHT + len(times) - 1,
     )
     manifest = None

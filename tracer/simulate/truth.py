@@ -66,7 +66,8 @@ def _owner_table(econ: Any, cfg: dict) -> pa.Table:
 
 def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: dict, econ: Any, scr: Any, op: Any,
                 authors: list, ads: list[dict], evm: dict, fiat: dict, reports: list[str], tagpack: Path,
-                first_height: int, last_height: int) -> tuple[list[Path], dict[str, str]]:
+                first_height: int, last_height: int, schedule: list[dict] | None = None
+                ) -> tuple[list[Path], dict[str, str]]:
     from tracer.simulate.pipeline import addr_strings
 
     con = store.con
@@ -178,9 +179,15 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
         "authors": sorted({ad["author"].author_id for ad in op_ads}),
         "ad_fee_txids": {ad["ad_id"]: txid(op.ad_fees[ad["ad_id"]][0]) for ad in op_ads if ad["ad_id"] in op.ad_fees},
     })
+    # links of the ads the store holds; paid ads the scrape missed and ads paid by other means apart
+    scraped = {ad["ad_id"] for ad in ads if ad.get("scraped", True)}
     patterns.append({"id": "operation-1/ad-payments", "type": "ad_payment_linking", "chain": "bitcoin",
                      "actor": "all", "links": {ad_id: {"txid": txid(tx), "fee_sat": sat}
-                                               for ad_id, (tx, sat) in sorted(op.ad_fees.items())}})
+                                               for ad_id, (tx, sat) in sorted(op.ad_fees.items()) if ad_id in scraped},
+                     "unscraped_paid_ads": {ad_id: {"txid": txid(tx), "fee_sat": sat}
+                                            for ad_id, (tx, sat) in sorted(op.ad_fees.items()) if ad_id not in scraped},
+                     "paid_otherwise": sorted(ad["ad_id"] for ad in ads if ad.get("paid_with", "bitcoin") != "bitcoin"),
+                     "fee_schedule": Path(f"{stem}.fees.csv").name if schedule is not None else None})
     patterns.append({"id": "operation-1/usdt-layering", "type": "layering", "chain": "sim-evm", "actor": "operation-1",
                      "txids": evm["txids"][1] + evm["txids"][2] + evm["txids"][3],
                      "addresses": [evm_addr[evm["op"][k]] for k in ("evm-1", "evm-2", "evm-3")],
@@ -202,5 +209,16 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
         "actors": actors, "patterns": patterns, "reports": reports,
         "companions": {"addresses": addr_file.name, "transactions": tx_file.name, "tagpack": tagpack.name},
     }
+    files = [truth_path, addr_file, tx_file]
+    if schedule is not None:  # the sites' fee schedule, as `tracer ads link --fees` reads it
+        fees = Path(f"{stem}.fees.csv")
+        lines = ["site,location,fee_usd,valid_from,valid_to"]
+        for row in schedule:
+            when = [row[k].strftime("%Y-%m-%dT%H:%M:%SZ") if row[k] else "" for k in ("valid_from", "valid_to")]
+            location = f'"{row["location"]}"' if "," in row["location"] else row["location"]
+            lines.append(f"{row['site']},{location},{row['fee_usd']:g},{when[0]},{when[1]}")
+        fees.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        truth["companions"]["fee_schedule"] = fees.name
+        files.append(fees)
     truth_path.write_text(json.dumps(truth, indent=1, sort_keys=False, default=str), encoding="utf-8")
-    return [truth_path, addr_file, tx_file], {p["id"]: p["type"] for p in patterns}
+    return files, {p["id"]: p["type"] for p in patterns}

@@ -130,6 +130,7 @@ def simulate(
     truth_path: Path,
     progress: Callable[[str, float], None] | None = None,
     sources_dir: Path | None = None,
+    ad_fees_known: bool = False,
 ) -> SimulationSummary:
     """Generate a seeded trafficking-finance world into ``store`` and its ground truth at ``truth_path``.
 
@@ -140,6 +141,8 @@ def simulate(
     ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
     written as the source files the ingesters read, with a manifest of the ingest steps in order
     (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
+    Ads are stored as a scrape sees them: their fee payment (``fee_txid``, ``fee_amount``) is unknown
+    to the store and only in the truth, unless ``ad_fees_known``.
     """
     from tracer.simulate.pipeline import run_world
 
@@ -171,7 +174,8 @@ def simulate(
     try:
         with store.transaction():
             counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed), world_config(target),
-                                                               truth_path, progress, sources_dir)
+                                                               truth_path, progress, sources_dir,
+                                                               ad_fees_known)
             run.add(**counts)
     except BaseException as exc:
         run.fail(exc)

@@ -3,7 +3,8 @@
 Record format (docs/formats.md; CSV, JSON Lines or a JSON array): ``site``, ``ad_id``, ``posted_at``
 (ISO-8601 with its time zone offset), ``title``, ``body``, ``price``, ``currency``, ``phones``,
 ``emails``, ``location``, ``lat``, ``lon``, ``image_hashes``, and the posting fee if known
-(``fee_chain``, ``fee_txid``, ``fee_amount`` in the asset's base unit, ``fee_asset``). Portnoff et al.
+(``fee_chain``, ``fee_txid``, ``fee_amount`` in the asset's base unit, ``fee_asset``) and the posting fee
+in USD where the site shows it (``fee_usd``: what ``tracer ads link`` looks for). Portnoff et al.
 ("Backpage and Bitcoin", KDD 2017) link an ad to its fee payment by posting time and price, so the
 posting time must be placed exactly on the UTC line: a time without an offset is refused unless a
 default time zone is given.
@@ -47,10 +48,11 @@ AD_SCHEMA = pa.schema([
     ("addresses", pa.list_(pa.string())), ("fee_chain", pa.string()), ("fee_txid", pa.string()),
     ("fee_amount", pa.decimal128(38, 0)), ("fee_asset", pa.string()), ("pii_hashed", pa.bool_()),
     ("posted_offset", pa.string()), ("source_line", pa.int64()), ("run_id", pa.int64()),
+    ("fee_usd", pa.decimal128(18, 2)),
 ])
 #: what an ad says: two records of one (site, ad_id) with these equal are the same ad
 AD_CONTENT = ("posted_at", "title", "body", "price", "currency", "phones", "emails", "location", "lat", "lon",
-              "image_hashes", "fee_chain", "fee_txid", "fee_amount", "fee_asset", "pii_hashed", "posted_offset")
+              "image_hashes", "fee_chain", "fee_txid", "fee_amount", "fee_asset", "pii_hashed", "posted_offset", "fee_usd")
 _TXID = {"bitcoin": re.compile(r"[0-9a-f]{64}"), "ethereum": re.compile(r"0x[0-9a-f]{64}"),
          "tron": re.compile(r"[0-9a-f]{64}")}
 
@@ -101,6 +103,9 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             lat = _coordinate(rec.get("lat"), -90, 90, "latitude")
             lon = _coordinate(rec.get("lon"), -180, 180, "longitude")
             fee_amount = parse_decimal(rec["fee_amount"], 0) if str(rec.get("fee_amount") or "").strip() else None
+            fee_usd = parse_decimal(rec["fee_usd"], 2) if str(rec.get("fee_usd") or "").strip() else None
+            if fee_usd is not None and fee_usd <= 0:
+                raise ValueError(f"fee_usd {fee_usd} is not positive")
         except ValueError as exc:
             refused.add(position, raw, f"bad number: {exc}")
             continue
@@ -145,7 +150,7 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             "image_hashes": split_list(rec.get("image_hashes")), "addresses": addresses, "fee_chain": fee_chain,
             "fee_txid": fee_txid, "fee_amount": fee_amount,
             "fee_asset": str(rec.get("fee_asset") or "").strip() or None, "pii_hashed": hash_pii,
-            "posted_offset": offset, "source_line": line, "run_id": run.run_id,
+            "posted_offset": offset, "source_line": line, "run_id": run.run_id, "fee_usd": fee_usd,
         })
     read = len(rows) + len(refused)
     try:

@@ -1,0 +1,123 @@
+"""Ads ↔ payments: a simulated world whose ads are stored as a scrape sees them (the fee payments only in
+the truth), linked with the sites' fee schedule and scored against the truth; the assignment, the fee
+schedule's refusals, author grouping and the explanation of a link."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tracer
+from heuristics.ads import LinkParams, read_fee_schedule
+from heuristics.ads.linking import assign
+from tracer.errors import IngestError, MoneytrailError
+from tracer.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ads")
+    ws = tracer.open(folder / "w.duckdb")
+    summary = simulate(ws.store, seed=7, scale="test", truth_path=folder / "truth.json")
+    ws.cluster()
+    grouped = ws.group_ads()
+    linked = ws.link_ads(folder / "truth.fees.csv")
+    yield ws, json.loads(summary.truth_path.read_text()), grouped, linked
+    ws.close()
+
+
+def truth_links(truth: dict) -> dict[str, str]:
+    pattern = next(p for p in truth["patterns"] if p["type"] == "ad_payment_linking")
+    return {ad: v["txid"] for ad, v in pattern["links"].items()}
+
+
+def test_the_store_does_not_know_which_payment_bought_an_ad(world):
+    ws, truth, _, _ = world
+    assert ws.rows("SELECT count(*), count(fee_txid), count(fee_amount) FROM ads") == [(87, 0, 0)]
+    pattern = next(p for p in truth["patterns"] if p["type"] == "ad_payment_linking")
+    assert (len(pattern["links"]), len(pattern["unscraped_paid_ads"]), len(pattern["paid_otherwise"])) == (84, 3, 3)
+    # paid ads the scrape missed are not in the store; ads paid otherwise are
+    assert ws.rows("SELECT count(*) FROM ads WHERE ad_id IN (SELECT unnest(?))",
+                   [list(pattern["unscraped_paid_ads"])]) == [(0,)]
+    assert ws.rows("SELECT count(*) FROM ads WHERE ad_id IN (SELECT unnest(?))", [pattern["paid_otherwise"]]) == [(3,)]
+
+
+def test_ads_are_linked_to_their_fee_payments_as_the_truth_says(world):
+    ws, truth, _, result = world
+    links = truth_links(truth)
+    got = dict(ws.rows("SELECT ad_id, txid FROM ad_payments WHERE method = 'fee_match'"))
+    right = sum(1 for ad, tx in got.items() if links.get(ad) == tx)
+    assert (result.ads, result.ads_with_fee, result.linked, len(got), right) == (87, 87, 84, 84, 83)
+    assert result.site_addresses == {"label": 15}
+
+
+def test_one_payment_buys_at_most_one_ad_and_one_ad_has_at_most_one_payment(world):
+    ws, _, _, _ = world
+    assert ws.rows("SELECT count(*), count(DISTINCT (txid, n)), count(DISTINCT (site, ad_id)) FROM ad_payments") \
+        == [(84, 84, 84)]
+    # every accepted link is its ad's chosen candidate, and the candidates are ranked from 1 per ad
+    assert ws.rows("""SELECT count(*) FROM ad_payments p JOIN ad_payment_candidates c
+                      ON c.site = p.site AND c.ad_id = p.ad_id AND c.txid = p.txid AND c.n = p.n AND c.chosen""") \
+        == [(84,)]
+    assert ws.rows("SELECT min(rank), count(*) FILTER (WHERE rank = 1) FROM ad_payment_candidates") == [(1, 85)]
+
+
+def test_fees_come_from_the_schedule_by_city_and_the_sites_default(world):
+    ws, _, _, _ = world
+    assert ws.rows("""SELECT fee_source, count(*) FROM ad_payment_candidates WHERE rank = 1
+                      GROUP BY 1 ORDER BY 1""") == [("schedule:*", 69), ("schedule:chicago, il", 1),
+                                                    ("schedule:miami, fl", 1), ("schedule:new york, ny", 14)]
+
+
+def test_explain_names_the_fee_the_price_and_why_the_chosen_payment_won(world):
+    ws, truth, _, _ = world
+    ad = sorted(truth_links(truth))[0]
+    e = ws.explain_ad(ad)
+    assert e.link is not None and e.link["txid"] == truth_links(truth)[ad]
+    assert e.candidates[0]["chosen"] and e.why.startswith(f"{e.link['txid']}:{e.link['n']} pays ")
+    assert e.price_btc_usd == pytest.approx(e.candidates[0]["usd"] / (float(e.candidates[0]["amount"]) / 1e8))
+    with pytest.raises(MoneytrailError, match="^ad no-such-ad: not in the store$"):
+        ws.explain_ad("no-such-ad")
+
+
+def test_ads_sharing_phones_are_grouped_into_their_authors(world):
+    ws, truth, grouped, _ = world
+    assert (grouped.ads, grouped.groups, grouped.grouped_ads, grouped.largest) == (87, 11, 87, 30)
+    op = next(p for p in truth["patterns"] if p["type"] == "ad_author_linking")
+    assert ws.rows("SELECT count(DISTINCT group_id), min(basis) FROM ad_groups WHERE ad_id IN (SELECT unnest(?))",
+                   [op["ads"]]) == [(1, "phone")]
+
+
+def test_the_assignment_gives_each_payment_to_the_ad_it_fits_best():
+    # two ads, two payments: ad 0 fits payment 0 a little better, but ad 1 can only take payment 0
+    ad = np.array([0, 0, 1])
+    pay = np.array([0, 1, 0])
+    score = np.array([0.9, 0.8, 0.5])
+    assert assign(ad, pay, score).tolist() == [False, True, True]
+    # equal scores: the earlier ad gets the earlier payment
+    assert assign(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]), np.full(4, 0.5)).tolist() == [True, False, False, True]
+
+
+def test_a_fee_schedule_with_a_bad_row_is_refused_with_its_line(tmp_path):
+    bad = tmp_path / "fees.csv"
+    bad.write_text("site,location,fee_usd\nnightlist.example,*,8\nnightlist.example,*,-3\n")
+    with pytest.raises(IngestError, match=r"fees.csv at line 3: fee_usd must be a positive amount: '-3'$"):
+        read_fee_schedule(bad)
+    bad.write_text("site,location,fee_usd,valid_from,valid_to\nx.example,*,8,,2024-05-15\nx.example,*,9,2024-05-14,\n")
+    with pytest.raises(IngestError, match=r"at line 3: x.example \*: overlaps the fee of line 2$"):
+        read_fee_schedule(bad)
+    bad.write_text("site,fee\nx.example,8\n")
+    with pytest.raises(IngestError, match="missing: location, fee_usd$"):
+        read_fee_schedule(bad)
+    with pytest.raises(MoneytrailError, match="^--tolerance 2: must be a share between 0 and 1"):
+        LinkParams(tolerance=2).check()
+
+
+def test_ads_carry_their_fee_payment_only_when_asked(tmp_path):
+    with tracer.open(tmp_path / "w.duckdb") as ws:
+        summary = simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "truth.json", ad_fees_known=True)
+        links = truth_links(json.loads(summary.truth_path.read_text()))
+        stored = dict(ws.rows("SELECT ad_id, fee_txid FROM ads WHERE fee_txid IS NOT NULL"))
+    assert stored == links
