@@ -250,3 +250,20 @@ def test_testnet_store_takes_tb1_tagpack_labels(store, tmp_path: Path):
     assert store.query("SELECT address, label, pack FROM labels") == [(TESTNET_BECH32, "faucet", "testnet-pack")]
     assert store.query("SELECT position, reason FROM quarantine") == [
         ("line 7 (tag 2)", "a bitcoin regtest address; this store holds bitcoin testnet; filed under BTC")]
+
+
+def test_broken_tagpack_beside_a_good_one_is_refused_and_the_good_one_loads(tmp_path):
+    folder = tmp_path / "packs"
+    folder.mkdir()
+    good = folder / "walletexplorer.yaml"
+    good.write_bytes((Path(__file__).resolve().parents[2] / "fixtures" / "labels" / "tagpacks" / "walletexplorer.yaml")
+                     .read_bytes())
+    broken = folder / "broken.yaml"
+    broken.write_text("header: [\n  bad")
+    store = tracer.open_store(tmp_path / "s.duckdb")
+    for _ in range(2):  # a rerun refuses it again, and records it once
+        with pytest.raises(IngestError, match="(?s)broken.yaml at line 3: not valid YAML.*1 of 2 TagPack"):
+            ingest_labels(store, folder)
+        assert store.query("SELECT source, position FROM quarantine") == [(str(broken), "line 3")]
+    assert store.scalar("SELECT count(*) FROM labels WHERE source_file = ?", [str(good)]) == \
+        store.scalar("SELECT count(*) FROM labels") > 300

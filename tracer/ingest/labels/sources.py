@@ -483,13 +483,28 @@ def ingest_tagpacks(store: Store, path: str | Path, chain_map: dict[str, str] | 
     if not files:
         raise IngestError(str(path), "directory", "no *.yaml TagPacks")
     run = _begin(store, "tagpack", str(path), {"files": [f.name for f in files]})
+    # each pack is its own unit: a broken pack is refused (and quarantined), the packs beside it load
+    refused: list[IngestError] = []
+    batches = []
     try:
         networks = store_networks(store)
-        batches = [(str(f), _tagpack_batch(f, run.run_id, networks)) for f in files]
+        for f in files:
+            try:
+                batches.append((str(f), _tagpack_batch(f, run.run_id, networks)))
+            except IngestError as exc:
+                store.quarantine(run.run_id, exc.source, exc.position, None, f"file refused: {exc.reason}")
+                refused.append(exc)
+        if refused and not batches:
+            raise refused[0]
     except IngestError as exc:
         run.fail(exc)
         raise
-    return _finish(store, batches, run, chain_map)
+    summary = _finish(store, batches, run, chain_map)
+    if refused:
+        first = refused[0]
+        raise IngestError(first.source, first.position,
+                          f"{first.reason}; {len(refused)} of {len(files)} TagPack(s) refused, the others loaded")
+    return summary
 
 
 def export_tagpacks(store: Store, out_dir: str | Path, pack: str | None = None,
