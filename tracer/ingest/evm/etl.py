@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from tracer import chains
 from tracer.errors import IngestError
 from tracer.ingest.evm.node import network_name
 from tracer.ingest.evm.mapper import transfer_words
@@ -278,13 +279,18 @@ def _ts(t: pa.Table, name: str) -> pa.Table:
     return t.set_column(i, name, t[name].cast(pa.timestamp("s")))
 
 
-def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum", chain_id: int = 1,
-               native_asset: str = "ETH", token_prices: dict[str, str] | None = None) -> dict[str, Any]:
+def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str | None = None, chain_id: int = 1,
+               native_asset: str | None = None, token_prices: dict[str, str] | None = None) -> dict[str, Any]:
     """Import ethereum-etl export files (or directories of them) into the store, atomically.
+
+    ``chain`` and ``native_asset`` default to the chain registry's name and native coin for ``chain_id``
+    (:mod:`tracer.chains`: 1 ethereum/ETH, 56 bsc/BNB, ...), as ``tracer ingest evm`` names them.
 
     ``token_prices`` declares which price series values a token contract of this chain
     (``{"0xdac1…": "USDT"}``, see :func:`tracer.store.graph.set_token_price_asset`) before the rows load:
     what a fork or a test chain needs, where a contract at a known address is not the known token."""
+    chain = chain or chains.chain_name(chain_id)
+    native_asset = native_asset or chains.native_symbol(chain_id, chains.native_symbol(chain))
     files = _files(paths)
     run = store.begin_run("etl", ",".join(map(str, paths)), {"chain": chain, "chain_id": chain_id,
                                                              "files": [str(f) for f in files],
