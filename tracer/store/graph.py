@@ -34,6 +34,17 @@ _KEY = "CAST(CAST(md5_number_lower({}) AS HUGEINT) - 9223372036854775808 AS BIGI
 UTXO_ASSET = {c.name: c.native for c in CHAINS if c.kind == "utxo" and c.native}
 
 
+#: The natural key of a ``transfers`` row (and of its flow): a transaction's native transfer (idx 0), its
+#: ERC-20 transfers (idx = log index) and its internal transfers (idx = trace frame number) number their
+#: idx independently, so the kind is part of the key.
+TRANSFER_KEY = ("chain", "txid", "kind", "idx")
+
+
+def transfer_key_match(a: str, b: str) -> str:
+    """SQL: rows ``a`` and ``b`` (table aliases) have the same transfer key."""
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in TRANSFER_KEY)
+
+
 def party_key(chain: str, address: str) -> str:
     """SQL for the 64-bit key of a party, given SQL expressions for its chain and address."""
     return _KEY.format(f"{chain} || ':' || {address}")

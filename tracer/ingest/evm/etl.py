@@ -10,7 +10,8 @@ token metadata cache ``evm_tokens``.
 Files are parsed into Arrow columns of text and converted in one SQL pass (exact: integers are
 cast from their decimal text, never through floats). A value that does not convert names its file
 and line, goes to ``quarantine``, and nothing of the import is written (one transaction).
-Rows are keyed (block height, tx hash, log index), so importing the same export twice adds nothing.
+Rows are keyed (blocks by height, transactions by hash, logs by (hash, log index), transfers by
+(chain, txid, kind, idx)), so importing the same export twice adds nothing.
 
 :func:`export_rows` renders the store back into ethereum-etl's rows, so an import (or an RPC ingest)
 can be checked against ethereum-etl's own output field by field.
@@ -376,8 +377,7 @@ def _load(store: Store, kind: str, t: pa.Table, chain: str, run_id: int, derive_
     if kind == "token_transfers":
         t = _const(_ts(t, "time"), chain=chain, kind="erc20", run_id=run_id)
         t = _fill_from_blocks(store, chain, t)
-        return _replace(store, "transfers", t, "t.chain = n.chain AND t.kind = 'erc20' AND t.txid = n.txid "
-                                               "AND t.idx = n.idx AND t.asset = n.asset")
+        return _replace(store, "transfers", t, graph.transfer_key_match("t", "n"))
     raise AssertionError(kind)
 
 
@@ -458,5 +458,4 @@ def _derive_token_transfers(store: Store, chain: str, logs: pa.Table, run_id: in
         "kind": pa.array(["erc20"] * len(sel)), "source_line": sel["source_line"], "run_id": sel["run_id"],
     })
     t = _fill_from_blocks(store, chain, t)
-    return _replace(store, "transfers", t, "t.chain = n.chain AND t.kind = 'erc20' AND t.txid = n.txid "
-                                           "AND t.idx = n.idx AND t.asset = n.asset")
+    return _replace(store, "transfers", t, graph.transfer_key_match("t", "n"))
