@@ -64,13 +64,13 @@ def transfers_usd(store: Store, chain: str | None = None) -> pa.Table:
     """
     where = "AND f.chain = ?" if chain else ""
     sql = f"""
-        SELECT f.chain, f.asset, f.txid, f.idx, f.src AS from_address, f.dst AS to_address, f.amount_raw,
+        SELECT f.chain, f.asset, f.txid, f.kind, f.idx, f.src AS from_address, f.dst AS to_address, f.amount_raw,
                f.symbol, f.decimals, f.time, f.price_asset,
                CASE WHEN f.price_asset = 'USD' THEN 1.0 ELSE p.usd END AS usd_price, f.usd
         FROM flows f
         LEFT JOIN price_intervals p ON p.asset = f.price_asset AND f.time >= p.valid_from
              AND (p.valid_to IS NULL OR f.time < p.valid_to)
         WHERE f.kind <> 'utxo' {where}
-        ORDER BY f.time, f.txid, f.idx
+        ORDER BY f.time, f.txid, f.kind, f.idx
     """
     return store.arrow(sql, [chain] if chain else None)

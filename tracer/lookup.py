@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.store import Store
+from tracer.store import Store, graph
 from tracer.store.store import utcnow
 
 # The canonical tables of ARCHITECTURE.md whose size an analyst wants to see first.
@@ -37,8 +37,8 @@ _PROVENANCE_TABLES: tuple[str, ...] = (
     "cluster_links", "labels", "ads", "ad_payments", "reports", "report_identifiers", "prices", "alerts",
 )
 
-# Native asset of the UTXO chains, as the `flows` view (migration 004) names them.
-UTXO_ASSETS: dict[str, str] = {"bitcoin": "BTC", "litecoin": "LTC", "bitcoin-cash": "BCH"}
+# Native asset of the UTXO chains, as flows name them (the chain registry, tracer/chains.py).
+UTXO_ASSETS: dict[str, str] = graph.UTXO_ASSET
 UTXO_DECIMALS = 8
 
 MAX_ADDRESS_LENGTH = 256          # longer than any address or "bank:account" party the store holds

@@ -64,9 +64,9 @@ def test_flows_view_values_eth_and_usdt_transfers_like_transfers_usd(tmp_path, a
         "asset": ["ETH", "USDT"], "time": pa.array([t - dt.timedelta(days=1)] * 2, pa.timestamp("us")),
         "usd": [2500.0, 1.0], "source": ["test"] * 2,
     }))
-    ours = {(r["txid"], r["idx"], r["asset"]): r["usd"] for r in transfers_usd(store, "anvil").to_pylist()}
-    flows = store.query("SELECT txid, idx, asset, usd FROM flows WHERE chain = 'anvil' AND symbol IN ('ETH', 'USDT')")
+    ours = {(r["txid"], r["kind"], r["idx"]): r["usd"] for r in transfers_usd(store, "anvil").to_pylist()}
+    flows = store.query("SELECT txid, kind, idx, asset, usd FROM flows WHERE chain = 'anvil' AND symbol IN ('ETH', 'USDT')")
     assert len(flows) == 10  # 6 ether payments (2 into the splitter) + 4 USDT transfers
-    for txid, idx, asset, usd in flows:
-        assert usd == ours[(txid, idx, asset)]
-    assert dict(((r[0], r[2]), r[3]) for r in flows)[(scenario.txs["usdt"], scenario.usdt)] == 250.0
+    for txid, kind, idx, _asset, usd in flows:
+        assert usd == ours[(txid, kind, idx)]
+    assert dict(((r[0], r[3]), r[4]) for r in flows)[(scenario.txs["usdt"], scenario.usdt)] == 250.0

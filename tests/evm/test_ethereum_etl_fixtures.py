@@ -246,7 +246,10 @@ def test_etl_into_a_store_holding_another_chain_id_is_refused(store):
     d = BLOCKS / "block_without_transactions"
     ingest_etl(store, [d / "expected_blocks.csv"])
     with pytest.raises(StoreError, match="refusing to mix"):
-        ingest_etl(store, [BLOCKS / "blocks_with_transactions" / "expected_blocks.csv"], chain_id=11155111)
+        ingest_etl(store, [BLOCKS / "blocks_with_transactions" / "expected_blocks.csv"], chain="ethereum",
+                   chain_id=11155111)
     assert store.query("SELECT height FROM blocks") == [(0,)]
-    assert ingest_etl(store, [BLOCKS / "blocks_with_transactions"], chain="sepolia", chain_id=11155111)["chain"] == (
-        "sepolia")
+    # without --chain, the chain id names the chain (the registry, tracer/chains.py)
+    assert ingest_etl(store, [BLOCKS / "blocks_with_transactions"], chain_id=11155111)["chain"] == "sepolia"
+    assert store.query("SELECT * EXCLUDE (run_id) FROM chains ORDER BY chain") == [
+        ("ethereum", "account", "mainnet", 1), ("sepolia", "account", "sepolia", 11155111)]

@@ -40,6 +40,8 @@ from pathlib import Path
 import phonenumbers
 from eth_utils import keccak
 
+from tracer import chains
+
 os.environ.setdefault("BCL_DATA_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "moneytrail-bitcoinlib"))
 
 B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -308,10 +310,8 @@ _VALIDATORS = {
     "binance-chain": _binance_chain,
     "monero": _monero,
 }
-#: Chains that use EVM (20-byte Keccak) addresses.
-EVM_CHAINS = frozenset({
-    "ethereum", "ethereum-classic", "bsc", "arbitrum", "polygon", "optimism", "avalanche", "base", "kcc",
-})
+#: Chains that use EVM (20-byte Keccak) addresses: every EVM chain of the registry (tracer/chains.py).
+EVM_CHAINS = chains.EVM_CHAINS
 for _chain in EVM_CHAINS:
     _VALIDATORS[_chain] = _evm
 

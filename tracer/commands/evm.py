@@ -41,7 +41,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ] = "block",
         chain: Annotated[
             str | None,
-            typer.Option("--chain", help="Chain name (default from the chain id)."),
+            typer.Option("--chain", help="Chain name (default: the registry's name for the node's chain id)."),
         ] = None,
         confirmations: Annotated[
             int | None,
@@ -98,7 +98,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             list[Path],
             typer.Argument(help="ethereum-etl export files or directories (CSV, JSON)."),
         ],
-        chain: Annotated[str, typer.Option("--chain", help="Chain name.")] = "ethereum",
+        chain: Annotated[
+            str | None,
+            typer.Option("--chain", help="Chain name (default: the registry's name for --chain-id, e.g. 56 bsc)."),
+        ] = None,
         chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id of the export's network.")] = 1,
         token_price: Annotated[
             list[str] | None,

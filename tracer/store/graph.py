@@ -23,12 +23,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tracer.chains import CHAINS
+
 if TYPE_CHECKING:
     from tracer.store.store import Store
 
 # md5 is stable across DuckDB versions (hash() is not): the keys stay valid when DuckDB is upgraded.
 _KEY = "CAST(CAST(md5_number_lower({}) AS HUGEINT) - 9223372036854775808 AS BIGINT)"
-UTXO_ASSET = {"bitcoin": "BTC", "litecoin": "LTC", "bitcoin-cash": "BCH", "dogecoin": "DOGE"}
+# the native coin of every UTXO chain of the registry (tracer/chains.py)
+UTXO_ASSET = {c.name: c.native for c in CHAINS if c.kind == "utxo" and c.native}
+
+
+#: The natural key of a ``transfers`` row (and of its flow): a transaction's native transfer (idx 0), its
+#: ERC-20 transfers (idx = log index) and its internal transfers (idx = trace frame number) number their
+#: idx independently, so the kind is part of the key.
+TRANSFER_KEY = ("chain", "txid", "kind", "idx")
+
+
+def transfer_key_match(a: str, b: str) -> str:
+    """SQL: rows ``a`` and ``b`` (table aliases) have the same transfer key."""
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in TRANSFER_KEY)
 
 
 def party_key(chain: str, address: str) -> str:

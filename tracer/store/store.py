@@ -200,6 +200,10 @@ class Store:
                 "INSERT INTO chains VALUES (?, ?, ?, ?, ?)", [chain, kind, network, chain_id, run_id]
             )
             return
+        if chain_id is not None and row[1] == chain_id and row[0] == f"chain-{chain_id}" != network:
+            # a chain id the registry (tracer/chains.py) did not know when this store was written: same chain
+            self.con.execute("UPDATE chains SET network = ? WHERE chain = ?", [network, chain])
+            return
         if row[0] != network or (chain_id is not None and row[1] is not None and row[1] != chain_id):
             raise StoreError(
                 f"{self.path} holds {chain} {row[0]}"

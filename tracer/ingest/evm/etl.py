@@ -10,7 +10,8 @@ token metadata cache ``evm_tokens``.
 Files are parsed into Arrow columns of text and converted in one SQL pass (exact: integers are
 cast from their decimal text, never through floats). A value that does not convert names its file
 and line, goes to ``quarantine``, and nothing of the import is written (one transaction).
-Rows are keyed (block height, tx hash, log index), so importing the same export twice adds nothing.
+Rows are keyed (blocks by height, transactions by hash, logs by (hash, log index), transfers by
+(chain, txid, kind, idx)), so importing the same export twice adds nothing.
 
 :func:`export_rows` renders the store back into ethereum-etl's rows, so an import (or an RPC ingest)
 can be checked against ethereum-etl's own output field by field.
@@ -28,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from tracer import chains
 from tracer.errors import IngestError
 from tracer.ingest.evm.node import network_name
 from tracer.ingest.evm.mapper import transfer_words
@@ -278,13 +280,18 @@ def _ts(t: pa.Table, name: str) -> pa.Table:
     return t.set_column(i, name, t[name].cast(pa.timestamp("s")))
 
 
-def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str = "ethereum", chain_id: int = 1,
-               native_asset: str = "ETH", token_prices: dict[str, str] | None = None) -> dict[str, Any]:
+def ingest_etl(store: Store, paths: Sequence[Path | str], chain: str | None = None, chain_id: int = 1,
+               native_asset: str | None = None, token_prices: dict[str, str] | None = None) -> dict[str, Any]:
     """Import ethereum-etl export files (or directories of them) into the store, atomically.
+
+    ``chain`` and ``native_asset`` default to the chain registry's name and native coin for ``chain_id``
+    (:mod:`tracer.chains`: 1 ethereum/ETH, 56 bsc/BNB, ...), as ``tracer ingest evm`` names them.
 
     ``token_prices`` declares which price series values a token contract of this chain
     (``{"0xdac1…": "USDT"}``, see :func:`tracer.store.graph.set_token_price_asset`) before the rows load:
     what a fork or a test chain needs, where a contract at a known address is not the known token."""
+    chain = chain or chains.chain_name(chain_id)
+    native_asset = native_asset or chains.native_symbol(chain_id, chains.native_symbol(chain))
     files = _files(paths)
     run = store.begin_run("etl", ",".join(map(str, paths)), {"chain": chain, "chain_id": chain_id,
                                                              "files": [str(f) for f in files],
@@ -370,8 +377,7 @@ def _load(store: Store, kind: str, t: pa.Table, chain: str, run_id: int, derive_
     if kind == "token_transfers":
         t = _const(_ts(t, "time"), chain=chain, kind="erc20", run_id=run_id)
         t = _fill_from_blocks(store, chain, t)
-        return _replace(store, "transfers", t, "t.chain = n.chain AND t.kind = 'erc20' AND t.txid = n.txid "
-                                               "AND t.idx = n.idx AND t.asset = n.asset")
+        return _replace(store, "transfers", t, graph.transfer_key_match("t", "n"))
     raise AssertionError(kind)
 
 
@@ -452,5 +458,4 @@ def _derive_token_transfers(store: Store, chain: str, logs: pa.Table, run_id: in
         "kind": pa.array(["erc20"] * len(sel)), "source_line": sel["source_line"], "run_id": sel["run_id"],
     })
     t = _fill_from_blocks(store, chain, t)
-    return _replace(store, "transfers", t, "t.chain = n.chain AND t.kind = 'erc20' AND t.txid = n.txid "
-                                           "AND t.idx = n.idx AND t.asset = n.asset")
+    return _replace(store, "transfers", t, graph.transfer_key_match("t", "n"))

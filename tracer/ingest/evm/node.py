@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
+from tracer import chains
 from tracer.errors import IngestError
 from tracer.ingest.evm import load as evm_load
 from tracer.ingest.evm.load import Scope
@@ -33,17 +34,18 @@ from tracer.ingest.evm.rpc import TRANSFER_TOPIC, MethodNotSupported, RpcClient,
 from tracer.ingest.evm.tokens import KNOWN_TOKENS, fetch_metadata
 from tracer.store import Store
 
-NETWORKS = {1: "mainnet", 5: "goerli", 17000: "holesky", 11155111: "sepolia", 31337: "anvil", 1337: "dev"}
-DEV_CHAIN_IDS = {31337, 1337}
+DEV_CHAIN_IDS = chains.DEV_CHAIN_IDS
 
 
 def default_chain_name(chain_id: int) -> str:
-    """ethereum for chain id 1, anvil for 31337, evm-<id> otherwise (override with --chain)."""
-    return {1: "ethereum", 31337: "anvil"}.get(chain_id, f"evm-{chain_id}")
+    """The chain registry's name for ``chain_id`` (1 ethereum, 56 bsc, 31337 anvil, ...; see
+    :mod:`tracer.chains`), ``evm-<id>`` for an id it does not know (override with --chain)."""
+    return chains.chain_name(chain_id)
 
 
 def network_name(chain_id: int) -> str:
-    return NETWORKS.get(chain_id, f"chain-{chain_id}")
+    """The network the ``chains`` table records for ``chain_id`` (``mainnet``, ``sepolia``, ...)."""
+    return chains.network_of(chain_id)
 
 
 def default_confirmations(chain_id: int) -> int:
@@ -124,7 +126,7 @@ def ingest_evm(
     confirmations: int | None = None,
     batch_size: int = 100,
     workers: int = 2,
-    native_asset: str = "ETH",
+    native_asset: str | None = None,
     max_reorg_depth: int = 256,
     progress: Callable[[int, int, int], None] | None = None,
     trace_api: str = "call",
@@ -138,6 +140,7 @@ def ingest_evm(
     ``trace_api`` (with ``traces``): ``call`` (geth's debug_traceBlockByNumber with callTracer; falls
     back to ``parity`` if the node lacks it) or ``parity`` (``trace_block``: erigon, nethermind).
     ``transport`` (when ``rpc`` is a URL): ``web3`` (web3.py's HTTPProvider) or ``raw`` (requests).
+    ``chain`` and ``native_asset`` default to the chain registry's name and coin for the node's chain id.
     """
     if receipts not in ("block", "tx", "none"):
         raise ValueError(f"receipts must be block, tx or none, not {receipts!r}")
@@ -147,6 +150,8 @@ def ingest_evm(
     url = client.url
     chain_id = client.chain_id()
     chain = chain or default_chain_name(chain_id)
+    # the chain id's native coin (56: BNB), else the named chain's, else ETH
+    native_asset = native_asset or chains.native_symbol(chain_id, chains.native_symbol(chain))
     token_set = resolve_tokens(tokens, chain_id)
     confirmations = default_confirmations(chain_id) if confirmations is None else confirmations
     tip = client.block_number()
@@ -157,7 +162,7 @@ def ingest_evm(
     params = {"from_block": from_block, "to_block": to_block, "resolved_to_block": end, "tokens":
               sorted(token_set) if token_set else None, "traces": traces, "receipts": receipts,
               "chain_id": chain_id, "confirmations": confirmations, "batch_size": batch_size,
-              "transport": client.transport}
+              "transport": client.transport, "native_asset": native_asset}
     run = store.begin_run("evm", url, params)
     result = EvmIngestResult(run.run_id, chain, chain_id, from_block, end, receipts_mode=receipts,
                              transport=client.transport, tokens=checksummed(token_set))

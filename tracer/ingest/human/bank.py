@@ -33,7 +33,9 @@ numbered across chunks with numpy (:class:`Occurrences`); with one (AMLSim ``tra
 ``txid`` column) ``txid`` is ``<dataset>:<id>`` and ``idx`` 0. A key already stored with the same
 content and ground truth is "already stored"; with anything else different it is quarantined naming
 the stored row's file and line. The insert anti-joins on (chain, txid, idx) unless the store holds no
-fiat rows yet (content keys are unique within a file by construction), so re-running adds nothing.
+fiat rows yet (content keys are unique within a file by construction), so re-running adds nothing. That is
+stricter than the transfers key (chain, txid, kind, idx): a fiat row's kind is its payment format, part of
+what it says, so a second row under a stored id with another format is a collision, not a new transfer.
 """
 
 from __future__ import annotations

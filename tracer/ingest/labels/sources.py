@@ -37,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from tracer import chains
 from tracer.errors import IngestError
 from tracer.ingest.csvread import Refused, append_new, quarantine_many, read_lines, reason_counts
 from tracer.codecs.identifiers import (
@@ -51,20 +52,12 @@ from tracer.ingest.bitcoin.network import NETWORKS
 from tracer.store import Store
 from tracer.store.store import Run
 
-#: OFAC asset codes and TagPack currency/network codes -> the store's chain names.
-ASSET_CHAINS: dict[str, str] = {
-    "XBT": "bitcoin", "BTC": "bitcoin", "ETH": "ethereum", "TRX": "tron", "LTC": "litecoin",
-    "BCH": "bitcoin-cash", "BSV": "bitcoin-sv", "BTG": "bitcoin-gold", "DASH": "dash", "XMR": "monero",
-    "ZEC": "zcash", "XRP": "ripple", "XVG": "verge", "ETC": "ethereum-classic", "BSC": "bsc",
-    "BEP20": "bsc", "BNB": "bsc", "ARB": "arbitrum", "KCS": "kcc", "DOGE": "dogecoin",
-    "BEP2": "binance-chain", "MATIC": "polygon", "POL": "polygon", "OP": "optimism", "AVAX": "avalanche", "BASE": "base",
-}
+#: OFAC asset codes and TagPack currency/network codes -> the store's chain names (the chain registry,
+#: :mod:`tracer.chains`, is the one place they are listed).
+ASSET_CHAINS: dict[str, str] = chains.CODES
 #: Tokens that live on several chains: the address's own form decides, in this order of preference
 #: (an Omni USDT address is a Bitcoin address).
-MULTI_CHAIN_ASSETS: dict[str, tuple[str, ...]] = {
-    "USDT": ("ethereum", "tron", "bitcoin"),
-    "USDC": ("ethereum", "tron"),
-}
+MULTI_CHAIN_ASSETS: dict[str, tuple[str, ...]] = chains.MULTI_CHAIN_CODES
 
 #: GraphSense tagpack-tool confidence.csv: confidence id -> level (0..100).
 CONFIDENCE_LEVELS: dict[str, int] = {
@@ -94,7 +87,10 @@ _LABEL_SCHEMA = pa.schema([
 
 
 def chain_for(asset: str, address: str) -> str:
-    """The chain an address filed under ``asset`` belongs to; raise InvalidIdentifier if none fits."""
+    """The chain an address filed under ``asset`` belongs to; raise InvalidIdentifier if none fits.
+
+    ``asset`` is an OFAC asset or TagPack currency/network code (``XBT``, ``BEP20``) or a chain name of
+    the registry (``bsc``, ``sepolia``): both resolve through :func:`tracer.chains.resolve`."""
     code = asset.strip().upper()
     if code in MULTI_CHAIN_ASSETS:
         for chain in MULTI_CHAIN_ASSETS[code]:
@@ -106,7 +102,7 @@ def chain_for(asset: str, address: str) -> str:
         raise InvalidIdentifier(
             f"not a valid address on any chain {code} is filed for ({', '.join(MULTI_CHAIN_ASSETS[code])})"
         )
-    chain = ASSET_CHAINS.get(code)
+    chain = chains.resolve(asset)
     if chain is None:
         raise InvalidIdentifier(f"unknown asset or network code {asset!r}")
     return chain
@@ -577,11 +573,10 @@ def export_tagpacks(store: Store, out_dir: str | Path, pack: str | None = None,
 
 
 _MISSING = object()
-_CHAIN_CURRENCY = {v: k for k, v in ASSET_CHAINS.items() if k not in ("XBT", "BEP20", "BNB", "POL")}
 
 
 def _chain_currency(chain: str) -> str:
-    return _CHAIN_CURRENCY.get(chain, chain.upper())
+    return chains.code_of(chain)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,8 +618,10 @@ def _csv_batch(path: Path, run_id: int, default_source: str, networks: dict[str,
                 if not 0 <= level <= 1:
                     batch.refused.add(f"line {number}", raw, "confidence must lie in [0, 1]")
                     continue
-        chain = row["chain"].lower()
-        asset = _chain_currency(chain) if chain in _CHAIN_CURRENCY else row["chain"]
+        # a chain name of the registry (bsc) or a code (BNB); the code is kept as the source asset
+        chain = chains.resolve(row["chain"])
+        code = row["chain"].strip().upper()
+        asset = code if code in chains.CODES else _chain_currency(chain) if chain is not None else row["chain"]
         batch.add(asset=asset, address=row["address"], label=row["label"], line=number,
                   position=f"line {number}", raw=raw,
                   category=row.get("category") or None, source=row.get("source") or default_source,
