@@ -207,3 +207,34 @@ def test_a_chain_without_forks_keeps_every_block_and_flow(loaded):
     # mainnet's first blocks are at the minimum difficulty: 0x100010001 hashes each
     assert s.query("SELECT CAST(chainwork AS BIGINT), work_root FROM blocks WHERE height = 438") == [
         (439 * 0x100010001, "0" * 64)]
+
+
+def test_stale_competitor_of_a_real_block_is_not_in_flows(tmp_path):
+    """A blk file holding real mainnet block 413567 and a competitor at the same height, built here on the
+    same parent with a valid header under regtest rules (a real block's proof of work also meets regtest's
+    limit): the real block carries far more work, so it is the best chain; the competitor is kept, marked
+    stale, and its coinbase is in no flow."""
+    from tracer.ingest.bitcoin.network import network
+    from tracer.ingest.bitcoin.parse import parse_blocks
+
+    from .conftest import BTC as FIXTURES
+
+    real = (FIXTURES / "block-413567.raw").read_bytes()
+    parent = real[4:36]
+    rival_miner = party(21)
+    rival = make_block(parent, 413567, [], time=int.from_bytes(real[68:72], "little") + 1,
+                       coinbase_outputs=[TxOut(50 * BTC, rival_miner[0])])
+    path = tmp_path / "blk00000.dat"
+    path.write_bytes(blk_file([real, rival]))
+    parsed, _ = parse_blocks(real, [(0, len(real))], network("regtest"), "real")
+    real_hash = parsed.blocks[0]["hash"]
+    with tracer.open_store(tmp_path / "s.duckdb") as s:
+        summary = ingest_bitcoin(s, [path], network_name="regtest")
+        assert (summary.blocks, summary.blocks_stale) == (2, 1)
+        assert best(s) == {real_hash: True, hx(block_hash(rival)): False}
+        assert s.query("SELECT height FROM blocks ORDER BY in_best_chain") == [(413567,), (413567,)]
+        # the flows are exactly the real block's: its outputs, and none of the rival's coinbase
+        assert s.scalar("SELECT count(*) FROM flows WHERE leg = 'out'") == len(parsed.outputs)
+        assert s.scalar("SELECT sum(amount) FROM flows WHERE leg = 'out'") == sum(parsed.outputs["value"].to_pylist())
+        assert s.scalar("SELECT count(*) FROM flows WHERE dst = ?", [rival_miner[1]]) == 0
+        assert s.scalar("SELECT count(*) FROM stale_transactions") == 1
