@@ -134,6 +134,13 @@ class Workspace:
 
         return forward_taint(self.store, sources, model=model, hops=hops, chain=chain)
 
+    def exposure(self, seeds: list[str], hops: int = 3) -> Any:
+        """How much of the seeds' money came from and went to each label category, direct and within
+        ``hops`` (haircut-weighted), and the risk level with its rule (:mod:`tracer.trace.exposure`)."""
+        from tracer.trace.exposure import exposure
+
+        return exposure(self, list(seeds), hops=hops)
+
     def find_paths(self, a: str, b: str, hops: int = 6, max_degree: int | None = 1000, limit: int = 5) -> list[list[dict]]:
         """The shortest value-carrying paths from ``a`` to ``b``."""
         from tracer.trace import path

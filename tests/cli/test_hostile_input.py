@@ -132,6 +132,8 @@ def cases() -> list[Case]:
              "--since yesterday: not a date or time (YYYY-MM-DD[THH:MM[:SS]])"),
         Case("taint-not-an-outpoint", ("taint", "notanoutput"), "notanoutput: a source is txid:n (an output)"),
         Case("taint-unknown-tx", ("taint", "ab:0"), "ab: not a transaction in this store"),
+        Case("exposure-unknown-seed", ("exposure", "1NotInTheStore"),
+             "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("path-unknown-seed", ("path", "1NotInTheStore", "1B"),
              "1NotInTheStore: not an address, account, cluster or transaction in this store"),
         Case("cluster-explain-missing-store", ("--db", nope, "cluster", "explain", "1A", "1B"),
@@ -159,7 +161,7 @@ def cases() -> list[Case]:
                    ("ingest", "labels", f"{d}/labels.csv"), ("ingest", "etl", f"{d}/blocks.csv"),
                    ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
                    ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels"),
-                   ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0"),
+                   ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0"), ("exposure", "1A"),
                    ("ads", "link"), ("ads", "explain", "ad-1"), ("ads", "group")]
     for args in store_users:
         name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster", "ads") else args[0]
@@ -278,7 +280,7 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
     assert tried == listed == {
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
-        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint",
+        "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint", "exposure",
         "ads link", "ads explain", "ads group"}
 
 

@@ -105,3 +105,30 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             except ValueError as exc:
                 raise MoneytrailError(str(exc)) from None
         print(json.dumps(result))
+
+    @app.command("exposure")
+    def exposure_cmd(
+        ctx: typer.Context,
+        seeds: list[str] = typer.Argument(..., help="An address, bank account or cluster:N (several: one subject)."),
+        hops: int = typer.Option(3, "--hops", min=1, max=10, help="Direct (1) and indirect exposure within N hops."),
+        fmt: str = typer.Option("json", "--format", help="json or table."),
+    ) -> None:
+        """Exposure to label categories, received and sent, direct and within N hops, and a risk level."""
+        from tracer.trace import SeedError
+
+        if fmt not in ("json", "table"):
+            raise MoneytrailError(f"--format {fmt}: json or table")
+        with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
+            try:
+                result = ws.exposure(seeds, hops=hops).as_json()
+            except SeedError as exc:
+                raise MoneytrailError(str(exc)) from None
+        if fmt == "json":
+            print(json.dumps(result, default=str))
+            return
+        print(f"{', '.join(seeds)}: risk {result['risk']['level']} — {result['risk']['rule']}")
+        print(f"  received {result['received_total']:,.2f}, sent {result['sent_total']:,.2f} (USD where priced)")
+        for c in result["categories"]:
+            print(f"  {c['category']:<16} {c['class']:<7} received {c['direct_received']:,.2f} direct, "
+                  f"{c['indirect_received']:,.2f} indirect ({c['share_received']:.1%}); sent {c['direct_sent']:,.2f} "
+                  f"direct, {c['indirect_sent']:,.2f} indirect ({c['share_sent']:.1%})")
