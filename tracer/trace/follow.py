@@ -125,32 +125,31 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
 
 def _one_hop(ws: Workspace, nodes: list[int], arrival: dict[int, int], direction: str, p: TraceParams):
     """One hop from party nodes: their movements, and through UTXO transaction nodes the second leg."""
+    side = "dst_id" if direction == "out" else "src_id"
+    pick = min if direction == "out" else max
     first = _arrays(ws.hop(nodes, direction))
     keep = _allowed(first, p, arrival, direction)
-    side_to = "dst_id" if direction == "out" else "src_id"
-    used: list[int] = []
-    reached: dict[int, int] = {}
-    for fid, to, t in zip(first["flow_id"][keep], first[side_to][keep], first["time"][keep], strict=True):
-        used.append(int(fid))
-        if to > 0:
-            reached[int(to)] = min(reached.get(int(to), NEVER), int(t)) if direction == "out" else \
-                max(reached.get(int(to), -NEVER), int(t))
-    tx_nodes = sorted({int(n) for n in first[side_to][keep] if n < 0})
+    used = first["flow_id"][keep].tolist()
+    near = _arrivals(first, keep, side, pick)
+    reached = {n: t for n, t in near.items() if n > 0}
+    tx_nodes = sorted(n for n in near if n < 0)
     if tx_nodes:
         second = _arrays(ws.hop(tx_nodes, direction))
-        tx_arrival = {n: arrival_of(first, keep, side_to, n, direction) for n in tx_nodes}
-        keep2 = _allowed(second, p, tx_arrival, direction)
-        for fid, to, t in zip(second["flow_id"][keep2], second[side_to][keep2], second["time"][keep2], strict=True):
-            used.append(int(fid))
-            if to > 0:
-                reached[int(to)] = min(reached.get(int(to), NEVER), int(t)) if direction == "out" else \
-                    max(reached.get(int(to), -NEVER), int(t))
+        keep2 = _allowed(second, p, {n: near[n] for n in tx_nodes}, direction)
+        used += second["flow_id"][keep2].tolist()
+        for n, t in _arrivals(second, keep2, side, pick).items():
+            if n > 0:
+                reached[n] = pick(reached.get(n, t), t)
     return reached, used
 
 
-def arrival_of(edges: dict[str, np.ndarray], keep: np.ndarray, side: str, node: int, direction: str) -> int:
-    times = edges["time"][keep][edges[side][keep] == node]
-    return int(times.min() if direction == "out" else times.max())
+def _arrivals(e: dict[str, np.ndarray], keep: np.ndarray, side: str, pick) -> dict[int, int]:
+    """For each node on ``side`` of the kept movements, when money first (forward: earliest; backward:
+    latest) reaches it."""
+    out: dict[int, int] = {}
+    for node, t in zip(e[side][keep].tolist(), e["time"][keep].tolist(), strict=True):
+        out[node] = pick(out.get(node, t), t)
+    return out
 
 
 def _allowed(e: dict[str, np.ndarray], p: TraceParams, arrival: dict[int, int], direction: str) -> np.ndarray:
