@@ -87,16 +87,15 @@ def _walk(ws: Workspace, start: list[int], hops: int, direction: str) -> tuple[d
         keep = ~np.isin(e[far], list(subject)) & (e[far] != 0)   # the subject paying itself is not exposure
         values = _values(e)
         # each frontier node passes its share on in proportion to what each counterpart moved
-        flow_total: dict[int, float] = {}
-        for node, v in zip(e[near].tolist(), values.tolist(), strict=True):
-            flow_total[node] = flow_total.get(node, 0.0) + v
+        nodes, at = np.unique(e[near], return_inverse=True)
+        flow_total = np.bincount(at, weights=values, minlength=nodes.size)
         if total == 0.0:
-            total = sum(flow_total.get(n, 0.0) for n in start)
-        nxt: dict[int, float] = {}
-        for node, other, v, ok in zip(e[near].tolist(), e[far].tolist(), values.tolist(), keep.tolist(), strict=True):
-            if not ok or not flow_total.get(node):
-                continue
-            nxt[other] = nxt.get(other, 0.0) + frontier[node] * v / flow_total[node]
+            total = float(flow_total[np.isin(nodes, start)].sum())
+        passing = keep & (flow_total[at] != 0)
+        share = np.array([frontier[int(n)] for n in nodes])[at]
+        contrib = share[passing] * values[passing] / flow_total[at][passing]
+        others, to = np.unique(e[far][passing], return_inverse=True)
+        nxt = dict(zip(others.tolist(), np.bincount(to, weights=contrib, minlength=others.size).tolist(), strict=True))
         if any(n > 0 for n in nxt):
             address_hop += 1
         for n, s in nxt.items():
