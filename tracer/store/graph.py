@@ -181,10 +181,15 @@ def _insert_flows(store: Store, staged: str) -> tuple[int, int]:
     return n, base
 
 
-def reprice(store: Store, assets: list[str] | None = None, since: object | None = None) -> None:
-    """Recompute ``usd`` of the flows valued by ``assets`` (all when None) from ``since`` on."""
+def reprice(store: Store, assets: list[str] | None = None, since: object | None = None,
+            token: tuple[str, str] | None = None) -> None:
+    """Recompute ``usd`` of the flows valued by ``assets`` (all when None) from ``since`` on; only those of
+    one ``(chain, asset)`` when ``token`` is given."""
     where = ["f.price_asset IS NOT NULL"]
     params: list = []
+    if token is not None:
+        where.append("f.chain = ? AND lower(f.asset) = lower(?)")
+        params += list(token)
     if assets is not None:
         if not assets:
             return
@@ -215,7 +220,7 @@ def set_token_price_asset(store: Store, chain: str, asset: str, price_asset: str
         [price_asset, chain, asset],
     )
     if price_asset is not None:
-        reprice(store, [price_asset])
+        reprice(store, [price_asset], token=(chain, asset))
 
 
 # -- UTXO chains --------------------------------------------------------------------------------------
