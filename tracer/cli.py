@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "tracer.commands.cluster",
     "tracer.commands.trace",
     "tracer.commands.ads",
+    "tracer.commands.alerts",
     "tracer.commands.demo",
     "tracer.commands.dashboard",
 ]

@@ -177,6 +177,26 @@ class Workspace:
 
         return explain_ad(self.store, ad_id, site)
 
+    def alerts(self, typologies: list[str] | None = None, chains: list[str] | None = None,
+               **overrides: dict[str, Any]) -> Any:
+        """Run typology detectors over ``flows`` and store their alerts (heuristics.typologies): e.g.
+        ``ws.alerts(["structuring"], structuring={"min_count": 4})``. Returns an AlertsResult."""
+        from heuristics.typologies import run_alerts
+
+        return run_alerts(self.store, typologies, overrides, chains)
+
+    def alert_queue(self, typology: str | None = None, top: int | None = 50) -> list[dict[str, Any]]:
+        """Stored alerts, highest score first."""
+        from heuristics.typologies import list_alerts
+
+        return list_alerts(self.store, typology, top)
+
+    def explain_alert(self, alert_id: int) -> dict[str, Any]:
+        """One alert with its subjects and evidence flows."""
+        from heuristics.typologies import explain_alert
+
+        return explain_alert(self.store, alert_id)
+
     # -- read -------------------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL; the whole result as an Arrow table."""

@@ -150,6 +150,13 @@ def cases() -> list[Case]:
              "--tolerance 5: must be a share between 0 and 1 (e.g. 0.01)"),
         Case("ads-explain-unknown-ad", ("ads", "explain", "no-such-ad"), "ad no-such-ad: not in the store"),
         Case("ads-group-bad-threshold", ("ads", "group", "--text-threshold", "0"), "--text-threshold 0: must be in (0, 1]"),
+        Case("alerts-unknown-typology", ("alerts", "--typology", "bogus"), "unknown typology 'bogus'; known: …"),
+        Case("alerts-bad-set", ("alerts", "--set", "min_count=4"),
+             "--set 'min_count=4': expected TYPOLOGY.PARAMETER=VALUE (e.g. structuring.min_count=4)"),
+        Case("alerts-bad-value", ("alerts", "--set", "structuring.min_count=many"),
+             "structuring.min_count='many': invalid literal for int() with base 10: 'many'"),
+        Case("alerts-explain-unknown", ("alerts", "explain", "99"), "no alert 99 in {db}"),
+        Case("alerts-typologies-unknown", ("alerts", "typologies", "bogus"), "unknown typology 'bogus'; known: …"),
         Case("dashboard-missing-store", ("dashboard", "--db", nope, "--port", "9"),
              f"--db {nope}: no store at this path; build one with `tracer ingest …` or `tracer demo`", db_flag=False),
     ]
@@ -162,9 +169,10 @@ def cases() -> list[Case]:
                    ("ingest", "bitcoin", f"{d}/blk00000.dat"), ("ingest", "evm", "--rpc", "http://127.0.0.1:9"),
                    ("cluster",), ("cluster", "explain", "1A", "1B"), ("cluster", "big"), ("cluster", "labels"),
                    ("trace", "1A"), ("path", "1A", "1B"), ("taint", "ab:0"), ("exposure", "1A"),
-                   ("ads", "link"), ("ads", "explain", "ad-1"), ("ads", "group")]
+                   ("ads", "link"), ("ads", "explain", "ad-1"), ("ads", "group"),
+                   ("alerts",), ("alerts", "list"), ("alerts", "explain", "1")]
     for args in store_users:
-        name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster", "ads") else args[0]
+        name = "-".join(args[:2]) if args[0] in ("ingest", "labels", "cluster", "ads", "alerts") else args[0]
         out += [
             Case(f"{name}-db-is-a-folder", ("--db", folder, *args), f"--db {folder}: is a directory, not a store file",
                  db_flag=False),
@@ -281,7 +289,7 @@ def test_every_command_of_the_cli_is_tried_on_hostile_input():
         "query", "info", "export-labels", "simulate", "demo", "dashboard", "labels export",
         "ingest bitcoin", "ingest evm", "ingest etl", "ingest bank", "ingest reports", "ingest ads",
         "ingest labels", "ingest prices", "cluster explain", "cluster big", "cluster labels", "trace", "path", "taint", "exposure",
-        "ads link", "ads explain", "ads group"}
+        "ads link", "ads explain", "ads group", "alerts list", "alerts explain", "alerts typologies"}
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
