@@ -117,3 +117,23 @@ def test_cli_runs_lists_and_explains(ws, tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("error: --set 'structuring=4': expected TYPOLOGY.PARAMETER")
     missing = cli("alerts", "explain", "99")
     assert missing.returncode == 1 and "no alert 99" in missing.stderr
+
+
+def test_scoring_against_truth_patterns(ws, tmp_path: Path) -> None:
+    """heuristics.typologies.scoring: an alert is true when its evidence holds a planted movement."""
+    from heuristics.typologies.scoring import score_alerts
+
+    ws.alerts(["structuring"])
+    txid = {r[0]: r[1] for r in ws.rows("SELECT time::TEXT || ' ' || src || ' ' || usd, txid FROM flows "
+                                         "WHERE chain = 'fiat'")}
+    planted = [txid["2024-03-01 09:00:00 010:0A1 9500.0"], txid["2024-03-02 10:00:00 010:0A1 9100.0"]]
+    benign = [txid["2024-03-04 08:00:00 030:0S4 9200.0"]]
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"patterns": [
+        {"id": "p1", "type": "structuring", "chain": "fiat", "transfer_ids": planted},
+        {"id": "p2", "type": "structuring", "chain": "fiat", "transfer_ids": [txid["2024-03-05 12:00:00 010:0A1 35000.0"]]},
+        {"id": "b1", "type": "benign_wires", "chain": "fiat", "transfer_ids": benign}]}))
+    s = score_alerts(ws.store, truth)["structuring"]
+    assert (s.planted, s.alerts, s.true_alerts, s.found, s.on_benign) == (2, 3, 1, 1, 1)
+    assert s.precision == pytest.approx(1 / 3) and s.recall == 0.5 and s.missed == ["p2"]
+    assert s.precision_at_k == 0.5  # the top two: 0A1 (true) and one of the others
