@@ -61,6 +61,7 @@ class LinkParams:
     tolerance: float = 0.01  # |usd − fee| / fee: the processor's rate and the price's granularity
     min_score: float = 0.05  # below this a best candidate is not accepted as a link
     group_boost: float = 0.5  # added × the share of the group's other links paid by the same payer
+    margin: float = 0.05  # a link's regret (the best assignment's loss without it) must reach this
     chain: str = "bitcoin"
 
     def check(self) -> None:
@@ -70,6 +71,8 @@ class LinkParams:
             raise MoneytrailError(f"--tolerance {self.tolerance:g}: must be a share between 0 and 1 (e.g. 0.01)")
         if not 0 <= self.min_score <= 1:
             raise MoneytrailError(f"--min-score {self.min_score:g}: must be between 0 and 1")
+        if not 0 <= self.margin <= 1:
+            raise MoneytrailError(f"--margin {self.margin:g}: must be between 0 and 1")
         if self.group_boost < 0:
             raise MoneytrailError(f"--group-boost {self.group_boost:g}: must not be negative")
 
@@ -84,6 +87,7 @@ class LinkResult:
     ads_with_candidates: int = 0
     linked: int = 0
     changed_by_groups: int = 0  # links the consistency pass changed
+    abstained: int = 0  # best links not separable from an alternative (regret below --margin): not linked
     params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -284,6 +288,42 @@ def payers(store: Store, cands: pa.Table, chain: str) -> np.ndarray:
     return np.array([out.get(int(t), -int(t)) for t in cands["tx_id"].to_pylist()], np.int64)
 
 
+def components(ad_index: np.ndarray, pay_index: np.ndarray) -> np.ndarray:
+    """The connected component of the ad–payment graph each candidate edge belongs to (numbered from 0):
+    the ads that compete for payments, and the payments they compete for."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(ad_index) == 0:
+        return np.zeros(0, np.int64)
+    n_ads, n_pay = int(ad_index.max()) + 1, int(pay_index.max()) + 1
+    graph = coo_matrix((np.ones(len(ad_index)), (ad_index, n_ads + pay_index)), shape=(n_ads + n_pay,) * 2)
+    _, comp = connected_components(graph, directed=False)
+    return comp[ad_index].astype(np.int64)
+
+
+def _component_matrices(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray):
+    """Per component: its edges, and the edges' rows and columns in the component's dense score matrix
+    (rows and columns in (ad, payment) index order)."""
+    comp = components(ad_index, pay_index)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    for edges in np.split(order, bounds):
+        rows, r = np.unique(ad_index[edges], return_inverse=True)
+        cols, c = np.unique(pay_index[edges], return_inverse=True)
+        m = np.zeros((len(rows), len(cols)))
+        m[r, c] = np.maximum(score[edges], 0)
+        yield edges, r, c, m
+
+
+def _best(m: np.ndarray) -> tuple[float, set[tuple[int, int]]]:
+    from scipy.optimize import linear_sum_assignment
+
+    picked_r, picked_c = linear_sum_assignment(m, maximize=True)
+    best = {(int(i), int(j)) for i, j in zip(picked_r, picked_c) if m[i, j] > 0}
+    return float(sum(m[i, j] for i, j in best)), best
+
+
 def assign(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray) -> np.ndarray:
     """A maximum-weight matching (at most one payment per ad and one ad per payment) of the candidate
     edges ``(ad_index[k], pay_index[k], score[k])``; returns a boolean mask of the chosen edges.
@@ -291,33 +331,34 @@ def assign(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray) -> np
     Solved per connected component with ``scipy.optimize.linear_sum_assignment`` on the component's dense
     score matrix (components are small: the ads of one site within one window). Rows and columns are in
     (ad, payment) index order, so equal scores go to the earlier ad and the earlier payment."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    chosen = np.zeros(len(score), bool)
-    if len(score) == 0:
-        return chosen
-    n_ads, n_pay = int(ad_index.max()) + 1, int(pay_index.max()) + 1
-    graph = coo_matrix((np.ones(len(score)), (ad_index, n_ads + pay_index)), shape=(n_ads + n_pay,) * 2)
-    _, comp = connected_components(graph, directed=False)
-    edge_comp = comp[ad_index]
-    order = np.argsort(edge_comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
-    for edges in np.split(order, bounds):
-        if len(edges) == 1:
-            chosen[edges] = score[edges] > 0
-            continue
-        rows, r = np.unique(ad_index[edges], return_inverse=True)
-        cols, c = np.unique(pay_index[edges], return_inverse=True)
-        m = np.zeros((len(rows), len(cols)))
-        m[r, c] = score[edges]
-        picked_r, picked_c = linear_sum_assignment(m, maximize=True)
-        best = {(int(i), int(j)) for i, j in zip(picked_r, picked_c) if m[i, j] > 0}
-        for k, e in enumerate(edges):
-            if (int(r[k]), int(c[k])) in best:
-                chosen[e] = True
+    chosen, _ = assign_with_regret(ad_index, pay_index, score)
     return chosen
+
+
+def assign_with_regret(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`assign`, and for each chosen edge its *regret*: how much the component's best total score
+    drops when that edge is forbidden (the best explanation of the same ads and payments without this
+    link). A small regret means an alternative assignment fits the evidence as well: the link is not
+    separable from it (NaN for edges not chosen)."""
+    chosen = np.zeros(len(score), bool)
+    regret = np.full(len(score), np.nan)
+    if len(score) == 0:
+        return chosen, regret
+    for edges, r, c, m in _component_matrices(ad_index, pay_index, score):
+        total, best = _best(m)
+        for k, e in enumerate(edges):
+            cell = (int(r[k]), int(c[k]))
+            if cell not in best:
+                continue
+            chosen[e] = True
+            if len(best) == 1 and m.shape == (1, 1):
+                regret[e] = total
+                continue
+            held, m[cell] = m[cell], 0.0
+            regret[e] = total - _best(m)[0]
+            m[cell] = held
+    return chosen, regret
 
 
 def ad_group_of(store: Store) -> dict[tuple[str, str], int]:
@@ -334,29 +375,23 @@ PASSES = 4  # consistency passes at most (each re-scores from the links of the o
 
 
 def _group_boost(links: np.ndarray, ad_index: np.ndarray, payer: np.ndarray, group_of_ad: np.ndarray,
-                 weight: float) -> np.ndarray:
+                 comp: np.ndarray, weight: float) -> np.ndarray:
     """Per candidate: ``weight`` × (share of the group's other linked ads paid by this payer) minus
-    ``weight`` × (share of this payer's links that pay ads of other groups). An ad's own link does not
-    vouch for itself; a payer seen in no link is neither boosted nor penalised."""
-    none = np.iinfo(np.int64).min
-    link_payer = np.full(len(group_of_ad), none)
-    link_payer[ad_index[links]] = payer[links]
-    linked = link_payer != none
-    per_group: dict[int, int] = {}
-    per_pair: dict[tuple[int, int], int] = {}
-    per_payer: dict[int, int] = {}
-    for g, p in zip(group_of_ad[linked].tolist(), link_payer[linked].tolist()):
-        per_group[g] = per_group.get(g, 0) + 1
-        per_pair[(g, p)] = per_pair.get((g, p), 0) + 1
-        per_payer[p] = per_payer.get(p, 0) + 1
+    ``weight`` × (share of this payer's links that pay ads of other groups), both counted over the links
+    *outside the candidate's own component*: the ads competing for the same payments cannot vouch for or
+    against each other (otherwise a swapped pair would confirm its own swap). A payer seen in no such
+    link is neither boosted nor penalised."""
+    from collections import Counter
+
+    linked = np.flatnonzero(links)
+    lg, lp, lc = group_of_ad[ad_index[linked]].tolist(), payer[linked].tolist(), comp[linked].tolist()
+    per_group, per_pair, per_payer = Counter(lg), Counter(zip(lg, lp)), Counter(lp)
+    in_group, in_pair, in_payer = Counter(zip(lc, lg)), Counter(zip(lc, lg, lp)), Counter(zip(lc, lp))
     boost = np.zeros(len(payer))
-    for k in range(len(payer)):
-        i = int(ad_index[k])
-        g, p = int(group_of_ad[i]), int(payer[k])
-        own = bool(linked[i] and link_payer[i] == p)
-        others = per_group.get(g, 0) - int(linked[i])
-        same = per_pair.get((g, p), 0) - int(own)
-        paid = per_payer.get(p, 0) - int(own)
+    for k, (g, p, c) in enumerate(zip(group_of_ad[ad_index].tolist(), payer.tolist(), comp.tolist())):
+        others = per_group[g] - in_group[(c, g)]
+        same = per_pair[(g, p)] - in_pair[(c, g, p)]
+        paid = per_payer[p] - in_payer[(c, p)]
         if others > 0 and same > 0:
             boost[k] += weight * same / others
         if paid > 0:
@@ -419,17 +454,24 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
     if params.group_boost > 0:
         groups = ad_group_of(store)
         group_of_ad = np.array([groups.get(k, -1 - i) for i, k in enumerate(ad_uniq)], np.int64)
+        comp = components(ad_index, pay_index)
         for _ in range(PASSES):
-            boost = _group_boost(chosen, ad_index, payer, group_of_ad, params.group_boost)
+            boost = _group_boost(chosen, ad_index, payer, group_of_ad, comp, params.group_boost)
             again = assign(ad_index, pay_index, base + boost) & (base + boost >= params.min_score)
             if (again == chosen).all():
                 break
             chosen = again
     score = base + boost
+    # abstain: a link whose component explains the evidence (almost) as well without it is not separable
+    # from the alternative (two same-fee payments in one block, a decoy as close to the fee as the
+    # payment): below --margin it stays a candidate
+    chosen, regret = assign_with_regret(ad_index, pay_index, score)
+    chosen &= (score >= params.min_score) & (regret >= params.margin)
     before = {int(ad_index[k]): int(pay_index[k]) for k in np.flatnonzero(first)}
     after = {int(ad_index[k]): int(pay_index[k]) for k in np.flatnonzero(chosen)}
     result.changed_by_groups = sum(1 for i in set(before) | set(after) if before.get(i) != after.get(i))
     result.linked = int(chosen.sum())
+    result.abstained = int((~np.isnan(regret) & (regret < params.margin) & (score >= params.min_score)).sum())
 
     # rank per ad by final score (ties: payment order)
     order = np.lexsort((pay_index, -score, ad_index))
@@ -444,7 +486,8 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
         "posted_at": cands["posted_at"], "fee_usd": cands["fee_usd"], "fee_source": cands["fee_source"],
         "rel_error": cands["rel_error"], "minutes": cands["minutes"], "amount_score": amount_score,
         "time_score": time_score, "base_score": base, "group_boost": boost, "score": score,
-        "payer": payer, "chosen": chosen, "run_id": pa.array(np.full(len(score), run_id), pa.int64()),
+        "payer": payer, "chosen": chosen, "regret": pa.array(regret, pa.float64(), mask=np.isnan(regret)),
+        "run_id": pa.array(np.full(len(score), run_id), pa.int64()),
     })
     with store.view("_cands", table):
         store.con.execute("""INSERT INTO ad_payment_candidates BY NAME SELECT * FROM _cands
@@ -501,13 +544,19 @@ def explain_ad(store: Store, ad_id: str, site: str | None = None) -> AdExplanati
     chosen = next((c for c in cands if c["chosen"]), None)
     if chosen is not None and chosen["amount"]:
         price = float(chosen["usd"]) / (float(chosen["amount"]) / 1e8)
-    why = _why(cands, chosen, fee_usd, link is not None)
+    margin = None
+    if cands:
+        run = store.one("""SELECT r.parameters FROM ingest_runs r WHERE r.run_id = (SELECT max(run_id) FROM
+                               ad_payment_candidates WHERE site = ? AND ad_id = ?)""", [site, ad_id])
+        params = run[0] if run else None
+        margin = (json.loads(params) if isinstance(params, str) else params or {}).get("margin")
+    why = _why(cands, chosen, fee_usd, link is not None, margin)
     return AdExplanation(site, ad_id, posted_at, location, fee_usd, fee_source,
                          None if link is None else dict(zip(("chain", "txid", "n", "score", "method"), link)),
                          price, cands, why)
 
 
-def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: bool) -> str:
+def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: bool, margin: float | None) -> str:
     if fee_usd is None:
         return "no fee known for this ad (no fee_usd on the ad and no fee schedule row for its site): not linked"
     if not cands:
@@ -517,6 +566,15 @@ def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: 
         if best["taken_by"]:
             return (f"the best candidate {best['txid']}:{best['n']} (score {best['score']:.3f}) went to ad "
                     f"{best['taken_by']}, which it fits better; no other candidate was left: not linked")
+        picked = next((c for c in cands if c["regret"] is not None), None)
+        if picked is not None:
+            rival = next((c for c in cands if c is not picked), None)
+            alt = (f" (e.g. {rival['txid']}:{rival['n']}, score {rival['score']:.3f}, or the same payment for "
+                   "another ad)") if rival else " (the same payment for another ad)"
+            return (f"the assignment picked {picked['txid']}:{picked['n']} (score {picked['score']:.3f}), but without "
+                    f"it the competing ads and payments are explained almost as well{alt}: regret "
+                    f"{picked['regret']:.3f} below the margin {margin if margin is not None else '?'}: not linked "
+                    "(not separable)")
         return f"the best candidate scores {best['score']:.3f}, below the minimum score: not linked"
     parts = [f"{chosen['txid']}:{chosen['n']} pays {chosen['usd']:.2f} USD for a {fee_usd:g} USD fee "
              f"({chosen['rel_error'] * 100:+.2f} %) {abs(chosen['minutes']):.0f} min "
