@@ -19,6 +19,10 @@ addresses; the paying wallet then ties the ad to everything else that wallet did
    within ``tolerance`` of the fee (the processor's BTC rate is not the market's).
 4. **Scores.** ``amount_score = 1 − |rel. error| / tolerance``, ``time_score = 1 − |minutes| / window``,
    ``base_score = amount_score × time_score``.
+   Plus the **posting order** (``order_weight``): where two candidate payments of an ad's component are
+   ordered on chain (one spends, maybe through others, the other's change), the ad posted first should
+   take the payment made first — a site posts the ads paid in one block as its processor walks the
+   block, and a block lists a payment before the one spending it.
 5. **One payment per ad, one ad per payment**: a maximum-weight assignment
    (``scipy.optimize.linear_sum_assignment``) per connected component of the ad–payment graph. Ties go
    to the earlier ad and the earlier payment ((site, ad_id) and (txid, n) order).
@@ -26,7 +30,10 @@ addresses; the paying wallet then ties the ad to everything else that wallet did
    e-mail or photo) are paid from the same wallets more often than not. A candidate whose payer (input
    cluster, merged along spent change: a wallet that pays again from its own change is one payer) pays
    other ads of the group in the first pass gets ``group_boost × share`` added, and the assignment runs
-   again. Links scoring below ``min_score`` stay candidates only.
+   again. Only links outside the candidate's own component count (the competing ads cannot vouch for
+   each other). Links scoring below ``min_score`` stay candidates only.
+7. **Abstention**: a link whose *regret* (how much its component's best total score drops without it)
+   is below ``margin`` is not separable from an alternative and stays a candidate.
 
 Known failure modes: a payment for an ad the scrape missed can take the place of the true one when it
 matches as well (same site, fee tier and minutes); an ad paid by other means (card, credits) may be
@@ -62,6 +69,7 @@ class LinkParams:
     min_score: float = 0.05  # below this a best candidate is not accepted as a link
     group_boost: float = 0.5  # added × the share of the group's other links paid by the same payer
     margin: float = 0.05  # a link's regret (the best assignment's loss without it) must reach this
+    order_weight: float = 0.1  # added × the share of on-chain-ordered rival payments in posting order
     chain: str = "bitcoin"
 
     def check(self) -> None:
@@ -73,6 +81,8 @@ class LinkParams:
             raise MoneytrailError(f"--min-score {self.min_score:g}: must be between 0 and 1")
         if not 0 <= self.margin <= 1:
             raise MoneytrailError(f"--margin {self.margin:g}: must be between 0 and 1")
+        if not 0 <= self.order_weight <= 1:
+            raise MoneytrailError(f"--order-weight {self.order_weight:g}: must be between 0 and 1")
         if self.group_boost < 0:
             raise MoneytrailError(f"--group-boost {self.group_boost:g}: must not be negative")
 
@@ -245,15 +255,16 @@ def candidates(store: Store, fees: pa.Table, sites: pa.Table, params: LinkParams
             ORDER BY a.site, a.ad_id, f.txid, f.idx""", [params.chain])
 
 
-def payers(store: Store, cands: pa.Table, chain: str) -> np.ndarray:
+def payers(store: Store, cands: pa.Table, chain: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The paying wallet of each candidate: the smallest cluster id of its transaction's inputs (the
     input's own address id where clustering has not run), with wallets merged when one candidate
-    transaction spends an output of another (a wallet paying again from its own change)."""
+    transaction spends an output of another (a wallet paying again from its own change); and those
+    spends, as (child tx_id, parent tx_id) pairs."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     if len(cands) == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), []
     tx = pa.table({"tx_id": cands["tx_id"]})
     with store.view("_cand_tx", tx):
         keys = store.arrow("""
@@ -285,7 +296,58 @@ def payers(store: Store, cands: pa.Table, chain: str) -> np.ndarray:
     else:
         merged = payer
     out = dict(zip(tx_ids.tolist(), merged.tolist()))
-    return np.array([out.get(int(t), -int(t)) for t in cands["tx_id"].to_pylist()], np.int64)
+    return (np.array([out.get(int(t), -int(t)) for t in cands["tx_id"].to_pylist()], np.int64),
+            list(zip(spends["child"].to_pylist(), spends["parent"].to_pylist())))
+
+
+def _order_bonus(ad_index: np.ndarray, pay_tx: np.ndarray, posted: np.ndarray, comp: np.ndarray,
+                 spends: list[tuple[int, int]], weight: float) -> np.ndarray:
+    """Per candidate: ``weight`` × (agreeing − disagreeing) / (agreeing + disagreeing) over the other
+    candidates of its component that pay another ad with a payment *ordered on chain* against this one
+    (one spends, directly or through other candidates, the other's change). A pair agrees when the ad
+    posted first takes the payment made first: a site posts the ads paid in one block as its processor
+    walks the block, and a block lists a payment before the one spending its change. Payments not
+    ordered on chain (different wallets) say nothing."""
+    bonus = np.zeros(len(ad_index))
+    if not spends or weight == 0:
+        return bonus
+    parents: dict[int, set[int]] = {}
+    for child, parent in spends:
+        parents.setdefault(int(child), set()).add(int(parent))
+
+    memo: dict[int, set[int]] = {}
+    for tx in sorted(parents):
+        stack, found = [tx], set()
+        while stack:
+            for p in parents.get(stack.pop(), ()):
+                if p not in found:
+                    found.add(p)
+                    stack.append(p)
+        memo[tx] = found
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    for edges in np.split(order, bounds):
+        if len(edges) < 2:
+            continue
+        agree = np.zeros(len(edges))
+        disagree = np.zeros(len(edges))
+        for i, e in enumerate(edges):
+            for f in edges:
+                if ad_index[e] == ad_index[f] or pay_tx[e] == pay_tx[f] or posted[e] == posted[f]:
+                    continue
+                if pay_tx[f] in memo.get(int(pay_tx[e]), ()):  # f's payment came first
+                    first = True
+                elif pay_tx[e] in memo.get(int(pay_tx[f]), ()):
+                    first = False
+                else:
+                    continue
+                if (posted[f] < posted[e]) == first:
+                    agree[i] += 1
+                else:
+                    disagree[i] += 1
+        seen = agree + disagree > 0
+        bonus[edges[seen]] = weight * (agree[seen] - disagree[seen]) / (agree[seen] + disagree[seen])
+    return bonus
 
 
 def components(ad_index: np.ndarray, pay_index: np.ndarray) -> np.ndarray:
@@ -352,13 +414,33 @@ def assign_with_regret(ad_index: np.ndarray, pay_index: np.ndarray, score: np.nd
             if cell not in best:
                 continue
             chosen[e] = True
-            if len(best) == 1 and m.shape == (1, 1):
-                regret[e] = total
+            if m.shape[0] > EXACT_REGRET_ADS:
+                regret[e] = local_regret(m, cell)
                 continue
             held, m[cell] = m[cell], 0.0
             regret[e] = total - _best(m)[0]
             m[cell] = held
     return chosen, regret
+
+
+#: components with more ads than this (busy sites in big worlds, where overlapping windows chain a fee
+#: tier's ads into one component) measure a link's regret on its neighbourhood: one assignment per link
+#: on the whole component would cost links × component³
+EXACT_REGRET_ADS = 40
+
+
+def local_regret(m: np.ndarray, cell: tuple[int, int]) -> float:
+    """The regret of link ``cell`` (row, column of the score matrix ``m``) measured on its neighbourhood:
+    the ads with a candidate among the link's ad's payments, and all their payments. Equal to the
+    component's regret when the component is that neighbourhood; a bounded look-ahead otherwise (a
+    chain of swaps reaching further is not seen)."""
+    r0, c0 = cell
+    rows = np.flatnonzero((m[:, m[r0] > 0] > 0).any(axis=1))
+    cols = np.flatnonzero((m[rows] > 0).any(axis=0))
+    sub = m[np.ix_(rows, cols)].copy()
+    total = _best(sub)[0]
+    sub[int(np.searchsorted(rows, r0)), int(np.searchsorted(cols, c0))] = 0.0
+    return total - _best(sub)[0]
 
 
 def ad_group_of(store: Store) -> dict[tuple[str, str], int]:
@@ -446,22 +528,26 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
     pay_pos = {k: i for i, k in enumerate(pay_uniq)}
     pay_index = np.array([pay_pos[k] for k in pay_keys], np.int64)
     result.ads_with_candidates = len(ad_uniq)
-    payer = payers(store, cands, params.chain)
+    payer, spends = payers(store, cands, params.chain)
+    comp = components(ad_index, pay_index)
+    # the posting order against the payments' order on chain: a tie-breaker added before the group pass
+    posted = cands["posted_at"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    order_bonus = _order_bonus(ad_index, cands["tx_id"].to_numpy(), posted, comp, spends, params.order_weight)
+    prior = base + order_bonus
 
-    first = assign(ad_index, pay_index, base) & (base >= params.min_score)
+    first = assign(ad_index, pay_index, prior) & (prior >= params.min_score)
     boost = np.zeros(len(base))
     chosen = first
     if params.group_boost > 0:
         groups = ad_group_of(store)
         group_of_ad = np.array([groups.get(k, -1 - i) for i, k in enumerate(ad_uniq)], np.int64)
-        comp = components(ad_index, pay_index)
         for _ in range(PASSES):
             boost = _group_boost(chosen, ad_index, payer, group_of_ad, comp, params.group_boost)
-            again = assign(ad_index, pay_index, base + boost) & (base + boost >= params.min_score)
+            again = assign(ad_index, pay_index, prior + boost) & (prior + boost >= params.min_score)
             if (again == chosen).all():
                 break
             chosen = again
-    score = base + boost
+    score = prior + boost
     # abstain: a link whose component explains the evidence (almost) as well without it is not separable
     # from the alternative (two same-fee payments in one block, a decoy as close to the fee as the
     # payment): below --margin it stays a candidate
@@ -485,7 +571,7 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
         "amount": cands["amount"], "usd": cands["usd"], "payment_time": cands["payment_time"],
         "posted_at": cands["posted_at"], "fee_usd": cands["fee_usd"], "fee_source": cands["fee_source"],
         "rel_error": cands["rel_error"], "minutes": cands["minutes"], "amount_score": amount_score,
-        "time_score": time_score, "base_score": base, "group_boost": boost, "score": score,
+        "time_score": time_score, "base_score": base, "order_bonus": order_bonus, "group_boost": boost, "score": score,
         "payer": payer, "chosen": chosen, "regret": pa.array(regret, pa.float64(), mask=np.isnan(regret)),
         "run_id": pa.array(np.full(len(score), run_id), pa.int64()),
     })
@@ -579,6 +665,9 @@ def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: 
     parts = [f"{chosen['txid']}:{chosen['n']} pays {chosen['usd']:.2f} USD for a {fee_usd:g} USD fee "
              f"({chosen['rel_error'] * 100:+.2f} %) {abs(chosen['minutes']):.0f} min "
              f"{'before' if chosen['minutes'] <= 0 else 'after'} the posting: score {chosen['score']:.3f}"]
+    if chosen["order_bonus"] > 0:
+        parts.append(f"including {chosen['order_bonus']:.3f} because the ad was posted in the order of its "
+                     "payment among payments of one wallet (one spends the other's change)")
     if chosen["group_boost"] > 0:
         parts.append(f"including {chosen['group_boost']:.3f} because its payer pays other ads of the ad's group")
     rivals = [c for c in cands if not c["chosen"]]

@@ -55,6 +55,8 @@ def _sat(usd: float, btc_usd: float) -> int:
 PROCESSOR_RATE_SD = 0.003
 #: share of independent ads next to which an ordinary wallet pays the site a fee-like amount (within 1 %)
 DECOY_SHARE = 0.25
+#: share of a site's blocks whose ads it posts in the order of their payments (else in random order)
+POSTING_IN_ORDER = 0.85
 #: share of an independent author's fee payments that spend the change of the author's previous one
 CHANGE_REUSE = 0.7
 
@@ -181,6 +183,19 @@ def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Au
         if ad["site"] == sweeping:
             received.append(outs[0])
         truth.ad_fees[ad["ad_id"]] = (tx, fee)
+    if messy is not None:
+        # a site posts an ad when its payment confirms, its processor walking the block in block order (a
+        # payment before the one spending its change): the ads paid in one block go up in payment order —
+        # usually; in a share of the (site, block) queues the order is lost (parallel workers, retries)
+        queues: dict[tuple[str, int], list[dict]] = {}
+        for ad in ads:
+            if ad["ad_id"] in truth.ad_fees:
+                queues.setdefault((ad["site"], scr.block_at(ad["when"])), []).append(ad)
+        for queue in queues.values():
+            if len(queue) > 1 and messy.random() < POSTING_IN_ORDER:
+                posted = sorted(ad["posted_at"] for ad in queue)
+                for ad, when in zip(sorted(queue, key=lambda ad: truth.ad_fees[ad["ad_id"]][0]), posted):
+                    ad["posted_at"] = when
     truth.patterns.append({"pattern": "ad_fee_payments", "id": "operation-1/ad-fees", "txs": fee_txs,
                            "ads": [ad["ad_id"] for ad in op_ads], "addrs": []})
     truth.patterns.append({"pattern": "decoy_payments", "id": "operation-1/decoys", "txs": decoy_txs, "addrs": []})
