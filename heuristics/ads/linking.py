@@ -324,7 +324,10 @@ def _order_bonus(ad_index: np.ndarray, pay_tx: np.ndarray, posted: np.ndarray, c
                     found.add(p)
                     stack.append(p)
         memo[tx] = found
-    order = np.argsort(comp, kind="stable")
+    # only candidates whose payment has an on-chain order with another candidate payment take part
+    ordered = set(memo) | {p for found in memo.values() for p in found}
+    take = np.flatnonzero(np.isin(pay_tx, np.fromiter(ordered, np.int64, len(ordered))))
+    order = take[np.argsort(comp[take], kind="stable")]
     bounds = np.flatnonzero(np.diff(comp[order])) + 1
     for edges in np.split(order, bounds):
         if len(edges) < 2:
@@ -652,14 +655,14 @@ def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: 
         if best["taken_by"]:
             return (f"the best candidate {best['txid']}:{best['n']} (score {best['score']:.3f}) went to ad "
                     f"{best['taken_by']}, which it fits better; no other candidate was left: not linked")
-        picked = next((c for c in cands if c["regret"] is not None), None)
+        picked = next((c for c in cands if c["regret"] is not None and c["regret"] < (margin or 0)), None)
         if picked is not None:
             rival = next((c for c in cands if c is not picked), None)
             alt = (f" (e.g. {rival['txid']}:{rival['n']}, score {rival['score']:.3f}, or the same payment for "
                    "another ad)") if rival else " (the same payment for another ad)"
             return (f"the assignment picked {picked['txid']}:{picked['n']} (score {picked['score']:.3f}), but without "
                     f"it the competing ads and payments are explained almost as well{alt}: regret "
-                    f"{picked['regret']:.3f} below the margin {margin if margin is not None else '?'}: not linked "
+                    f"{picked['regret']:.3f} below the margin {margin}: not linked "
                     "(not separable)")
         return f"the best candidate scores {best['score']:.3f}, below the minimum score: not linked"
     parts = [f"{chosen['txid']}:{chosen['n']} pays {chosen['usd']:.2f} USD for a {fee_usd:g} USD fee "
