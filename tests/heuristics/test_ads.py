@@ -44,6 +44,16 @@ def test_the_store_does_not_know_which_payment_bought_an_ad(world):
     assert ws.rows("SELECT count(*) FROM ads WHERE ad_id IN (SELECT unnest(?))", [pattern["paid_otherwise"]]) == [(3,)]
 
 
+def test_decoy_payments_of_fee_like_amounts_compete_and_lose(world):
+    ws, truth, _, _ = world
+    decoys = next(p for p in truth["patterns"] if p["type"] == "decoy_payments")["txids"]
+    # ordinary wallets paying the sites near the ads' minutes: six within the tolerance and the window of
+    # some ad's fee, none accepted as a link
+    assert len(decoys) == 76
+    assert ws.rows("""SELECT count(DISTINCT txid), count(*) FILTER (WHERE chosen) FROM ad_payment_candidates
+                      WHERE txid IN (SELECT unnest(?))""", [decoys]) == [(6, 0)]
+
+
 def test_ads_are_linked_to_their_fee_payments_as_the_truth_says(world):
     ws, truth, _, result = world
     links = truth_links(truth)
