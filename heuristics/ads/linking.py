@@ -19,6 +19,10 @@ addresses; the paying wallet then ties the ad to everything else that wallet did
    within ``tolerance`` of the fee (the processor's BTC rate is not the market's).
 4. **Scores.** ``amount_score = 1 − |rel. error| / tolerance``, ``time_score = 1 − |minutes| / window``,
    ``base_score = amount_score × time_score``.
+   Plus the **posting order** (``order_weight``): where two candidate payments of an ad's component are
+   ordered on chain (one spends, maybe through others, the other's change), the ad posted first should
+   take the payment made first — a site posts the ads paid in one block as its processor walks the
+   block, and a block lists a payment before the one spending it.
 5. **One payment per ad, one ad per payment**: a maximum-weight assignment
    (``scipy.optimize.linear_sum_assignment``) per connected component of the ad–payment graph. Ties go
    to the earlier ad and the earlier payment ((site, ad_id) and (txid, n) order).
@@ -26,7 +30,10 @@ addresses; the paying wallet then ties the ad to everything else that wallet did
    e-mail or photo) are paid from the same wallets more often than not. A candidate whose payer (input
    cluster, merged along spent change: a wallet that pays again from its own change is one payer) pays
    other ads of the group in the first pass gets ``group_boost × share`` added, and the assignment runs
-   again. Links scoring below ``min_score`` stay candidates only.
+   again. Only links outside the candidate's own component count (the competing ads cannot vouch for
+   each other). Links scoring below ``min_score`` stay candidates only.
+7. **Abstention**: a link whose *regret* (how much its component's best total score drops without it)
+   is below ``margin`` is not separable from an alternative and stays a candidate.
 
 Known failure modes: a payment for an ad the scrape missed can take the place of the true one when it
 matches as well (same site, fee tier and minutes); an ad paid by other means (card, credits) may be
@@ -61,6 +68,8 @@ class LinkParams:
     tolerance: float = 0.01  # |usd − fee| / fee: the processor's rate and the price's granularity
     min_score: float = 0.05  # below this a best candidate is not accepted as a link
     group_boost: float = 0.5  # added × the share of the group's other links paid by the same payer
+    margin: float = 0.05  # a link's regret (the best assignment's loss without it) must reach this
+    order_weight: float = 0.1  # added × the share of on-chain-ordered rival payments in posting order
     chain: str = "bitcoin"
 
     def check(self) -> None:
@@ -70,6 +79,10 @@ class LinkParams:
             raise MoneytrailError(f"--tolerance {self.tolerance:g}: must be a share between 0 and 1 (e.g. 0.01)")
         if not 0 <= self.min_score <= 1:
             raise MoneytrailError(f"--min-score {self.min_score:g}: must be between 0 and 1")
+        if not 0 <= self.margin <= 1:
+            raise MoneytrailError(f"--margin {self.margin:g}: must be between 0 and 1")
+        if not 0 <= self.order_weight <= 1:
+            raise MoneytrailError(f"--order-weight {self.order_weight:g}: must be between 0 and 1")
         if self.group_boost < 0:
             raise MoneytrailError(f"--group-boost {self.group_boost:g}: must not be negative")
 
@@ -84,6 +97,7 @@ class LinkResult:
     ads_with_candidates: int = 0
     linked: int = 0
     changed_by_groups: int = 0  # links the consistency pass changed
+    abstained: int = 0  # best links not separable from an alternative (regret below --margin): not linked
     params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -241,15 +255,16 @@ def candidates(store: Store, fees: pa.Table, sites: pa.Table, params: LinkParams
             ORDER BY a.site, a.ad_id, f.txid, f.idx""", [params.chain])
 
 
-def payers(store: Store, cands: pa.Table, chain: str) -> np.ndarray:
+def payers(store: Store, cands: pa.Table, chain: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The paying wallet of each candidate: the smallest cluster id of its transaction's inputs (the
     input's own address id where clustering has not run), with wallets merged when one candidate
-    transaction spends an output of another (a wallet paying again from its own change)."""
+    transaction spends an output of another (a wallet paying again from its own change); and those
+    spends, as (child tx_id, parent tx_id) pairs."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     if len(cands) == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), []
     tx = pa.table({"tx_id": cands["tx_id"]})
     with store.view("_cand_tx", tx):
         keys = store.arrow("""
@@ -281,7 +296,97 @@ def payers(store: Store, cands: pa.Table, chain: str) -> np.ndarray:
     else:
         merged = payer
     out = dict(zip(tx_ids.tolist(), merged.tolist()))
-    return np.array([out.get(int(t), -int(t)) for t in cands["tx_id"].to_pylist()], np.int64)
+    return (np.array([out.get(int(t), -int(t)) for t in cands["tx_id"].to_pylist()], np.int64),
+            list(zip(spends["child"].to_pylist(), spends["parent"].to_pylist())))
+
+
+def _order_bonus(ad_index: np.ndarray, pay_tx: np.ndarray, posted: np.ndarray, comp: np.ndarray,
+                 spends: list[tuple[int, int]], weight: float) -> np.ndarray:
+    """Per candidate: ``weight`` × (agreeing − disagreeing) / (agreeing + disagreeing) over the other
+    candidates of its component that pay another ad with a payment *ordered on chain* against this one
+    (one spends, directly or through other candidates, the other's change). A pair agrees when the ad
+    posted first takes the payment made first: a site posts the ads paid in one block as its processor
+    walks the block, and a block lists a payment before the one spending its change. Payments not
+    ordered on chain (different wallets) say nothing."""
+    bonus = np.zeros(len(ad_index))
+    if not spends or weight == 0:
+        return bonus
+    parents: dict[int, set[int]] = {}
+    for child, parent in spends:
+        parents.setdefault(int(child), set()).add(int(parent))
+
+    memo: dict[int, set[int]] = {}
+    for tx in sorted(parents):
+        stack, found = [tx], set()
+        while stack:
+            for p in parents.get(stack.pop(), ()):
+                if p not in found:
+                    found.add(p)
+                    stack.append(p)
+        memo[tx] = found
+    # only candidates whose payment has an on-chain order with another candidate payment take part
+    ordered = set(memo) | {p for found in memo.values() for p in found}
+    take = np.flatnonzero(np.isin(pay_tx, np.fromiter(ordered, np.int64, len(ordered))))
+    order = take[np.argsort(comp[take], kind="stable")]
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    for edges in np.split(order, bounds):
+        if len(edges) < 2:
+            continue
+        agree = np.zeros(len(edges))
+        disagree = np.zeros(len(edges))
+        for i, e in enumerate(edges):
+            for f in edges:
+                if ad_index[e] == ad_index[f] or pay_tx[e] == pay_tx[f] or posted[e] == posted[f]:
+                    continue
+                if pay_tx[f] in memo.get(int(pay_tx[e]), ()):  # f's payment came first
+                    first = True
+                elif pay_tx[e] in memo.get(int(pay_tx[f]), ()):
+                    first = False
+                else:
+                    continue
+                if (posted[f] < posted[e]) == first:
+                    agree[i] += 1
+                else:
+                    disagree[i] += 1
+        seen = agree + disagree > 0
+        bonus[edges[seen]] = weight * (agree[seen] - disagree[seen]) / (agree[seen] + disagree[seen])
+    return bonus
+
+
+def components(ad_index: np.ndarray, pay_index: np.ndarray) -> np.ndarray:
+    """The connected component of the ad–payment graph each candidate edge belongs to (numbered from 0):
+    the ads that compete for payments, and the payments they compete for."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(ad_index) == 0:
+        return np.zeros(0, np.int64)
+    n_ads, n_pay = int(ad_index.max()) + 1, int(pay_index.max()) + 1
+    graph = coo_matrix((np.ones(len(ad_index)), (ad_index, n_ads + pay_index)), shape=(n_ads + n_pay,) * 2)
+    _, comp = connected_components(graph, directed=False)
+    return comp[ad_index].astype(np.int64)
+
+
+def _component_matrices(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray):
+    """Per component: its edges, and the edges' rows and columns in the component's dense score matrix
+    (rows and columns in (ad, payment) index order)."""
+    comp = components(ad_index, pay_index)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    for edges in np.split(order, bounds):
+        rows, r = np.unique(ad_index[edges], return_inverse=True)
+        cols, c = np.unique(pay_index[edges], return_inverse=True)
+        m = np.zeros((len(rows), len(cols)))
+        m[r, c] = np.maximum(score[edges], 0)
+        yield edges, r, c, m
+
+
+def _best(m: np.ndarray) -> tuple[float, set[tuple[int, int]]]:
+    from scipy.optimize import linear_sum_assignment
+
+    picked_r, picked_c = linear_sum_assignment(m, maximize=True)
+    best = {(int(i), int(j)) for i, j in zip(picked_r, picked_c) if m[i, j] > 0}
+    return float(sum(m[i, j] for i, j in best)), best
 
 
 def assign(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -291,33 +396,54 @@ def assign(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray) -> np
     Solved per connected component with ``scipy.optimize.linear_sum_assignment`` on the component's dense
     score matrix (components are small: the ads of one site within one window). Rows and columns are in
     (ad, payment) index order, so equal scores go to the earlier ad and the earlier payment."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    chosen = np.zeros(len(score), bool)
-    if len(score) == 0:
-        return chosen
-    n_ads, n_pay = int(ad_index.max()) + 1, int(pay_index.max()) + 1
-    graph = coo_matrix((np.ones(len(score)), (ad_index, n_ads + pay_index)), shape=(n_ads + n_pay,) * 2)
-    _, comp = connected_components(graph, directed=False)
-    edge_comp = comp[ad_index]
-    order = np.argsort(edge_comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
-    for edges in np.split(order, bounds):
-        if len(edges) == 1:
-            chosen[edges] = score[edges] > 0
-            continue
-        rows, r = np.unique(ad_index[edges], return_inverse=True)
-        cols, c = np.unique(pay_index[edges], return_inverse=True)
-        m = np.zeros((len(rows), len(cols)))
-        m[r, c] = score[edges]
-        picked_r, picked_c = linear_sum_assignment(m, maximize=True)
-        best = {(int(i), int(j)) for i, j in zip(picked_r, picked_c) if m[i, j] > 0}
-        for k, e in enumerate(edges):
-            if (int(r[k]), int(c[k])) in best:
-                chosen[e] = True
+    chosen, _ = assign_with_regret(ad_index, pay_index, score)
     return chosen
+
+
+def assign_with_regret(ad_index: np.ndarray, pay_index: np.ndarray, score: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`assign`, and for each chosen edge its *regret*: how much the component's best total score
+    drops when that edge is forbidden (the best explanation of the same ads and payments without this
+    link). A small regret means an alternative assignment fits the evidence as well: the link is not
+    separable from it (NaN for edges not chosen)."""
+    chosen = np.zeros(len(score), bool)
+    regret = np.full(len(score), np.nan)
+    if len(score) == 0:
+        return chosen, regret
+    for edges, r, c, m in _component_matrices(ad_index, pay_index, score):
+        total, best = _best(m)
+        for k, e in enumerate(edges):
+            cell = (int(r[k]), int(c[k]))
+            if cell not in best:
+                continue
+            chosen[e] = True
+            if m.shape[0] > EXACT_REGRET_ADS:
+                regret[e] = local_regret(m, cell)
+                continue
+            held, m[cell] = m[cell], 0.0
+            regret[e] = total - _best(m)[0]
+            m[cell] = held
+    return chosen, regret
+
+
+#: components with more ads than this (busy sites in big worlds, where overlapping windows chain a fee
+#: tier's ads into one component) measure a link's regret on its neighbourhood: one assignment per link
+#: on the whole component would cost links × component³
+EXACT_REGRET_ADS = 40
+
+
+def local_regret(m: np.ndarray, cell: tuple[int, int]) -> float:
+    """The regret of link ``cell`` (row, column of the score matrix ``m``) measured on its neighbourhood:
+    the ads with a candidate among the link's ad's payments, and all their payments. Equal to the
+    component's regret when the component is that neighbourhood; a bounded look-ahead otherwise (a
+    chain of swaps reaching further is not seen)."""
+    r0, c0 = cell
+    rows = np.flatnonzero((m[:, m[r0] > 0] > 0).any(axis=1))
+    cols = np.flatnonzero((m[rows] > 0).any(axis=0))
+    sub = m[np.ix_(rows, cols)].copy()
+    total = _best(sub)[0]
+    sub[int(np.searchsorted(rows, r0)), int(np.searchsorted(cols, c0))] = 0.0
+    return total - _best(sub)[0]
 
 
 def ad_group_of(store: Store) -> dict[tuple[str, str], int]:
@@ -334,29 +460,23 @@ PASSES = 4  # consistency passes at most (each re-scores from the links of the o
 
 
 def _group_boost(links: np.ndarray, ad_index: np.ndarray, payer: np.ndarray, group_of_ad: np.ndarray,
-                 weight: float) -> np.ndarray:
+                 comp: np.ndarray, weight: float) -> np.ndarray:
     """Per candidate: ``weight`` × (share of the group's other linked ads paid by this payer) minus
-    ``weight`` × (share of this payer's links that pay ads of other groups). An ad's own link does not
-    vouch for itself; a payer seen in no link is neither boosted nor penalised."""
-    none = np.iinfo(np.int64).min
-    link_payer = np.full(len(group_of_ad), none)
-    link_payer[ad_index[links]] = payer[links]
-    linked = link_payer != none
-    per_group: dict[int, int] = {}
-    per_pair: dict[tuple[int, int], int] = {}
-    per_payer: dict[int, int] = {}
-    for g, p in zip(group_of_ad[linked].tolist(), link_payer[linked].tolist()):
-        per_group[g] = per_group.get(g, 0) + 1
-        per_pair[(g, p)] = per_pair.get((g, p), 0) + 1
-        per_payer[p] = per_payer.get(p, 0) + 1
+    ``weight`` × (share of this payer's links that pay ads of other groups), both counted over the links
+    *outside the candidate's own component*: the ads competing for the same payments cannot vouch for or
+    against each other (otherwise a swapped pair would confirm its own swap). A payer seen in no such
+    link is neither boosted nor penalised."""
+    from collections import Counter
+
+    linked = np.flatnonzero(links)
+    lg, lp, lc = group_of_ad[ad_index[linked]].tolist(), payer[linked].tolist(), comp[linked].tolist()
+    per_group, per_pair, per_payer = Counter(lg), Counter(zip(lg, lp)), Counter(lp)
+    in_group, in_pair, in_payer = Counter(zip(lc, lg)), Counter(zip(lc, lg, lp)), Counter(zip(lc, lp))
     boost = np.zeros(len(payer))
-    for k in range(len(payer)):
-        i = int(ad_index[k])
-        g, p = int(group_of_ad[i]), int(payer[k])
-        own = bool(linked[i] and link_payer[i] == p)
-        others = per_group.get(g, 0) - int(linked[i])
-        same = per_pair.get((g, p), 0) - int(own)
-        paid = per_payer.get(p, 0) - int(own)
+    for k, (g, p, c) in enumerate(zip(group_of_ad[ad_index].tolist(), payer.tolist(), comp.tolist())):
+        others = per_group[g] - in_group[(c, g)]
+        same = per_pair[(g, p)] - in_pair[(c, g, p)]
+        paid = per_payer[p] - in_payer[(c, p)]
         if others > 0 and same > 0:
             boost[k] += weight * same / others
         if paid > 0:
@@ -411,25 +531,36 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
     pay_pos = {k: i for i, k in enumerate(pay_uniq)}
     pay_index = np.array([pay_pos[k] for k in pay_keys], np.int64)
     result.ads_with_candidates = len(ad_uniq)
-    payer = payers(store, cands, params.chain)
+    payer, spends = payers(store, cands, params.chain)
+    comp = components(ad_index, pay_index)
+    # the posting order against the payments' order on chain: a tie-breaker added before the group pass
+    posted = cands["posted_at"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    order_bonus = _order_bonus(ad_index, cands["tx_id"].to_numpy(), posted, comp, spends, params.order_weight)
+    prior = base + order_bonus
 
-    first = assign(ad_index, pay_index, base) & (base >= params.min_score)
+    first = assign(ad_index, pay_index, prior) & (prior >= params.min_score)
     boost = np.zeros(len(base))
     chosen = first
     if params.group_boost > 0:
         groups = ad_group_of(store)
         group_of_ad = np.array([groups.get(k, -1 - i) for i, k in enumerate(ad_uniq)], np.int64)
         for _ in range(PASSES):
-            boost = _group_boost(chosen, ad_index, payer, group_of_ad, params.group_boost)
-            again = assign(ad_index, pay_index, base + boost) & (base + boost >= params.min_score)
+            boost = _group_boost(chosen, ad_index, payer, group_of_ad, comp, params.group_boost)
+            again = assign(ad_index, pay_index, prior + boost) & (prior + boost >= params.min_score)
             if (again == chosen).all():
                 break
             chosen = again
-    score = base + boost
+    score = prior + boost
+    # abstain: a link whose component explains the evidence (almost) as well without it is not separable
+    # from the alternative (two same-fee payments in one block, a decoy as close to the fee as the
+    # payment): below --margin it stays a candidate
+    chosen, regret = assign_with_regret(ad_index, pay_index, score)
+    chosen &= (score >= params.min_score) & (regret >= params.margin)
     before = {int(ad_index[k]): int(pay_index[k]) for k in np.flatnonzero(first)}
     after = {int(ad_index[k]): int(pay_index[k]) for k in np.flatnonzero(chosen)}
     result.changed_by_groups = sum(1 for i in set(before) | set(after) if before.get(i) != after.get(i))
     result.linked = int(chosen.sum())
+    result.abstained = int((~np.isnan(regret) & (regret < params.margin) & (score >= params.min_score)).sum())
 
     # rank per ad by final score (ties: payment order)
     order = np.lexsort((pay_index, -score, ad_index))
@@ -443,8 +574,9 @@ def _link(store: Store, schedule: pa.Table | None, params: LinkParams, run_id: i
         "amount": cands["amount"], "usd": cands["usd"], "payment_time": cands["payment_time"],
         "posted_at": cands["posted_at"], "fee_usd": cands["fee_usd"], "fee_source": cands["fee_source"],
         "rel_error": cands["rel_error"], "minutes": cands["minutes"], "amount_score": amount_score,
-        "time_score": time_score, "base_score": base, "group_boost": boost, "score": score,
-        "payer": payer, "chosen": chosen, "run_id": pa.array(np.full(len(score), run_id), pa.int64()),
+        "time_score": time_score, "base_score": base, "order_bonus": order_bonus, "group_boost": boost, "score": score,
+        "payer": payer, "chosen": chosen, "regret": pa.array(regret, pa.float64(), mask=np.isnan(regret)),
+        "run_id": pa.array(np.full(len(score), run_id), pa.int64()),
     })
     with store.view("_cands", table):
         store.con.execute("""INSERT INTO ad_payment_candidates BY NAME SELECT * FROM _cands
@@ -501,13 +633,19 @@ def explain_ad(store: Store, ad_id: str, site: str | None = None) -> AdExplanati
     chosen = next((c for c in cands if c["chosen"]), None)
     if chosen is not None and chosen["amount"]:
         price = float(chosen["usd"]) / (float(chosen["amount"]) / 1e8)
-    why = _why(cands, chosen, fee_usd, link is not None)
+    margin = None
+    if cands:
+        run = store.one("""SELECT r.parameters FROM ingest_runs r WHERE r.run_id = (SELECT max(run_id) FROM
+                               ad_payment_candidates WHERE site = ? AND ad_id = ?)""", [site, ad_id])
+        params = run[0] if run else None
+        margin = (json.loads(params) if isinstance(params, str) else params or {}).get("margin")
+    why = _why(cands, chosen, fee_usd, link is not None, margin)
     return AdExplanation(site, ad_id, posted_at, location, fee_usd, fee_source,
                          None if link is None else dict(zip(("chain", "txid", "n", "score", "method"), link)),
                          price, cands, why)
 
 
-def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: bool) -> str:
+def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: bool, margin: float | None) -> str:
     if fee_usd is None:
         return "no fee known for this ad (no fee_usd on the ad and no fee schedule row for its site): not linked"
     if not cands:
@@ -517,10 +655,22 @@ def _why(cands: list[dict], chosen: dict | None, fee_usd: float | None, linked: 
         if best["taken_by"]:
             return (f"the best candidate {best['txid']}:{best['n']} (score {best['score']:.3f}) went to ad "
                     f"{best['taken_by']}, which it fits better; no other candidate was left: not linked")
+        picked = next((c for c in cands if c["regret"] is not None and c["regret"] < (margin or 0)), None)
+        if picked is not None:
+            rival = next((c for c in cands if c is not picked), None)
+            alt = (f" (e.g. {rival['txid']}:{rival['n']}, score {rival['score']:.3f}, or the same payment for "
+                   "another ad)") if rival else " (the same payment for another ad)"
+            return (f"the assignment picked {picked['txid']}:{picked['n']} (score {picked['score']:.3f}), but without "
+                    f"it the competing ads and payments are explained almost as well{alt}: regret "
+                    f"{picked['regret']:.3f} below the margin {margin}: not linked "
+                    "(not separable)")
         return f"the best candidate scores {best['score']:.3f}, below the minimum score: not linked"
     parts = [f"{chosen['txid']}:{chosen['n']} pays {chosen['usd']:.2f} USD for a {fee_usd:g} USD fee "
              f"({chosen['rel_error'] * 100:+.2f} %) {abs(chosen['minutes']):.0f} min "
              f"{'before' if chosen['minutes'] <= 0 else 'after'} the posting: score {chosen['score']:.3f}"]
+    if chosen["order_bonus"] > 0:
+        parts.append(f"including {chosen['order_bonus']:.3f} because the ad was posted in the order of its "
+                     "payment among payments of one wallet (one spends the other's change)")
     if chosen["group_boost"] > 0:
         parts.append(f"including {chosen['group_boost']:.3f} because its payer pays other ads of the ad's group")
     rivals = [c for c in cands if not c["chosen"]]

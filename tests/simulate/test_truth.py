@@ -16,7 +16,7 @@ def patterns(truth, kind=None):
 def test_every_planted_pattern_is_named_with_members(world):
     _, _, truth = world
     types = {p["type"] for p in truth["patterns"]}
-    assert types >= {"ad_fee_payments", "decoy_payments", "victim_earnings", "collection", "peeling_chain",
+    assert types >= {"ad_fee_payments", "decoy_payments", "site_sweeps", "victim_earnings", "collection", "peeling_chain",
                      "coinjoin", "exchange_deposit", "ad_author_linking", "ad_payment_linking", "layering",
                      "deposit_address_forwarding", "structuring", "funnel_account", "cycle"}
     for p in truth["patterns"]:
@@ -69,18 +69,28 @@ def test_ad_fees_were_paid_at_the_posting_times_btc_price(world, con):
                     "fee_sat": [v["fee_sat"] for v in links.values()]})
     con.register("_links", key)
     try:
+        # the fee output pays a labelled address of the site, or (a sweeping site) a fresh address that a
+        # sweep of several inputs and one output moves into a labelled one
         rows = con.execute("""
-            SELECT a.ad_id, a.site, a.location, a.posted_at, t.block_time, o.value, k.fee_sat, l.label,
+            SELECT a.ad_id, a.site, a.location, a.posted_at, t.block_time, o.value, k.fee_sat,
+                   coalesce(l.label, ls.label), l.label IS NULL AND s.input_count >= 2 AND s.output_count = 1,
                    o.value / 1e8 * (SELECT usd FROM prices p WHERE p.asset = 'BTC' AND p.time <= t.block_time
                                     ORDER BY p.time DESC LIMIT 1)
             FROM ads a JOIN _links k USING (ad_id) JOIN transactions t ON t.txid = k.txid
-            JOIN outputs o ON o.txid = k.txid JOIN labels l ON l.address = o.address AND l.category = 'shop'
-            """).fetchall()
+            JOIN outputs o ON o.txid = k.txid AND o.value = k.fee_sat
+            LEFT JOIN labels l ON l.address = o.address AND l.category = 'shop'
+            LEFT JOIN inputs i ON i.prev_txid = o.txid AND i.prev_n = o.n
+            LEFT JOIN transactions s ON s.txid = i.txid
+            LEFT JOIN outputs so ON so.txid = i.txid
+            LEFT JOIN labels ls ON ls.address = so.address AND ls.category = 'shop'
+            WHERE l.label IS NOT NULL OR ls.label IS NOT NULL""").fetchall()
     finally:
         con.unregister("_links")
     assert len(rows) == len(links) >= 60
+    sweeping = patterns(truth, "ad_payment_linking")[0]["sweeping_site"]
+    assert {(site == sweeping, swept) for _, site, *_, swept, _ in rows} == {(True, True), (False, False)}
     schedule = read_fee_schedule(summary.truth_path.parent / truth["companions"]["fee_schedule"]).to_pylist()
-    for ad_id, site, location, posted, block_time, value, fee_sat, label, usd in rows:
+    for ad_id, site, location, posted, block_time, value, fee_sat, label, _, usd in rows:
         assert value == fee_sat
         assert 0 < (posted - block_time).total_seconds() <= 900  # the ad appears minutes after its fee
         assert label.endswith("ad payments")

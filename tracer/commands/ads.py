@@ -27,6 +27,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         group_boost: float = typer.Option(0.5, "--group-boost",
                                           help="Weight of the consistency pass (payers of the ad's author group)."),
         min_score: float = typer.Option(0.05, "--min-score", help="Accept no link scoring below this."),
+        margin: float = typer.Option(0.05, "--margin",
+                                     help="Accept no link whose regret (how much worse the competing ads and payments "
+                                          "are explained without it) is below this: not separable."),
+        order_weight: float = typer.Option(0.1, "--order-weight",
+                                           help="Weight of the posting order: the ad posted first takes the payment "
+                                                "made first, where one payment spends the other's change."),
         chain: str = typer.Option("bitcoin", "--chain"),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
@@ -34,7 +40,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         from heuristics.ads import LinkParams, read_fee_schedule
 
         params = LinkParams(window_minutes=window, tolerance=tolerance, min_score=min_score,
-                            group_boost=group_boost, chain=chain)
+                            group_boost=group_boost, margin=margin, order_weight=order_weight, chain=chain)
         params.check()
         schedule = read_fee_schedule(text_file(fees, "CSV file")) if fees is not None else None
         with open_workspace_at(ctx.obj["db"]) as ws:
@@ -47,7 +53,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         addrs = ", ".join(f"{n:,} by {b}" for b, n in sorted(result.site_addresses.items())) or "none"
         print(f"ads link run {result.run_id}: {result.ads:,} ads, {result.ads_with_fee:,} with a known fee; site "
               f"addresses: {addrs}; {result.candidates:,} candidate payments for {result.ads_with_candidates:,} ads; "
-              f"{result.linked:,} linked ({result.changed_by_groups:,} changed by the author-group pass)")
+              f"{result.linked:,} linked ({result.changed_by_groups:,} changed by the author-group pass, "
+              f"{result.abstained:,} not separable from an alternative)")
         if not result.site_addresses:
             print("note: no labelled address names an ad site: ingest the sites' addresses as labels "
                   "(label or actor naming the site), then link again")
@@ -77,7 +84,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             taken = f"  (linked to {c['taken_by']})" if c["taken_by"] else ""
             print(f" {mark}{c['rank']:>3}. {c['txid']}:{c['n']}  {c['usd']:.2f} USD ({c['rel_error'] * 100:+.2f} %)  "
                   f"{c['minutes']:+.0f} min  amount {c['amount_score']:.3f} × time {c['time_score']:.3f}"
-                  f" {c['group_boost']:+.3f} group = {c['score']:.3f}  payer {c['payer']}{taken}")
+                  f" {c['order_bonus']:+.3f} order {c['group_boost']:+.3f} group = {c['score']:.3f}  payer {c['payer']}{taken}"
+                  + (f"  regret {c['regret']:.3f}" if c["regret"] is not None else ""))
         print(f"why: {e.why}")
 
     @ads_app.command("group")

@@ -44,6 +44,7 @@ class OperationTruth:
     victim_print_addr: dict[str, int] = field(default_factory=dict)
     exchange_deposits: list[dict] = field(default_factory=list)  # {"tx","value","time"}
     deposit_addr: int = -1
+    sweeping_site: str | None = None  # the site whose processor sweeps fresh receiving addresses
 
 
 def _sat(usd: float, btc_usd: float) -> int:
@@ -52,6 +53,12 @@ def _sat(usd: float, btc_usd: float) -> int:
 
 #: the payment processor quotes BTC at its own rate: the market's within about this share (sd)
 PROCESSOR_RATE_SD = 0.003
+#: share of independent ads next to which an ordinary wallet pays the site a fee-like amount (within 1 %)
+DECOY_SHARE = 0.25
+#: share of a site's blocks whose ads it posts in the order of their payments (else in random order)
+POSTING_IN_ORDER = 0.85
+#: share of an independent author's fee payments that spend the change of the author's previous one
+CHANGE_REUSE = 0.7
 
 
 def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Author], ads: list[dict],
@@ -106,6 +113,30 @@ def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Au
 
     # -- 2. ad fees (operation, independent authors) and decoys -----------------------------------
     fee_txs, decoy_txs = [], []
+    # a sweeping site (its processor takes each payment on a fresh address and sweeps them into the
+    # labelled hot wallet): picked from the messy stream, so a clean world has none
+    sweeping = SITES[int(messy.integers(len(SITES)))][0] if messy is not None else None
+    truth.sweeping_site = sweeping
+    received: list[Coin] = []  # the sweeping site's receiving coins, swept after the fees
+
+    def pay_to(site: str, value: int) -> Out:
+        owner = truth.owners[f"site:{site}"]
+        if site == sweeping:
+            return Out(owner, value)  # a fresh receiving address
+        return Out(owner, value, addr=int(rng.choice(truth.site_addrs[site])))
+
+    def decoy(site: str, block: int, fee: int, spread: float, stream: np.random.Generator) -> None:
+        db = min(max(block + int(stream.integers(-2, 3)), 0), last_block)
+        coin = scr.background_coins(1, db, fee * 2 + 40_000)
+        if coin:
+            amount = int(fee * stream.uniform(1 - spread, 1 + spread))
+            dtx, douts = scr.tx(db, coin, [pay_to(site, amount), Out(coin[0].owner)], coin[0].owner,
+                                "decoy site payment")
+            decoy_txs.append(dtx)
+            if site == sweeping:
+                received.append(douts[0])
+
+    change_of: dict[str, Coin] = {}  # an independent author's last change
     for ad in ads:
         b = scr.block_at(ad["when"])
         ad["posted_at"] = (times[b] + np.timedelta64(int(rng.integers(120, 900)), "s")).astype(
@@ -117,39 +148,77 @@ def run_operation(scr: Scripted, econ: Economy, prices: Prices, authors: list[Au
                 continue
         fee = _sat(ad["fee_usd"], btc_usd)
         ad["fee_sat"] = fee
-        site_addr = int(rng.choice(truth.site_addrs[ad["site"]]))
-        site_owner = truth.owners[f"site:{ad['site']}"]
         a = ad["author"]
         if a.operation:
-            tx, outs = scr.tx(b, [poster_coin], [Out(site_owner, fee, addr=site_addr), Out(poster)], poster,
+            tx, outs = scr.tx(b, [poster_coin], [pay_to(ad["site"], fee), Out(poster)], poster,
                               f"ad fee {ad['ad_id']}")
             poster_coin = outs[1]
             fee_txs.append(tx)
             truth.ad_payer[ad["ad_id"]] = poster
             # decoys: unrelated payments of similar amounts to the same site around the same time
             for _ in range(2):
-                db = min(max(b + int(rng.integers(-2, 3)), 0), last_block)
-                coin = scr.background_coins(1, db, fee * 2 + 40_000)
-                if coin:
-                    amount = int(fee * rng.uniform(0.95, 1.05))
-                    dtx, _ = scr.tx(db, coin, [Out(site_owner, amount, addr=int(rng.choice(truth.site_addrs[ad["site"]]))),
-                                               Out(coin[0].owner)], coin[0].owner, "decoy site payment")
-                    decoy_txs.append(dtx)
+                decoy(ad["site"], b, fee, 0.05, rng)
         else:
             if a.wallet_owner < 0:
                 a.wallet_owner = int(econ.pick_payees(1)[0])
-            coin = scr.background_coins(1, b, fee * 2 + 40_000, owner=a.wallet_owner)
-            if not coin:
-                coin = scr.background_coins(1, b, fee * 2 + 40_000)
+            # the author's wallet spends the change of its last fee payment when its coin selection picks
+            # it (topped up with another coin when the change is short), else one of its other coins
+            coin = []
+            last = change_of.get(a.author_id)
+            if last is not None and messy is not None and messy.random() < CHANGE_REUSE:
+                coin = [last]
+            if sum(c.value for c in coin) < fee * 2 + 40_000:
+                more = scr.background_coins(1, b, fee * 2 + 40_000, owner=a.wallet_owner) \
+                    or scr.background_coins(1, b, fee * 2 + 40_000)
+                coin = coin + more if more else []
             if not coin:
                 continue
-            tx, _ = scr.tx(b, coin, [Out(site_owner, fee, addr=site_addr), Out(coin[0].owner)], coin[0].owner,
-                           f"ad fee {ad['ad_id']}")
+            tx, outs = scr.tx(b, coin, [pay_to(ad["site"], fee), Out(coin[0].owner)], coin[0].owner,
+                              f"ad fee {ad['ad_id']}")
+            change_of[a.author_id] = outs[1]
             truth.ad_payer[ad["ad_id"]] = coin[0].owner
+            # ordinary payments of fee-like amounts (within the processor's spread) at the same minutes
+            if messy is not None and messy.random() < DECOY_SHARE:
+                decoy(ad["site"], b, fee, 0.01, messy)
+        if ad["site"] == sweeping:
+            received.append(outs[0])
         truth.ad_fees[ad["ad_id"]] = (tx, fee)
+    if messy is not None:
+        # a site posts an ad when its payment confirms, its processor walking the block in block order (a
+        # payment before the one spending its change): the ads paid in one block go up in payment order —
+        # usually; in a share of the (site, block) queues the order is lost (parallel workers, retries)
+        queues: dict[tuple[str, int], list[dict]] = {}
+        for ad in ads:
+            if ad["ad_id"] in truth.ad_fees:
+                queues.setdefault((ad["site"], scr.block_at(ad["when"])), []).append(ad)
+        for queue in queues.values():
+            if len(queue) > 1 and messy.random() < POSTING_IN_ORDER:
+                posted = sorted(ad["posted_at"] for ad in queue)
+                for ad, when in zip(sorted(queue, key=lambda ad: truth.ad_fees[ad["ad_id"]][0]), posted):
+                    ad["posted_at"] = when
     truth.patterns.append({"pattern": "ad_fee_payments", "id": "operation-1/ad-fees", "txs": fee_txs,
                            "ads": [ad["ad_id"] for ad in op_ads], "addrs": []})
     truth.patterns.append({"pattern": "decoy_payments", "id": "operation-1/decoys", "txs": decoy_txs, "addrs": []})
+    if sweeping is not None:
+        # the processor sweeps every few payments (2 to 6) into one of the site's labelled addresses: a
+        # transaction of all those inputs and one output, no change
+        received.sort(key=lambda c: (c.block, c.tx))
+        owner = truth.owners[f"site:{sweeping}"]
+        sweeps, k = [], 0
+        while k < len(received):
+            batch = received[k:k + int(messy.integers(2, 7))]
+            k += len(batch)
+            if len(received) - k == 1:  # no lone payment left for the last sweep
+                batch.append(received[k])
+                k += 1
+            b = min(max(c.block for c in batch) + int(messy.integers(1, 4)), last_block)
+            hot_addr = int(truth.site_addrs[sweeping][int(messy.integers(len(truth.site_addrs[sweeping])))])
+            # at a low fee rate: a processor's sweep is in no hurry
+            stx, _ = scr.tx(b, batch, [Out(owner, None, addr=hot_addr)], owner, f"{sweeping} sweeps its receiving "
+                            "addresses", feerate=2.0, kind=TX_SWEEP)
+            sweeps.append(stx)
+        truth.patterns.append({"pattern": "site_sweeps", "id": f"{sweeping}/sweeps", "txs": sweeps,
+                               "addrs": sorted({c.addr for c in received}), "actor": f"site:{sweeping}"})
 
     # -- 3. customers pay the victims -------------------------------------------------------------
     earn_txs = []

@@ -144,6 +144,9 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
     for label, owner in op.owners.items():
         kind = "ad_site" if label.startswith("site:") else "trafficking_operation_member"
         entry = {"id": label, "kind": kind, "bitcoin": {"addresses": by_owner.get(owner, [])}}
+        if kind == "ad_site":
+            # a processor that takes each payment on a fresh address and sweeps it into these labelled ones
+            entry["sweeps_receiving_addresses"] = label == f"site:{op.sweeping_site}"
         if label.startswith("operation-1:victim"):
             entry["controlled_by"] = "operation-1:controller"
             entry["bitcoin"]["printed_in_ads"] = strings.get(op.victim_print_addr[label.split(":")[1]]) \
@@ -165,7 +168,7 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
 
     patterns: list[dict] = []
     for p in op.patterns:
-        entry = {"id": p["id"], "type": p["pattern"], "chain": "bitcoin", "actor": "operation-1",
+        entry = {"id": p["id"], "type": p["pattern"], "chain": "bitcoin", "actor": p.get("actor", "operation-1"),
                  "txids": [txid(t) for t in p["txs"]], "addresses": [strings[a] for a in p.get("addrs", [])]}
         if "ads" in p:
             entry["ads"] = p["ads"]
@@ -187,6 +190,7 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
                      "unscraped_paid_ads": {ad_id: {"txid": txid(tx), "fee_sat": sat}
                                             for ad_id, (tx, sat) in sorted(op.ad_fees.items()) if ad_id not in scraped},
                      "paid_otherwise": sorted(ad["ad_id"] for ad in ads if ad.get("paid_with", "bitcoin") != "bitcoin"),
+                     "sweeping_site": op.sweeping_site,
                      "fee_schedule": Path(f"{stem}.fees.csv").name if schedule is not None else None})
     patterns.append({"id": "operation-1/usdt-layering", "type": "layering", "chain": "sim-evm", "actor": "operation-1",
                      "txids": evm["txids"][1] + evm["txids"][2] + evm["txids"][3],
