@@ -10,6 +10,7 @@ DETECTOR_MODULES = [
     "heuristics.typologies.structuring",
     "heuristics.typologies.peeling",
     "heuristics.typologies.passthrough",
+    "heuristics.typologies.adfees",
 ]
 
 __all__ = ["DETECTOR_MODULES", "REGISTRY", "AlertsError", "AlertsResult", "Context", "Typology", "explain_alert",

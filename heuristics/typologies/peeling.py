@@ -153,7 +153,7 @@ def peeling_alerts(ctx: Context, p: PeelingParams) -> list[dict]:
                            f"{float((peel / c['total'][s:e]).max()):.0%} away; {svc:.0%} of the peeled value to labelled "
                            f"services" + (", starting at an exchange" if exch else "")
                            + (f"; flagged addresses {flagged}" if flagged else ""),
-                "_txs": c["tx_id"][s:e], "_last_tx": int(c["tx_id"][e - 1]),
+                "_txs": c["tx_id"][s:e], "_chain": chain,
             })
     return rows
 
@@ -164,3 +164,118 @@ def detect_peeling(ctx: Context, p: PeelingParams) -> pa.Table:
 
 register(Typology("peeling_chain", "Peeling chain (1-input/2-output chain of small peels)", PeelingParams,
                   detect_peeling, "Meiklejohn et al., A Fistful of Bitcoins (IMC 2013); FATF virtual-asset red flags"))
+
+
+# -- off-ramps -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OffRampParams:
+    min_source_score: float = param(0.3, "Peeling chains and pass-through accounts scoring below this are not sources.")
+    forward_share: float = param(0.9, "An account forwarding this share of its inflow to exchange-labelled accounts "
+                                      "is an exchange deposit account.")
+    flag_score: float = param(0.9, "Score of a deposit funded by a flagged (sanctioned, abuse) address.")
+    utxo_chains: tuple = param(("bitcoin",), "UTXO chains searched (comma list).")
+    account_chains: tuple = param((), "Account chains searched (comma list; empty: every account-model chain).")
+
+
+def _exchange_utxo_addresses(ctx: Context, chain: str) -> np.ndarray:
+    """Exchange-labelled addresses of a UTXO chain and the addresses the exchanges sweep: inputs of a
+    transaction of two or more inputs whose every output pays an exchange-labelled address."""
+    lab = labelled(ctx)["exchange"]
+    with ctx.store.view("_exch_ids", pa.table({"address_id": pa.array(lab, pa.int64())})) as v:
+        swept = ctx.store.arrow(f"""
+            WITH t AS (SELECT o.tx_id FROM outputs o LEFT JOIN {v} e USING (address_id)
+                       WHERE o.chain = ? GROUP BY o.tx_id HAVING count(e.address_id) = count(*)),
+                 n AS (SELECT i.tx_id FROM inputs i JOIN t USING (tx_id) WHERE i.chain = ? GROUP BY i.tx_id
+                       HAVING count(*) >= 2)
+            SELECT DISTINCT i.address_id FROM inputs i JOIN n USING (tx_id)
+            WHERE i.chain = ? AND i.address_id IS NOT NULL""", [chain, chain, chain])
+    ids = swept.column("address_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.unique(np.concatenate([lab, ids]))
+
+
+def detect_off_ramp(ctx: Context, p: OffRampParams) -> pa.Table:
+    lab = labelled(ctx)
+    rows = []
+    # UTXO: deposits by a peeling chain's transactions or by transactions spending their outputs
+    chains = [r for r in peeling_alerts(ctx, PeelingParams(chains=p.utxo_chains)) if r["score"] >= p.min_source_score]
+    for chain in p.utxo_chains:
+        exch = _exchange_utxo_addresses(ctx, chain)
+        src_tx = [(int(t), r["score"], r["focal_id"]) for r in chains if r["_chain"] == chain for t in r["_txs"]]
+        if not src_tx:
+            continue
+        src = pa.table({"tx_id": pa.array([s[0] for s in src_tx], pa.int64()),
+                        "score": pa.array([s[1] for s in src_tx], pa.float64()),
+                        "source": pa.array([s[2] for s in src_tx], pa.int64())})
+        with ctx.store.view("_peel_src", src) as v:
+            dep = ctx.store.arrow(f"""
+                SELECT tx_id, max(score) AS score, min(source) AS source FROM (
+                    SELECT tx_id, score, source FROM {v}
+                    UNION ALL
+                    SELECT i.tx_id, s.score, s.source FROM inputs i
+                    JOIN outputs o ON o.chain = i.chain AND o.txkey = i.prev_txkey AND o.n = i.prev_n
+                    JOIN {v} s ON s.tx_id = o.tx_id
+                    WHERE i.chain = ?) GROUP BY tx_id""", [chain])
+        f = ctx.flows((chain,))
+        dep_tx = dep.column("tx_id").to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.argsort(dep_tx)
+        dep_tx = dep_tx[order]
+        dep_score = dep.column("score").to_numpy(zero_copy_only=False)[order]
+        dep_source = dep.column("source").to_numpy(zero_copy_only=False)[order]
+        out_leg = f["src_id"] < 0
+        idx = np.flatnonzero(out_leg & member(-f["src_id"], dep_tx) & member(f["dst_id"], exch))
+        # not the exchange's own transactions (sweeps, withdrawals): their inputs are the exchange's
+        own = np.unique(-f["dst_id"][(f["dst_id"] < 0) & member(f["src_id"], exch)])
+        idx = idx[~member(-f["src_id"][idx], own)]
+        for i in idx:
+            tx = -int(f["src_id"][i])
+            k = int(np.searchsorted(dep_tx, tx))
+            dst = int(f["dst_id"][i])
+            score = float(dep_score[k])
+            ins = np.flatnonzero(f["dst_id"] == -tx)
+            ev = np.concatenate([ins, [i]])
+            rows.append({
+                "focal_id": dst, "anchor": int(f["flow_id"][i]), "score": score,
+                "subjects": [dst, int(dep_source[k])] + [int(x) for x in np.unique(f["src_id"][ins]) if x > 0],
+                "evidence": f["flow_id"][ev].tolist(), "usd": float(f["usd"][i]),
+                "first_time": int(f["time"][ev].min()), "last_time": int(f["time"][ev].max()),
+                "summary": f"{float(f['usd'][i]):,.2f} USD deposited at an exchange address by a transaction "
+                           f"{'of' if tx in set(src.column('tx_id').to_pylist()) else 'spending'} a peeling chain "
+                           f"(chain score {score:.2f})",
+            })
+    # account chains: deposits into exchange deposit accounts from pass-through accounts or flagged ones
+    from heuristics.typologies.passthrough import PassThroughParams, _account_flows, detect_pass_through
+
+    pt = detect_pass_through(ctx, PassThroughParams(chains=p.account_chains))
+    src_acct = {int(a): float(s) for a, s in zip(pt.column("focal_id").to_pylist(), pt.column("score").to_pylist(),
+                                                strict=True) if s >= p.min_source_score}
+    f = _account_flows(ctx, p.account_chains)
+    if f["flow_id"].size:
+        nodes, inv = np.unique(f["dst_id"], return_inverse=True)
+        into = np.bincount(inv, weights=f["usd"], minlength=nodes.size)
+        s_nodes, s_inv = np.unique(f["src_id"], return_inverse=True)
+        fwd_mask = member(f["dst_id"], lab["exchange"])
+        fwd = np.bincount(s_inv[fwd_mask], weights=f["usd"][fwd_mask], minlength=s_nodes.size)
+        fwd_of = dict(zip(s_nodes.tolist(), fwd.tolist(), strict=True))
+        deposit_accts = np.array(sorted(int(a) for a, v in zip(nodes.tolist(), into.tolist(), strict=True)
+                                        if v > 0 and fwd_of.get(a, 0.0) >= p.forward_share * v), np.int64)
+        exch = np.unique(np.concatenate([lab["exchange"], deposit_accts]))
+        srcs = np.array(sorted(src_acct), np.int64)
+        hit = np.flatnonzero(member(f["dst_id"], exch) & (member(f["src_id"], srcs) | member(f["src_id"], lab["flagged"])))
+        for i in hit:
+            s_id, d_id = int(f["src_id"][i]), int(f["dst_id"][i])
+            score = src_acct.get(s_id, p.flag_score)
+            fwd_idx = np.flatnonzero((f["src_id"] == d_id) & (f["time"] >= f["time"][i]))[:1]
+            ev = np.concatenate([[i], fwd_idx])
+            rows.append({
+                "focal_id": d_id, "anchor": int(f["flow_id"][i]), "score": float(score),
+                "subjects": [d_id, s_id], "evidence": f["flow_id"][ev].tolist(), "usd": float(f["usd"][i]),
+                "first_time": int(f["time"][ev].min()), "last_time": int(f["time"][ev].max()),
+                "summary": f"{float(f['usd'][i]):,.2f} USD into an exchange "
+                           f"{'account' if member(np.array([d_id]), lab['exchange'])[0] else 'deposit account'} from "
+                           + (f"a pass-through account (score {score:.2f})" if s_id in src_acct else "a flagged address"),
+            })
+    return found(rows)
+
+
+register(Typology("off_ramp", "Off-ramp: value from a peeling chain or pass-through account into an exchange",
+                  OffRampParams, detect_off_ramp, "FinCEN FIN-2020-A008; FATF virtual-asset red flags (2020)"))

@@ -6,8 +6,8 @@ world gets, on a random stream of its own (``np.random.default_rng([seed, STREAM
 - **Bitcoin** (through :class:`~tracer.simulate.scripted.Scripted`, after the operation): ``N`` peeling
   chains — an exchange withdrawal funds a fresh launderer, who peels 3–10 % of the coin to ordinary
   wallets at each of 6–11 hops a block or two apart, the remainder to a fresh address of his — each
-  ending in a deposit of the remainder at an exchange, which sweeps it into its hot wallet (an
-  ``off_ramp``); and ``N`` benign spending chains: an ordinary wallet paying 15–45 % of its coin at each
+  ending in two deposits of the remainder to one exchange deposit address, which the exchange sweeps
+  into its hot wallet (an ``off_ramp``); and ``N`` benign spending chains: an ordinary wallet paying 15–45 % of its coin at each
   of 4–7 hops (the same 1-input/2-output shape, ``benign_spending_chain``).
 - **USDT** (sim-evm): ``N`` pass-through chains — an exchange withdrawal to a fresh account that forwards
   96–99.5 % within hours to the next, three accounts deep, three rounds over a week, the last account
@@ -85,16 +85,20 @@ def plant_bitcoin(plan: FlowPlan, scr: Scripted, econ: Economy, n: int, rng: np.
         plan.bitcoin.append({"id": f"planted/peeling-chain-{k + 1}", "type": "peeling_chain", "txs": txs,
                              "addrs": addrs})
         # the remainder is cashed out at an exchange, which sweeps the deposit into its hot wallet
-        dep_owner = econ.exch_dep[(e + 1) % len(econ.exch_dep)]
+        # in two deposits to one deposit address, which the exchange then sweeps into its hot wallet
+        e2 = (e + 1) % len(econ.exch_dep)
+        dep_owner = econ.exch_dep[e2]
         b = min(current.block + 1, last)
-        dtx, douts = scr.tx(b, [current], [Out(dep_owner)], who, f"planted launderer {k + 1} deposit")
-        sb = min(b + 1, last)
+        d1, o1 = scr.tx(b, [current], [Out(dep_owner, int(current.value * rng.uniform(0.4, 0.6))), Out(who)], who,
+                        f"planted launderer {k + 1} deposit")
+        d2, o2 = scr.tx(min(b + 1, last), [o1[1]], [Out(dep_owner, addr=o1[0].addr)], who,
+                        f"planted launderer {k + 1} deposit")
+        sb = min(b + 2, last)
         other = scr.background_coins(5, sb, 1, owner=dep_owner, distinct=False)
-        hot_owner = econ.exch_hot[(e + 1) % len(econ.exch_hot)]
-        sweep, _ = scr.tx(sb, [douts[0], *other], [Out(hot_owner, None, addr=int(econ.hot_addrs[(e + 1) % len(econ.hot_addrs)][1]))],
+        sweep, _ = scr.tx(sb, [o1[0], o2[0], *other], [Out(econ.exch_hot[e2], None, addr=int(econ.hot_addrs[e2][1]))],
                           dep_owner, "exchange sweeps deposit addresses", kind=TX_SWEEP)
-        plan.bitcoin.append({"id": f"planted/off-ramp-{k + 1}", "type": "off_ramp", "txs": [dtx, sweep],
-                             "addrs": [douts[0].addr]})
+        plan.bitcoin.append({"id": f"planted/off-ramp-{k + 1}", "type": "off_ramp", "txs": [d1, d2, sweep],
+                             "addrs": [o1[0].addr]})
     for k in range(n):
         b0 = int(rng.integers(day_blocks, max(day_blocks + 1, last - 7 * 3)))
         coin = scr.background_coins(1, b0, 2_000_000)
