@@ -11,6 +11,7 @@ DETECTOR_MODULES = [
     "heuristics.typologies.peeling",
     "heuristics.typologies.passthrough",
     "heuristics.typologies.adfees",
+    "heuristics.typologies.labelled",
 ]
 
 __all__ = ["DETECTOR_MODULES", "REGISTRY", "AlertsError", "AlertsResult", "Context", "Typology", "explain_alert",

@@ -4,7 +4,8 @@
 transaction with (almost) one input and two outputs, one a small *peel* paid away, the other the large
 remainder, which the next such transaction spends; repeated many times within a short time. Set-based:
 one SQL query picks the candidate transactions (at most ``max_inputs`` inputs, two outputs, the larger at
-least ``1 - max_peel`` of the value) and the edges between them (a candidate spending another's larger
+least ``1 - max_peel`` of the value, the smaller at least ``min_peel`` of it — a dust output is no payment:
+chains of dust outputs in one block are token mints, Runes and Ordinals) and the edges between them (a candidate spending another's larger
 output within ``max_hop_hours``); chains are the connected paths of those edges, found by pointer
 jumping over numpy arrays (log2 of the longest chain passes, no walk over transactions).
 
@@ -39,6 +40,8 @@ class PeelingParams:
     min_hops: int = param(4, "Chained peel transactions needed.")
     max_inputs: int = param(2, "Inputs a peel transaction may have (the remainder, and perhaps one more coin).")
     max_peel: float = param(0.2, "The peel is at most this share of the transaction's output value.")
+    min_peel: float = param(0.005, "... and at least this share: a dust output carries no value (token mints such as "
+                                   "Runes and Ordinals chain transactions with a dust output each).")
     max_hop_hours: float = param(48.0, "Longest time between a peel and the next.")
     service_discount: float = param(0.8, "Score lowered by this x the share of peeled value paid to labelled services.")
     exchange_discount: float = param(0.8, "Score lowered by this when the chain starts at an exchange's address.")
@@ -64,7 +67,7 @@ def chain_heads(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _chains(ctx: Context, p: PeelingParams, chain: str) -> dict[str, np.ndarray] | None:
     """Candidate peel transactions of ``chain`` linked into chains of at least ``min_hops``."""
     cache = ctx.__dict__.setdefault("_peel_cache", {})
-    key = (chain, p.max_inputs, p.max_peel, p.max_hop_hours, p.min_hops)
+    key = (chain, p.max_inputs, p.max_peel, p.min_peel, p.max_hop_hours, p.min_hops)
     if key in cache:
         return cache[key]
     t = ctx.store.arrow("""
@@ -74,12 +77,14 @@ def _chains(ctx: Context, p: PeelingParams, chain: str) -> dict[str, np.ndarray]
         i AS (SELECT tx_id, count(*) AS nin FROM inputs WHERE chain = ? GROUP BY tx_id),
         c AS (SELECT o.*, i.nin, epoch(x.block_time)::BIGINT AS t FROM o JOIN i USING (tx_id)
               JOIN transactions x ON x.chain = ? AND x.tx_id = o.tx_id
-              WHERE o.nout = 2 AND i.nin <= ? AND o.big >= (1 - ?) * o.total AND o.total > 0),
+              WHERE o.nout = 2 AND i.nin <= ? AND o.big >= (1 - ?) * o.total AND o.total - o.big >= ? * o.total
+                AND o.total > 0),
         e AS (SELECT a.tx_id AS prev, b.tx_id AS next
               FROM c a JOIN inputs s ON s.chain = ? AND s.prev_txkey = a.txkey AND s.prev_n = a.big_n
               JOIN c b ON b.tx_id = s.tx_id WHERE b.t - a.t BETWEEN 0 AND ?)
         SELECT c.tx_id, c.t, c.total, c.big, c.peel_to, (SELECT min(prev) FROM e WHERE e.next = c.tx_id) AS prev
-        FROM c ORDER BY c.tx_id""", [chain, chain, chain, p.max_inputs, p.max_peel, chain, int(p.max_hop_hours * 3600)])
+        FROM c ORDER BY c.tx_id""", [chain, chain, chain, p.max_inputs, p.max_peel, p.min_peel, chain,
+                                 int(p.max_hop_hours * 3600)])
     if t.num_rows == 0:
         cache[key] = None
         return None
