@@ -18,10 +18,11 @@ input touches a flagged (sanctioned or abuse-labelled) address, capped at 1.
 **Off-ramp** (FinCEN FIN-2020-A008, FATF: value moved through a chain of wallets then cashed out at an
 exchange): a deposit into an exchange address — labelled ``exchange``, or an address an exchange sweeps
 (spent together in a transaction all of whose outputs pay exchange-labelled addresses) — by a
-transaction that spends an output of a peeling chain, or by a flagged address; on account chains, a
+transaction of a peeling chain or one following it along the remainder (``hops`` transactions, each
+spending the previous one's largest output not paid to an exchange); on account chains, a
 transfer into an account that forwards to an exchange-labelled account, from an account the
-``pass_through`` typology alerts on or a flagged one. Score ``min(1, source score x (0.5 + 0.5 x share))``,
-share the part of the deposited value that came from the flagged source.
+``pass_through`` typology alerts on or a flagged one. Score: the source's score (``flag_score`` for a
+flagged address).
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ class OffRampParams:
     forward_share: float = param(0.9, "An account forwarding this share of its inflow to exchange-labelled accounts "
                                       "is an exchange deposit account.")
     flag_score: float = param(0.9, "Score of a deposit funded by a flagged (sanctioned, abuse) address.")
+    hops: int = param(2, "Transactions followed past a peeling chain along the remainder (the largest output "
+                         "not paid to an exchange).")
     utxo_chains: tuple = param(("bitcoin",), "UTXO chains searched (comma list).")
     account_chains: tuple = param((), "Account chains searched (comma list; empty: every account-model chain).")
 
@@ -198,6 +201,32 @@ def _exchange_utxo_addresses(ctx: Context, chain: str) -> np.ndarray:
     return np.unique(np.concatenate([lab, ids]))
 
 
+def _follow_remainder(ctx: Context, chain: str, src: pa.Table, exch: np.ndarray, hops: int) -> pa.Table:
+    """The peeling chains' transactions and, hop by hop, the transactions spending the remainder of the
+    previous ones (their largest output not paid to an exchange address): (tx_id, score, source)."""
+    found_ = [src]
+    frontier = src
+    with ctx.store.view("_exch_addr", pa.table({"address_id": pa.array(exch, pa.int64())})) as ev:
+        for _ in range(hops):
+            with ctx.store.view("_peel_front", frontier) as v:
+                frontier = ctx.store.arrow(f"""
+                    WITH big AS (
+                        SELECT o.tx_id, any_value(o.txkey) AS txkey, arg_max(o.n, o.value) AS n
+                        FROM outputs o JOIN (SELECT DISTINCT tx_id FROM {v}) t USING (tx_id)
+                        WHERE o.chain = ? AND o.address_id NOT IN (SELECT address_id FROM {ev})
+                        GROUP BY o.tx_id)
+                    SELECT i.tx_id, max(s.score) AS score, min(s.source) AS source
+                    FROM big JOIN {v} s USING (tx_id)
+                    JOIN inputs i ON i.chain = ? AND i.prev_txkey = big.txkey AND i.prev_n = big.n
+                    GROUP BY i.tx_id""", [chain, chain])
+            if frontier.num_rows == 0:
+                break
+            found_.append(frontier)
+    every = pa.concat_tables([t.select(["tx_id", "score", "source"]).cast(src.schema) for t in found_])
+    with ctx.store.view("_peel_every", every) as v:
+        return ctx.store.arrow(f"SELECT tx_id, max(score) AS score, min(source) AS source FROM {v} GROUP BY tx_id")
+
+
 def detect_off_ramp(ctx: Context, p: OffRampParams) -> pa.Table:
     lab = labelled(ctx)
     rows = []
@@ -211,15 +240,7 @@ def detect_off_ramp(ctx: Context, p: OffRampParams) -> pa.Table:
         src = pa.table({"tx_id": pa.array([s[0] for s in src_tx], pa.int64()),
                         "score": pa.array([s[1] for s in src_tx], pa.float64()),
                         "source": pa.array([s[2] for s in src_tx], pa.int64())})
-        with ctx.store.view("_peel_src", src) as v:
-            dep = ctx.store.arrow(f"""
-                SELECT tx_id, max(score) AS score, min(source) AS source FROM (
-                    SELECT tx_id, score, source FROM {v}
-                    UNION ALL
-                    SELECT i.tx_id, s.score, s.source FROM inputs i
-                    JOIN outputs o ON o.chain = i.chain AND o.txkey = i.prev_txkey AND o.n = i.prev_n
-                    JOIN {v} s ON s.tx_id = o.tx_id
-                    WHERE i.chain = ?) GROUP BY tx_id""", [chain])
+        dep = _follow_remainder(ctx, chain, src, exch, p.hops)
         f = ctx.flows((chain,))
         dep_tx = dep.column("tx_id").to_numpy(zero_copy_only=False).astype(np.int64)
         order = np.argsort(dep_tx)
@@ -244,7 +265,7 @@ def detect_off_ramp(ctx: Context, p: OffRampParams) -> pa.Table:
                 "evidence": f["flow_id"][ev].tolist(), "usd": float(f["usd"][i]),
                 "first_time": int(f["time"][ev].min()), "last_time": int(f["time"][ev].max()),
                 "summary": f"{float(f['usd'][i]):,.2f} USD deposited at an exchange address by a transaction "
-                           f"{'of' if tx in set(src.column('tx_id').to_pylist()) else 'spending'} a peeling chain "
+                           f"{'of' if tx in set(src.column('tx_id').to_pylist()) else 'following'} a peeling chain "
                            f"(chain score {score:.2f})",
             })
     # account chains: deposits into exchange deposit accounts from pass-through accounts or flagged ones
