@@ -8,6 +8,10 @@ from heuristics.typologies.base import (REGISTRY, AlertsError, AlertsResult, Con
 #: the modules that register typologies (imported on first use, so `tracer --help` stays light)
 DETECTOR_MODULES = [
     "heuristics.typologies.structuring",
+    "heuristics.typologies.peeling",
+    "heuristics.typologies.passthrough",
+    "heuristics.typologies.adfees",
+    "heuristics.typologies.labelled",
 ]
 
 __all__ = ["DETECTOR_MODULES", "REGISTRY", "AlertsError", "AlertsResult", "Context", "Typology", "explain_alert",

@@ -35,6 +35,7 @@ TRUTH_TYPOLOGY = {
     "peeling_chain": "peeling_chain",
     "pass_through": "pass_through",
     "off_ramp": "off_ramp",
+    "exchange_deposit": "off_ramp",  # the operation's deposits at Kestrel: an off-ramp
     "ad_fee_payments": "ad_fee_payer",
 }
 

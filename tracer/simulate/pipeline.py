@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracer.simulate import evm as evm_mod
+from tracer.simulate import plant_flow
 from tracer.simulate.ads import CITIES, ad_rows, fee_schedule, plan_ads, write_ad
 from tracer.simulate.bank import Bank, account, cash_out
 from tracer.simulate.ledger import FIRST_HEIGHT, Ledger, txid_of
@@ -75,6 +76,10 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     authors, ads = plan_ads(arng, seed, START, PERIOD_DAYS, 30, n_bg_ads, max(10, n_bg_ads // 8), schedule, messy)
     scr = Scripted(econ, times, rng_for(seed, 5))
     op = run_operation(scr, econ, prices, authors, ads, rng_for(seed, 6), START, messy)
+    # opt-in extra typology instances (--plant N), on a stream of their own: N = 0 changes nothing
+    plant, plan, prng = int(cfg.get("plant", 0)), plant_flow.FlowPlan(), plant_flow.rng_of(seed)
+    if plant:
+        plant_flow.plant_bitcoin(plan, scr, econ, plant, prng)
     scr.release()
     econ.release()  # the coin sets are not needed any more: give their memory back before the joins
     tell("writing Bitcoin tables", 0.0)
@@ -119,6 +124,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     ew.add([e1, e1], [e2, e3], [a2, a3], [t + 1800, t + 2400], tag=2)
     ew.add([e2, e3], [lumen_dep, lumen_dep], [a2, a3], [t + 3 * 3600, t + 3 * 3600 + 1800], tag=3)
     ew.add([lumen_dep, lumen_dep], [ew.hot[2], ew.hot[2]], [a2, a3], [t + 3 * 3600 + 600, t + 3 * 3600 + 2400], tag=4)
+    if plant:
+        plant_flow.plant_evm(plan, ew, plant, prng, START, PERIOD_DAYS)
     evm_tables = ew.tables(run_id)
     # the simulated chain forks Ethereum: its Tether contract is valued as USDT (a token that only
     # calls itself USDT would not be)
@@ -137,6 +144,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     bank.background(max(300, target // 40), max(2_000, target // 4))
     lumen_account = account(seed, "meridian", "lumen-markets-operating")
     fiat = cash_out(bank, brng, lumen_account, usdt / 1e6 * 0.995, t + 5 * 3600, seed)
+    if plant:
+        plant_flow.plant_bank(plan, bank, plant, prng, seed, START, PERIOD_DAYS)
     ftable, forder = bank.table(run_id)
     counts["fiat transfers"] = store.append("transfers", ftable)
     sizes = np.array([len(r["from"]) for r in bank.rows])
@@ -229,6 +238,10 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     counts["report_identifiers"] = store.append("report_identifiers", idents)
 
     # -- ground truth -----------------------------------------------------------------------------------
+    btc_names = addr_strings(store, [a for p in plan.bitcoin for a in p["addrs"]])
+    planted = plant_flow.truth_patterns(
+        plan, lambda tx: txid_of(seed, tx), lambda a: btc_names[int(a)],
+        lambda tag: ew.txid_sorted[tags_sorted == tag].tolist(), lambda a: evm_addr[a], fiat_id)
     files, patterns = write_truth(
         store, truth_path, seed=seed, run_id=run_id, cfg=cfg, econ=econ, scr=scr, op=op, authors=authors, ads=ads,
         evm={"addresses": evm_addr, "world": ew, "txids": evm_txids, "op": {"evm-1": e1, "evm-2": e2, "evm-3": e3,
@@ -238,7 +251,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
               "structuring": [fiat_id(g) for g in fiat["structuring"]],
               "funnel": [fiat_id(g) for g in fiat["funnel"]], "cycle": [fiat_id(g) for g in fiat["cycle"]]},
         reports=[r["report_id"] for r in records], tagpack=tagpack, schedule=schedule, first_height=FIRST_HEIGHT,
-        last_height=FIRST_HEIGHT + len(times) - 1,
+        last_height=FIRST_HEIGHT + len(times) - 1, extra_patterns=planted,
     )
     manifest = None
     if sources_dir is not None:

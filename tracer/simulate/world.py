@@ -131,6 +131,7 @@ def simulate(
     progress: Callable[[str, float], None] | None = None,
     sources_dir: Path | None = None,
     ad_fees_known: bool = False,
+    plant: int = 0,
 ) -> SimulationSummary:
     """Generate a seeded trafficking-finance world into ``store`` and its ground truth at ``truth_path``.
 
@@ -141,6 +142,8 @@ def simulate(
     ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
     written as the source files the ingesters read, with a manifest of the ingest steps in order
     (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
+    ``plant`` > 0 adds that many extra instances of each planted typology with benign look-alikes
+    (:mod:`tracer.simulate.plant_flow`); 0 leaves the world as it always was.
     Ads are stored as a scrape sees them: their fee payment (``fee_txid``, ``fee_amount``) is unknown
     to the store and only in the truth, unless ``ad_fees_known``.
     """
@@ -156,6 +159,8 @@ def simulate(
         sources_dir = Path(sources_dir)
         if sources_dir.exists() and (not sources_dir.is_dir() or any(sources_dir.iterdir())):
             raise SimulationError(f"sources folder {sources_dir} must be new or empty")
+    if not isinstance(plant, (int, np.integer)) or plant < 0 or plant > 1000:
+        raise SimulationError(f"plant must be an integer between 0 and 1000, got {plant!r}")
     prior = store.scalar(
         "SELECT min(run_id) FROM ingest_runs WHERE source = 'simulate' AND status = 'ok'"
     )
@@ -170,10 +175,12 @@ def simulate(
     old_bar = bool(store.scalar("SELECT current_setting('enable_progress_bar')"))
     store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     store.con.execute("SET enable_progress_bar = false")  # our own progress callback reports the stages
-    run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target})
+    run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target,
+                                                        **({"plant": int(plant)} if plant else {})})
     try:
         with store.transaction():
-            counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed), world_config(target),
+            counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed),
+                                                               {**world_config(target), "plant": int(plant)},
                                                                truth_path, progress, sources_dir,
                                                                ad_fees_known)
             run.add(**counts)
