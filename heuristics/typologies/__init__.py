@@ -8,6 +8,7 @@ from heuristics.typologies.base import (REGISTRY, AlertsError, AlertsResult, Con
 #: the modules that register typologies (imported on first use, so `tracer --help` stays light)
 DETECTOR_MODULES = [
     "heuristics.typologies.structuring",
+    "heuristics.typologies.graph",
 ]
 
 __all__ = ["DETECTOR_MODULES", "REGISTRY", "AlertsError", "AlertsResult", "Context", "Typology", "explain_alert",

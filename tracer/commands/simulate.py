@@ -25,6 +25,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ad_fees_known: bool = typer.Option(False, "--ad-fees-known",
                                            help="Store each ad's fee payment (fee_txid, fee_amount) as if the "
                                                 "scrape knew it; by default only the truth files know it."),
+        plant: int = typer.Option(0, "--plant", min=0, max=1000,
+                                  help="Plant N instances of each graph typology (fan_in, fan_out, cycle, "
+                                       "scatter_gather, gather_scatter) and of each benign look-alike (payroll, "
+                                       "merchant, bills) in the bank; 0 (default) leaves the world as it was."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""
@@ -41,7 +45,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                           disable=as_json or not err.is_terminal) as bar:
                 task = bar.add_task("simulate", total=1.0)
                 summary = run(store, seed=seed, scale=scale, truth_path=truth, sources_dir=sources,
-                              ad_fees_known=ad_fees_known,
+                              ad_fees_known=ad_fees_known, plant=plant,
                               progress=lambda stage, frac: bar.update(task, description=stage, completed=frac))
         finally:
             store.close()

@@ -66,8 +66,8 @@ def _owner_table(econ: Any, cfg: dict) -> pa.Table:
 
 def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: dict, econ: Any, scr: Any, op: Any,
                 authors: list, ads: list[dict], evm: dict, fiat: dict, reports: list[str], tagpack: Path,
-                first_height: int, last_height: int, schedule: list[dict] | None = None
-                ) -> tuple[list[Path], dict[str, str]]:
+                first_height: int, last_height: int, schedule: list[dict] | None = None,
+                extra_patterns: list[dict] | None = None) -> tuple[list[Path], dict[str, str]]:
     from tracer.simulate.pipeline import addr_strings
 
     con = store.con
@@ -200,6 +200,7 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
                          "transfer_ids": fiat[key],
                          "accounts": sorted({fiat["accounts"]["funnel"], *fiat["accounts"]["mules"]}
                                             if key != "cycle" else set(fiat["accounts"]["shells"]))})
+    patterns += extra_patterns or []  # planted with --plant (tracer.simulate.plant_graph)
     truth = {
         "format": FORMAT, "seed": seed, "run_id": run_id, "target_transactions": cfg["target"],
         "chains": {"bitcoin": {"network": "mainnet", "first_height": first_height, "last_height": last_height},
