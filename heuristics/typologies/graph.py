@@ -32,6 +32,7 @@ within a scatter-gather or gather-scatter alert (with their default parameters) 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,10 +239,15 @@ def _windows(g: Graph, p, role: str, min_cp: int) -> list[dict]:
     return out
 
 
-def _specific_evidence(ctx: Context, names: tuple) -> np.ndarray:
-    """Flow ids in the evidence of the more specific typologies' alerts (default parameters)."""
-    ev = [np.asarray(e, np.int64) for name in names for e in _run(ctx, name, make_params(name)).column(
-        "evidence").to_pylist()]
+def _specific_evidence(ctx: Context, names: tuple, p) -> np.ndarray:
+    """Flow ids in the evidence of the more specific typologies' alerts: their own defaults, with the
+    parameters they share with ``p`` (chains, window, hold, one_off_only, ...) taken from ``p``."""
+    ev = []
+    for name in names:
+        own = make_params(name)
+        shared = {f.name: getattr(p, f.name) for f in dataclasses.fields(own) if hasattr(p, f.name)}
+        ev += [np.asarray(e, np.int64) for e in _run(ctx, name, dataclasses.replace(own, **shared)).column(
+            "evidence").to_pylist()]
     return np.unique(np.concatenate(ev)) if ev else np.zeros(0, np.int64)
 
 
@@ -256,7 +262,7 @@ def _run(ctx: Context, name: str, p):
 def _fan(ctx: Context, p, role: str):
     g = graph_of(ctx, p)
     wins = _windows(g, p, role, p.min_counterparties)
-    specific = _specific_evidence(ctx, ("scatter_gather", "gather_scatter")) if p.defer and wins else None
+    specific = _specific_evidence(ctx, ("scatter_gather", "gather_scatter"), p) if p.defer and wins else None
     rows = []
     for w in wins:
         if specific is not None and np.isin(g.fid[w["ev"]], specific).mean() >= 0.5:

@@ -139,6 +139,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     lumen_account = account(seed, "meridian", "lumen-markets-operating")
     fiat = cash_out(bank, brng, lumen_account, usdt / 1e6 * 0.995, t + 5 * 3600, seed)
     planted = plant_graph.plant(bank, seed, cfg.get("plant", 0), bg_accounts)  # opt-in: --plant N
+    if planted:  # the operation's route exchange -> mules -> funnel is a scatter-gather too: label it so
+        planted.append(plant_graph.route_pattern(bank, fiat, lumen_account))
     ftable, forder = bank.table(run_id)
     planted = plant_graph.transfer_ids(planted, bank, ftable["txid"].to_pylist(), forder)
     counts["fiat transfers"] = store.append("transfers", ftable)

@@ -199,6 +199,17 @@ def plant(bank: Bank, seed: int, n: int, background: np.ndarray) -> list[dict]:
     return [make(i) for make in makers for i in range(n)]
 
 
+def route_pattern(bank: Bank, fiat: dict, exchange: str) -> dict:
+    """The operation's cash-out route (:func:`tracer.simulate.bank.cash_out`) from the exchange through the
+    mules into the funnel: one source, three intermediaries, one destination within hours, value kept —
+    AMLSim's scatter-gather. Its rows are also the truth's structuring and funnel_account patterns."""
+    mules = set(fiat["accounts"]["mules"])
+    rows = [g for g in fiat["structuring"] if bank.rows[g]["from"][0] == exchange]
+    rows += [g for g in fiat["funnel"] if bank.rows[g]["from"][0] in mules]
+    return {"id": "operation-1/scatter-gather", "type": "scatter_gather", "chain": "fiat", "actor": "operation-1",
+            "rows": rows, "accounts": sorted({exchange, *mules, fiat["accounts"]["funnel"]})}
+
+
 def transfer_ids(patterns: list[dict], bank: Bank, txids: list[str], order: np.ndarray) -> list[dict]:
     """The patterns in the truth format: each row group's transfer ids (``txids`` of the table built from
     ``bank.rows`` in ``order``)."""
