@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heuristics.typologies.base import (Context, Typology, found, greedy_windows, group_sort, make_params, param,
-                                        register, window_ends)
+from heuristics.typologies.base import (Context, Typology, found, group_sort, make_params, param, register,
+                                        window_ends)
 
 ACCOUNT_KINDS = ("fiat", "erc20", "native", "internal")
 AMLSIM = "IBM AMLSim alert patterns (github.com/IBM/AMLSim); "
@@ -136,6 +136,22 @@ def _match(ratio: float) -> float:
     return max(0.0, 1 - abs(1 - ratio))
 
 
+def dense_windows(group: np.ndarray, end: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
+    """Non-overlapping windows per group, the fullest first: of the windows ``ok`` marks (events sorted by
+    group and time, ``end`` from ``window_ends``), take them by descending number of events and keep each
+    that overlaps no window already kept for its group. A burst is not cut in two by a window that an
+    earlier, ordinary event opened. Loops over candidate windows only."""
+    cand = np.flatnonzero(ok)
+    cand = cand[np.lexsort((cand, -(end[cand] - cand)))]
+    taken: dict[int, list[tuple[int, int]]] = {}
+    for i in cand:
+        s, e = int(i), int(end[i])
+        mine = taken.setdefault(int(group[i]), [])
+        if all(e <= s2 or s >= e2 for s2, e2 in mine):
+            mine.append((s, e))
+    return sorted(w for ws in taken.values() for w in ws)
+
+
 def _size(n: int, minimum: int) -> float:
     return 1 - 0.5 ** (n - minimum + 1)
 
@@ -215,7 +231,7 @@ def _windows(g: Graph, p, role: str, min_cp: int) -> list[dict]:
     bkey = g.key(back_hub, g.t[back])
     bcum = np.concatenate([[0.0], np.cumsum(g.usd[back])])
     out = []
-    for s, e in greedy_windows(hub, end, ok):
+    for s, e in dense_windows(hub, end, ok):
         others = other[s:e]
         n = np.unique(others).size
         if n < min_cp:
@@ -343,7 +359,7 @@ def detect_scatter_gather(ctx: Context, p) -> object:
     end = window_ends(pair, g.t[a], width)
     ok = (end - np.arange(a.size)) >= p.min_intermediaries
     rows = []
-    for s, e in greedy_windows(pair, end, ok):
+    for s, e in dense_windows(pair, end, ok):
         mids = g.di[a[s:e]]
         n = np.unique(mids).size
         if n < p.min_intermediaries:
@@ -400,7 +416,8 @@ def detect_cycle(ctx: Context, p) -> object:
             per_hop = min(1.0, kept) ** (1 / (len(path) - 1))  # a long round trip loses more on the way
             duration = float(g.t[path[-1]] - g.t[path[0]])
             novel = float(np.mean(g.span[path] <= width))
-            score = 0.4 * per_hop + 0.3 * (1 - min(1.0, duration / width)) + 0.3 * novel
+            dedicated = float(np.mean(np.minimum(1.0, 2 / np.maximum(g.degree[g.di[path]], 1))))
+            score = 0.3 * per_hop + 0.2 * (1 - min(1.0, duration / width)) + 0.25 * novel + 0.25 * dedicated
             if score < p.min_score:
                 continue
             origin = int(g.si[path[0]])
@@ -409,7 +426,8 @@ def detect_cycle(ctx: Context, p) -> object:
                 continue
             best[key] = _row(g, origin, path[0], score, path, float(g.usd[path[0]]),
                              f"{len(path)}-hop round trip: {g.usd[path[0]]:,.2f} USD out, {g.usd[path[-1]]:,.2f} USD "
-                             f"({kept:.0%}) back within {duration / 3600:.1f} h; {novel:.0%} one-off counterparties")
+                             f"({kept:.0%}) back within {duration / 3600:.1f} h; {novel:.0%} one-off counterparties, "
+                             f"members' dedication {dedicated:.0%}")
     return found(best[k] for k in sorted(best))
 
 

@@ -94,7 +94,7 @@ AMLSIM_COMMON = {"window_days": "20", "hold_hours": "480", "one_off_only": "true
 AMLSIM_SETTINGS = {"fan_in": {**AMLSIM_COMMON, "min_counterparties": "4"},
                    "fan_out": {**AMLSIM_COMMON, "min_counterparties": "4"},
                    "cycle": {"window_days": "20", "min_usd": "1", "max_hops": "10", "keep": "0.89", "grow": "1.0", "max_node_flows": "1000",
-                             "min_score": "0.7"},
+                             "min_score": "0.55"},
                    "scatter_gather": dict(AMLSIM_COMMON)}
 
 

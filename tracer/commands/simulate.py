@@ -25,7 +25,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         ad_fees_known: bool = typer.Option(False, "--ad-fees-known",
                                            help="Store each ad's fee payment (fee_txid, fee_amount) as if the "
                                                 "scrape knew it; by default only the truth files know it."),
-        plant: int = typer.Option(0, "--plant", min=0, max=1000,
+        plant: int = typer.Option(0, "--plant",
                                   help="Plant N instances of each graph typology (fan_in, fan_out, cycle, "
                                        "scatter_gather, gather_scatter) and of each benign look-alike (payroll, "
                                        "merchant, bills) in the bank; 0 (default) leaves the world as it was."),
