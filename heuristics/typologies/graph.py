@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heuristics.typologies.base import (Context, Typology, found, group_sort, make_params, param, register,
+from heuristics.typologies.base import (AlertsError, Context, Typology, found, group_sort, make_params, param, register,
                                         window_ends)
 
 ACCOUNT_KINDS = ("fiat", "erc20", "native", "internal")
@@ -267,7 +267,21 @@ def _specific_evidence(ctx: Context, names: tuple, p) -> np.ndarray:
     return np.unique(np.concatenate(ev)) if ev else np.zeros(0, np.int64)
 
 
+def _check(name: str, p) -> None:
+    """Values a detector cannot take are an :class:`AlertsError` naming the parameter."""
+    lowest = {"hold_hours": 0, "min_usd": 0, "max_node_flows": 2, "min_counterparties": 2, "min_senders": 2,
+              "min_recipients": 2, "min_intermediaries": 2, "max_hops": 2}
+    bad = [(k, f"must be >= {v}") for k, v in lowest.items() if hasattr(p, k) and getattr(p, k) < v]
+    if p.window_days <= 0:
+        bad.append(("window_days", "must be > 0"))
+    if hasattr(p, "keep") and not 0 < p.keep <= p.grow:
+        bad.append(("keep", "must be > 0 and <= grow"))
+    if bad:
+        raise AlertsError(f"{name}.{bad[0][0]}={getattr(p, bad[0][0])!r}: {bad[0][1]}")
+
+
 def _run(ctx: Context, name: str, p):
+    _check(name, p)
     cache = ctx.__dict__.setdefault("_graph_typologies", {})
     key = ("run", name, p)
     if key not in cache:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tracer
-from heuristics.typologies import run_alerts
+from heuristics.typologies import AlertsError, run_alerts
 from heuristics.typologies.scoring import score_alerts
 from tracer.ingest.human.bank import ingest_bank
 from tracer.simulate import simulate
@@ -125,3 +125,17 @@ def test_amlsim_alerts_are_recovered_from_its_transactions(tmp_path: Path) -> No
         recovered = [a for a, m in members.items() if any(len(s & m) >= 0.8 * len(m) for s in true)]
         result[typ] = (len(recovered), len(alerts) - len(true))
     assert result == {"fan_in": (3, 0), "fan_out": (3, 0), "cycle": (4, 0), "scatter_gather": (3, 0)}
+
+
+@pytest.mark.parametrize(("name", "setting", "message"), [
+    ("cycle", {"max_hops": "1"}, "cycle.max_hops=1: must be >= 2"),
+    ("cycle", {"keep": "1.2"}, "cycle.keep=1.2: must be > 0 and <= grow"),
+    ("fan_in", {"window_days": "0"}, "fan_in.window_days=0.0: must be > 0"),
+    ("scatter_gather", {"min_intermediaries": "1"}, "scatter_gather.min_intermediaries=1: must be >= 2"),
+])
+def test_a_value_a_detector_cannot_take_is_refused_and_nothing_is_stored(planted, name, setting, message) -> None:
+    store, _, _ = planted
+    before = store.count("alerts")
+    with pytest.raises(AlertsError, match=message.replace(".", r"\.").replace("=", "=")):
+        run_alerts(store, [name], {name: setting})
+    assert store.count("alerts") == before
