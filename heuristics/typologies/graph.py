@@ -131,11 +131,6 @@ def graph_of(ctx: Context, p) -> Graph:
     return cache[key]
 
 
-def _match(ratio: float) -> float:
-    """1 when the value passed on equals the value received, falling linearly to 0 at none or twice it."""
-    return max(0.0, 1 - abs(1 - ratio))
-
-
 def dense_windows(group: np.ndarray, end: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
     """Non-overlapping windows per group, the fullest first: of the windows ``ok`` marks (events sorted by
     group and time, ``end`` from ``window_ends``), take them by descending number of events and keep each
@@ -152,7 +147,7 @@ def dense_windows(group: np.ndarray, end: np.ndarray, ok: np.ndarray) -> list[tu
     return sorted(w for ws in taken.values() for w in ws)
 
 
-def _size(n: int, minimum: int) -> float:
+def _size(n, minimum: int):
     return 1 - 0.5 ** (n - minimum + 1)
 
 
@@ -205,12 +200,25 @@ GatherScatterParams = _params("GatherScatterParams", {
 
 
 # -- fan-in, fan-out and gather-scatter: windows around a hub -------------------------------------------------
-def _windows(g: Graph, p, role: str, min_cp: int) -> list[dict]:
+def _distinct(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The number of distinct ``values[starts[k]:ends[k]]`` for each k, at once (no loop over k)."""
+    lens = np.maximum(ends - starts, 0)
+    wid = np.repeat(np.arange(starts.size), lens)
+    pos = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(wid.size)
+    if wid.size == 0:
+        return np.zeros(starts.size, np.int64)
+    pairs = np.unique(np.stack([wid, values[pos]], axis=1), axis=0)
+    return np.bincount(pairs[:, 0], minlength=starts.size)
+
+
+def _windows(g: Graph, p, role: str, min_cp: int) -> dict[str, np.ndarray]:
     """Windows of ``window_days`` in which a hub receives from (role ``in``) or sends to (``out``) at least
-    ``min_cp`` distinct counterparties, with the features of docs/heuristics.md."""
+    ``min_cp`` distinct counterparties, with the features of docs/heuristics.md, as arrays (one element
+    per window; ``idx[s:e]`` are its flows, ``back[a:b]`` the hub's flows the other way within
+    ``hold_hours``). Features are computed for all windows at once with prefix sums and searchsorted."""
     width, hold = int(p.window_days * 86400), int(p.hold_hours * 3600)
     if role == "in":
-        idx = np.flatnonzero(np.ones(g.fid.size, bool))
+        idx = np.arange(g.fid.size)
         hub, other = g.di[idx], np.where(g.cash[idx], -1 - idx, g.si[idx])
         back = np.flatnonzero(~g.cash)  # the hub's outflows
         back_hub, back_other = g.si[back], g.di[back]
@@ -224,35 +232,36 @@ def _windows(g: Graph, p, role: str, min_cp: int) -> list[dict]:
     t = g.t[idx]
     end = window_ends(hub, t, width)
     ok = (end - np.arange(idx.size)) >= min_cp
-    if not ok.any():
-        return []
+    wins = np.asarray(dense_windows(hub, end, ok) if ok.any() else np.zeros((0, 2)), np.int64).reshape(-1, 2)
+    s, e = wins[:, 0], wins[:, 1]
+    n = _distinct(other, s, e)
+    keep = n >= min_cp
+    s, e, n = s[keep], e[keep], n[keep]
     border = group_sort(back_hub, g.t[back])
     back, back_hub, back_other = back[border], back_hub[border], back_other[border]
     bkey = g.key(back_hub, g.t[back])
-    bcum = np.concatenate([[0.0], np.cumsum(g.usd[back])])
-    out = []
-    for s, e in dense_windows(hub, end, ok):
-        others = other[s:e]
-        n = np.unique(others).size
-        if n < min_cp:
-            continue
-        ev = idx[s:e]
-        h = hub[s]
-        t0, t1 = int(t[s]), int(t[e - 1])
-        lo_t, hi_t = (t0, t1 + hold) if role == "in" else (t0 - hold, t1)
-        a = int(np.searchsorted(bkey, g.key(np.array([h]), np.array([lo_t]))[0], "left"))
-        b = int(np.searchsorted(bkey, g.key(np.array([h]), np.array([hi_t]))[0], "right"))
-        usd = float(g.usd[ev].sum())
-        counter = float(bcum[b] - bcum[a])
-        through = _match(counter / usd) if usd > 0 else 0.0
-        dedicated = min(1.0, (e - s + (b - a)) / max(int(g.degree[h]), 1))
-        novel = float(np.mean(g.span[ev] <= width))
-        noncard = 1 - float(g.usd[ev][g.card[ev]].sum()) / usd if usd > 0 else 1.0
-        burst = 1 - min(1.0, (t1 - t0) / width)
-        out.append({"hub": int(h), "burst": burst, "ev": ev, "back": back[a:b], "n": n, "usd": usd, "counter": counter,
-                    "through": through, "dedicated": dedicated, "novel": novel, "noncard": noncard,
-                    "n_back": int(np.unique(back_other[a:b]).size), "t0": t0, "t1": t1})
-    return out
+    h, t0, t1 = hub[s], t[s], t[e - 1] if e.size else t[:0]
+    lo_t, hi_t = (t0, t1 + hold) if role == "in" else (t0 - hold, t1)
+    a = np.searchsorted(bkey, g.key(h, lo_t), "left")
+    b = np.searchsorted(bkey, g.key(h, hi_t), "right")
+
+    def total(x: np.ndarray, order_: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(x[order_].astype(np.float64))])
+        return c[hi] - c[lo]
+
+    usd = total(g.usd, idx, s, e)
+    counter = total(g.usd, back, a, b)
+    safe = np.where(usd > 0, usd, 1.0)
+    return {
+        "idx": idx, "back": back, "hub": h, "s": s, "e": e, "a": a, "b": b, "n": n, "t0": t0, "t1": t1,
+        "usd": usd, "counter": counter,
+        "through": np.where(usd > 0, np.clip(1 - np.abs(1 - counter / safe), 0, 1), 0.0),
+        "dedicated": np.minimum(1.0, (e - s + b - a) / np.maximum(g.degree[h], 1)),
+        "novel": total((g.span <= width).astype(np.float64), idx, s, e) / np.maximum(e - s, 1),
+        "noncard": np.where(usd > 0, 1 - total(g.usd * g.card, idx, s, e) / safe, 1.0),
+        "burst": 1 - np.minimum(1.0, (t1 - t0) / width),
+        "n_back": _distinct(back_other, a, b),
+    }
 
 
 def _specific_evidence(ctx: Context, names: tuple, p) -> np.ndarray:
@@ -291,27 +300,27 @@ def _run(ctx: Context, name: str, p):
 
 def _fan(ctx: Context, p, role: str):
     g = graph_of(ctx, p)
-    wins = _windows(g, p, role, p.min_counterparties)
-    specific = _specific_evidence(ctx, ("scatter_gather", "gather_scatter"), p) if p.defer and wins else None
+    w = _windows(g, p, role, p.min_counterparties)
+    score = (0.3 * w["through"] + 0.2 * w["dedicated"] + 0.15 * w["novel"] + 0.1 * w["noncard"]
+             + 0.15 * w["burst"] + 0.1 * _size(w["n"], p.min_counterparties))
+    take = np.flatnonzero(score >= p.min_score)
+    specific = _specific_evidence(ctx, ("scatter_gather", "gather_scatter"), p) if p.defer and take.size else None
     rows = []
-    for w in wins:
-        if specific is not None and np.isin(g.fid[w["ev"]], specific).mean() >= 0.5:
+    for k in take:
+        ev_in = w["idx"][w["s"][k]:w["e"][k]]
+        if specific is not None and np.isin(g.fid[ev_in], specific).mean() >= 0.5:
             continue
-        score = (0.3 * w["through"] + 0.2 * w["dedicated"] + 0.15 * w["novel"] + 0.1 * w["noncard"]
-                 + 0.15 * w["burst"] + 0.1 * _size(w["n"], p.min_counterparties))
-        if score < p.min_score:
-            continue
-        ev = np.concatenate([w["ev"], w["back"]])
-        hub = w["hub"]
+        ev = np.concatenate([ev_in, w["back"][w["a"][k]:w["b"][k]]])
+        span_h = (w["t1"][k] - w["t0"][k]) / 3600
         if role == "in":
-            text = (f"{w['n']} senders paid {w['usd']:,.2f} USD in {(w['t1'] - w['t0']) / 3600:.1f} h; "
-                    f"{w['through']:.0%} passed on within {p.hold_hours:g} h to {w['n_back']} accounts")
+            text = (f"{w['n'][k]} senders paid {w['usd'][k]:,.2f} USD in {span_h:.1f} h; {w['through'][k]:.0%} passed "
+                    f"on within {p.hold_hours:g} h to {w['n_back'][k]} accounts")
         else:
-            text = (f"{w['n']} recipients got {w['usd']:,.2f} USD in {(w['t1'] - w['t0']) / 3600:.1f} h; "
-                    f"{w['through']:.0%} of it received within {p.hold_hours:g} h before from {w['n_back']} senders")
-        text += (f"; {w['novel']:.0%} one-off counterparties, {w['dedicated']:.0%} of the account's flows, "
-                 f"{1 - w['noncard']:.0%} by card")
-        rows.append(_row(g, hub, w["ev"][0], score, ev, w["usd"], text))
+            text = (f"{w['n'][k]} recipients got {w['usd'][k]:,.2f} USD in {span_h:.1f} h; {w['through'][k]:.0%} of it "
+                    f"received within {p.hold_hours:g} h before from {w['n_back'][k]} senders")
+        text += (f"; {w['novel'][k]:.0%} one-off counterparties, {w['dedicated'][k]:.0%} of the account's flows, "
+                 f"{1 - w['noncard'][k]:.0%} by card")
+        rows.append(_row(g, int(w["hub"][k]), ev_in[0], float(score[k]), ev, float(w["usd"][k]), text))
     return found(rows)
 
 
@@ -336,20 +345,19 @@ def detect_fan_out(ctx: Context, p) -> object:
 
 def detect_gather_scatter(ctx: Context, p) -> object:
     g = graph_of(ctx, p)
+    w = _windows(g, p, "in", p.min_senders)
+    both = np.minimum(w["n"], w["n_back"])
+    score = (0.3 * w["through"] + 0.2 * w["dedicated"] + 0.2 * w["novel"] + 0.15 * w["burst"]
+             + 0.15 * _size(both, min(p.min_senders, p.min_recipients)))
     rows = []
-    for w in _windows(g, p, "in", p.min_senders):
-        if w["n_back"] < p.min_recipients:
-            continue
-        score = (0.3 * w["through"] + 0.2 * w["dedicated"] + 0.2 * w["novel"] + 0.15 * w["burst"]
-                 + 0.15 * _size(min(w["n"], w["n_back"]), min(p.min_senders, p.min_recipients)))
-        if score < p.min_score:
-            continue
-        ev = np.concatenate([w["ev"], w["back"]])
-        rows.append(_row(g, w["hub"], w["ev"][0], score, ev, w["usd"],
-                         f"{w['n']} senders paid {w['usd']:,.2f} USD in {(w['t1'] - w['t0']) / 3600:.1f} h; "
-                         f"{w['counter']:,.2f} USD ({w['through']:.0%}) went on to {w['n_back']} recipients within "
-                         f"{p.hold_hours:g} h; {w['novel']:.0%} one-off counterparties, {w['dedicated']:.0%} of the "
-                         f"account's flows"))
+    for k in np.flatnonzero((w["n_back"] >= p.min_recipients) & (score >= p.min_score)):
+        ev_in = w["idx"][w["s"][k]:w["e"][k]]
+        ev = np.concatenate([ev_in, w["back"][w["a"][k]:w["b"][k]]])
+        rows.append(_row(g, int(w["hub"][k]), ev_in[0], float(score[k]), ev, float(w["usd"][k]),
+                         f"{w['n'][k]} senders paid {w['usd'][k]:,.2f} USD in {(w['t1'][k] - w['t0'][k]) / 3600:.1f} h; "
+                         f"{w['counter'][k]:,.2f} USD ({w['through'][k]:.0%}) went on to {w['n_back'][k]} recipients "
+                         f"within {p.hold_hours:g} h; {w['novel'][k]:.0%} one-off counterparties, "
+                         f"{w['dedicated'][k]:.0%} of the account's flows"))
     return found(rows)
 
 
