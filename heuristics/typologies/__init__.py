@@ -12,6 +12,7 @@ DETECTOR_MODULES = [
     "heuristics.typologies.passthrough",
     "heuristics.typologies.adfees",
     "heuristics.typologies.labelled",
+    "heuristics.typologies.graph",
 ]
 
 __all__ = ["DETECTOR_MODULES", "REGISTRY", "AlertsError", "AlertsResult", "Context", "Typology", "explain_alert",

@@ -138,7 +138,7 @@ def test_plant_is_checked(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "tracer.cli", "--db", str(tmp_path / "c.duckdb"), "simulate", "--seed",
                           "1", "--scale", "test", "--truth", str(tmp_path / "t.json"), "--plant", "-2"],
                          capture_output=True, text=True)
-    assert run.returncode == 1 and "plant must be an integer between 0 and 1000, got -2" in run.stderr
+    assert run.returncode == 1 and "plant must be an integer from 0 to 1000, got -2" in run.stderr
 
 
 def test_real_blocks_and_tagpack_labels(tmp_path: Path) -> None:

@@ -52,6 +52,17 @@ def test_named_scales_resolve():
         3_000, 10_000, 100_000, 1_000_000, 10_000_000, 25_000]
 
 
+@pytest.mark.parametrize("plant", [-1, 1001])
+def test_a_bad_plant_count_is_refused_with_exit_1_and_nothing_written(tmp_path, plant):
+    db = tmp_path / "p.duckdb"
+    result = runner.invoke(app, ["--db", str(db), "simulate", "--seed", "1", "--scale", "1000", "--truth",
+                                 str(tmp_path / "t.json"), "--plant", str(plant)])
+    assert result.exit_code == 1
+    assert f"plant must be an integer from 0 to 1000, got {plant}" in str(result.exception or result.output)
+    with tracer.open_store(db) as store:
+        assert store.count("ingest_runs") == 0
+
+
 def test_truth_path_must_be_json(store, tmp_path):
     with pytest.raises(SimulationError, match="must end in .json"):
         simulate(store, seed=1, scale=1_000, truth_path=tmp_path / "truth.parquet")

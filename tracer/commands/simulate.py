@@ -26,8 +26,11 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                                            help="Store each ad's fee payment (fee_txid, fee_amount) as if the "
                                                 "scrape knew it; by default only the truth files know it."),
         plant: int = typer.Option(0, "--plant",
-                                  help="Plant N extra instances of each typology (with benign look-alikes) for "
-                                       "scoring alerts; 0 (default) leaves the world as it always was."),
+                                  help="Plant N instances of each typology (structuring, peeling_chain, "
+                                       "pass_through, off_ramp, fan_in, fan_out, cycle, scatter_gather, "
+                                       "gather_scatter) and of benign look-alikes (payroll, merchant, bills, "
+                                       "spending chains, payday bills) for scoring alerts; 0 (default) leaves "
+                                       "the world as it was."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Simulate ads, Bitcoin, USDT and bank flows of a trafficking operation, with ground truth."""

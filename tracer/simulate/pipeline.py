@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from tracer.simulate import evm as evm_mod
 from tracer.simulate import plant_flow
+from tracer.simulate import plant_graph
 from tracer.simulate.ads import CITIES, ad_rows, fee_schedule, plan_ads, write_ad
 from tracer.simulate.bank import Bank, account, cash_out
 from tracer.simulate.ledger import FIRST_HEIGHT, Ledger, txid_of
@@ -141,12 +142,16 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     # -- bank ---------------------------------------------------------------------------------------
     brng = rng_for(seed, 8)
     bank = Bank(seed, START, PERIOD_DAYS, brng)
-    bank.background(max(300, target // 40), max(2_000, target // 4))
+    bg_accounts = bank.background(max(300, target // 40), max(2_000, target // 4))
     lumen_account = account(seed, "meridian", "lumen-markets-operating")
     fiat = cash_out(bank, brng, lumen_account, usdt / 1e6 * 0.995, t + 5 * 3600, seed)
     if plant:
         plant_flow.plant_bank(plan, bank, plant, prng, seed, START, PERIOD_DAYS)
+    planted = plant_graph.plant(bank, seed, cfg.get("plant", 0), bg_accounts)  # opt-in: --plant N
+    if planted:  # the operation's route exchange -> mules -> funnel is a scatter-gather too: label it so
+        planted.append(plant_graph.route_pattern(bank, fiat, lumen_account))
     ftable, forder = bank.table(run_id)
+    planted = plant_graph.transfer_ids(planted, bank, ftable["txid"].to_pylist(), forder)
     counts["fiat transfers"] = store.append("transfers", ftable)
     sizes = np.array([len(r["from"]) for r in bank.rows])
     offsets = np.cumsum(sizes) - sizes
@@ -239,7 +244,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
 
     # -- ground truth -----------------------------------------------------------------------------------
     btc_names = addr_strings(store, [a for p in plan.bitcoin for a in p["addrs"]])
-    planted = plant_flow.truth_patterns(
+    planted_flow = plant_flow.truth_patterns(
         plan, lambda tx: txid_of(seed, tx), lambda a: btc_names[int(a)],
         lambda tag: ew.txid_sorted[tags_sorted == tag].tolist(), lambda a: evm_addr[a], fiat_id)
     files, patterns = write_truth(
@@ -251,7 +256,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
               "structuring": [fiat_id(g) for g in fiat["structuring"]],
               "funnel": [fiat_id(g) for g in fiat["funnel"]], "cycle": [fiat_id(g) for g in fiat["cycle"]]},
         reports=[r["report_id"] for r in records], tagpack=tagpack, schedule=schedule, first_height=FIRST_HEIGHT,
-        last_height=FIRST_HEIGHT + len(times) - 1, extra_patterns=planted,
+        last_height=FIRST_HEIGHT + len(times) - 1, extra_patterns=planted_flow + planted,
     )
     manifest = None
     if sources_dir is not None:

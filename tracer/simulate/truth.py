@@ -205,7 +205,7 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
                          "transfer_ids": fiat[key],
                          "accounts": sorted({fiat["accounts"]["funnel"], *fiat["accounts"]["mules"]}
                                             if key != "cycle" else set(fiat["accounts"]["shells"]))})
-    patterns += extra_patterns or []  # opt-in planted instances (tracer.simulate.plant_flow)
+    patterns += extra_patterns or []  # planted with --plant (tracer.simulate.plant_flow, plant_graph)
     truth = {
         "format": FORMAT, "seed": seed, "run_id": run_id, "target_transactions": cfg["target"],
         "chains": {"bitcoin": {"network": "mainnet", "first_height": first_height, "last_height": last_height},

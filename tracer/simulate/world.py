@@ -142,8 +142,9 @@ def simulate(
     ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
     written as the source files the ingesters read, with a manifest of the ingest steps in order
     (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
-    ``plant`` > 0 adds that many extra instances of each planted typology with benign look-alikes
-    (:mod:`tracer.simulate.plant_flow`); 0 leaves the world as it always was.
+    ``plant`` > 0 adds that many instances of each planted typology with benign look-alikes
+    (:mod:`tracer.simulate.plant_flow`: Bitcoin, USDT and bank; :mod:`tracer.simulate.plant_graph`: the
+    graph typologies in the bank); 0 leaves the world as it was.
     Ads are stored as a scrape sees them: their fee payment (``fee_txid``, ``fee_amount``) is unknown
     to the store and only in the truth, unless ``ad_fees_known``.
     """
@@ -152,6 +153,8 @@ def simulate(
     target = resolve_scale(scale)
     if not isinstance(seed, (int, np.integer)) or seed < 0 or seed >= 2**63:
         raise SimulationError(f"seed must be a non-negative 64-bit integer, got {seed!r}")
+    if not isinstance(plant, (int, np.integer)) or plant < 0 or plant > 1_000:
+        raise SimulationError(f"plant must be an integer from 0 to 1000, got {plant!r}")
     truth_path = Path(truth_path)
     if truth_path.suffix.lower() != ".json":
         raise SimulationError(f"truth file {truth_path} must end in .json (Parquet companions go beside it)")
@@ -159,8 +162,6 @@ def simulate(
         sources_dir = Path(sources_dir)
         if sources_dir.exists() and (not sources_dir.is_dir() or any(sources_dir.iterdir())):
             raise SimulationError(f"sources folder {sources_dir} must be new or empty")
-    if not isinstance(plant, (int, np.integer)) or plant < 0 or plant > 1000:
-        raise SimulationError(f"plant must be an integer between 0 and 1000, got {plant!r}")
     prior = store.scalar(
         "SELECT min(run_id) FROM ingest_runs WHERE source = 'simulate' AND status = 'ok'"
     )
@@ -175,12 +176,12 @@ def simulate(
     old_bar = bool(store.scalar("SELECT current_setting('enable_progress_bar')"))
     store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     store.con.execute("SET enable_progress_bar = false")  # our own progress callback reports the stages
-    run = store.begin_run("simulate", str(truth_path), {"seed": int(seed), "scale": str(scale), "target": target,
-                                                        **({"plant": int(plant)} if plant else {})})
+    params = {"seed": int(seed), "scale": str(scale), "target": target} | ({"plant": int(plant)} if plant else {})
+    run = store.begin_run("simulate", str(truth_path), params)
     try:
         with store.transaction():
-            counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed),
-                                                               {**world_config(target), "plant": int(plant)},
+            cfg = world_config(target) | {"plant": int(plant)}
+            counts, files, patterns, end, manifest = run_world(store, run.run_id, int(seed), cfg,
                                                                truth_path, progress, sources_dir,
                                                                ad_fees_known)
             run.add(**counts)
