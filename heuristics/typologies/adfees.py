@@ -3,7 +3,8 @@ Uncovering Human Traffickers", KDD 2017: the wallets paying for many escort ads 
 
 A fee payment is a UTXO transaction paying an ad site's address — the sites' addresses found as
 ``tracer ads link`` finds them (:func:`heuristics.ads.linking.site_addresses`: labels naming a site of
-``ads``, their clusters, the addresses swept into them) — or a payment ``ad_payments`` links to an ad.
+``ads``, their clusters, the addresses swept into them) — or a payment ``ad_payments`` links to an ad;
+a transaction spending a site's own address (a processor's sweep) is not a fee payment.
 Payments are grouped by payer, set-based: two payments are one payer's when their inputs share an
 address cluster (``clusters``, where clustering ran; the input address otherwise) or when one spends
 the other's change (a poster paying ad after ad from one wallet: the change of each payment funds the
@@ -43,14 +44,20 @@ def fee_payments(ctx: Context, chain: str) -> pa.Table:
     has_ads = bool(ctx.store.scalar("SELECT count(*) > 0 FROM ads"))
     sites = site_addresses(ctx.store, chain) if has_ads else pa.table({"address_id": pa.array([], pa.int64())})
     sites = pa.table({"address_id": sites.column("address_id").cast(pa.int64())})
+    # a transaction spending a site's own address (a processor sweeping its receiving addresses into its
+    # hot wallet) is the site moving its money, not a fee payment
     with ctx.store.view("_ad_sites", sites) as v:
         return ctx.store.arrow(f"""
-            SELECT DISTINCT -f.src_id AS tx_id, f.flow_id FROM flows f JOIN {v} s ON s.address_id = f.dst_id
-            WHERE f.chain = ? AND f.src_id < 0
-            UNION
-            SELECT DISTINCT -f.src_id, f.flow_id FROM ad_payments p JOIN flows f
-              ON f.chain = p.chain AND f.txid = p.txid AND f.idx = p.n AND f.src_id < 0
-            WHERE p.chain = ?""", [chain, chain])
+            WITH own AS (SELECT DISTINCT -f.dst_id AS tx_id FROM flows f JOIN {v} s ON s.address_id = f.src_id
+                         WHERE f.chain = ? AND f.dst_id < 0)
+            SELECT * FROM (
+                SELECT DISTINCT -f.src_id AS tx_id, f.flow_id FROM flows f JOIN {v} s ON s.address_id = f.dst_id
+                WHERE f.chain = ? AND f.src_id < 0
+                UNION
+                SELECT DISTINCT -f.src_id, f.flow_id FROM ad_payments p JOIN flows f
+                  ON f.chain = p.chain AND f.txid = p.txid AND f.idx = p.n AND f.src_id < 0
+                WHERE p.chain = ?)
+            WHERE tx_id NOT IN (SELECT tx_id FROM own)""", [chain, chain, chain])
 
 
 def detect_ad_fees(ctx: Context, p: AdFeeParams) -> pa.Table:
