@@ -86,6 +86,27 @@ class MultiInput:
             WHERE a.address_id <> f.first"""
         return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
 
+    def pairs(self, store: Store, chain: str, after_tx_id: int):
+        """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
+        from one scan of the inputs' integer columns. Returns (tx_id, a, b, confidence, unresolved inputs)."""
+        from heuristics.clustering.unionfind import multi_input_pairs
+
+        t = store.arrow("""SELECT tx_id, coalesce(address_id, -1) AS address_id FROM inputs
+                           WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL""", [chain, after_tx_id])
+        tx = t["tx_id"].to_numpy().astype(np.int64)
+        addr = t["address_id"].to_numpy().astype(np.int64)
+        if tx.size and (np.diff(tx) < 0).any():  # inputs are appended by transaction; if not, group them
+            order = np.argsort(tx, kind="stable")
+            tx, addr = tx[order], addr[order]
+        flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ? ORDER BY tx_id",
+                            [chain, after_tx_id])
+        flag_tx = flags["tx_id"].to_numpy().astype(np.int64)
+        kind = flags["flag"].to_numpy(zero_copy_only=False)
+        skip = flag_tx[np.isin(kind, COINJOIN_FLAGS)]
+        ptx, a, b = multi_input_pairs(tx, addr, skip)
+        conf = np.where(np.isin(ptx, flag_tx[kind == "stonewall"]), 0.6, 1.0)
+        return ptx, a, b, conf, int((addr < 0).sum())
+
     def describe(self) -> dict:
         return {"name": self.name}
 
@@ -94,15 +115,63 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
     return json.dumps({"heuristics": [h.describe() for h in links], "coinjoin": rules.as_dict()}, sort_keys=True)
 
 
+@dataclass
+class ClusterMemory:
+    """One chain's clusters held in memory between runs (a :class:`~tracer.workspace.Workspace` keeps
+    them), so an incremental run touches only what its batch changes. ``cluster_of[x]`` is address x's
+    cluster id (ids of other chains map to themselves), ``size`` a cluster's size at its id, ``nxt`` the
+    circular member lists (built on first use). ``run_id`` is the cluster run the arrays reflect: a store
+    whose ``cluster_state`` names another run is re-read."""
+
+    chain: str
+    run_id: int
+    cluster_of: np.ndarray
+    size: np.ndarray
+    addresses: int
+    clusters: int
+    largest: int
+    nxt: np.ndarray | None = None
+
+    def grow(self, n: int) -> None:
+        """Room for address ids below ``n``: new addresses are clusters of their own."""
+        old = self.cluster_of.shape[0]
+        if n <= old:
+            return
+        n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
+        fresh = np.arange(old, n, dtype=np.int64)
+        self.cluster_of = np.concatenate([self.cluster_of, fresh])
+        self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
+        if self.nxt is not None:
+            self.nxt = np.concatenate([self.nxt, fresh])
+
+    @classmethod
+    def load(cls, store: Store, chain: str) -> ClusterMemory | None:
+        """The chain's clusters as stored (None if it was never clustered)."""
+        state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
+        if state is None:
+            return None
+        through = int(state[1] or 0)
+        rows = store.arrow("SELECT address_id, cluster_id FROM cluster_members WHERE chain = ?", [chain])
+        cluster_of = np.arange(through + 1, dtype=np.int64)
+        cluster_of[rows["address_id"].to_numpy()] = rows["cluster_id"].to_numpy()
+        size = np.bincount(cluster_of, minlength=through + 1).astype(np.int64)
+        addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
+                                     [chain, through]))
+        return cls(chain, int(state[0] or 0), cluster_of, size, addresses, addresses - len(rows),
+                   int(size.max()) if addresses else 0)
+
+
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
-            links: list[LinkHeuristic] | None = None, summary: bool = True) -> ClusterResult:
+            links: list[LinkHeuristic] | None = None, summary: bool = True,
+            memory: dict[str, ClusterMemory] | None = None) -> ClusterResult:
     """Cluster the addresses of ``chain``: incrementally from the last run, or from scratch.
 
     ``links``: the evidence sources, multi-input alone by default; a change rule is added with
     :class:`heuristics.clustering.change.ChangeLinks`. An account-model chain (``chains.kind`` =
     'account') has no transactions.tx_id: its run is ordered by ``transfers.flow_id`` and its default
-    evidence is :class:`heuristics.clustering.evm_deposit.EvmDeposit`. ``summary`` False skips counting
-    the clusters (a scan of the table) after an incremental run."""
+    evidence is :class:`heuristics.clustering.evm_deposit.EvmDeposit`. ``memory``: a dict (chain →
+    :class:`ClusterMemory`) kept by the caller between runs; without it an incremental run first reads the
+    chain's clusters from the store. ``summary`` is kept for callers; the counts now come from memory."""
     rules = rules or CoinJoinRules()
     if not links:
         if _is_account(store, chain):
@@ -112,156 +181,168 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
         else:
             links = [MultiInput()]
     params = _params(rules, links)
+    memory = {} if memory is None else memory
     run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
     try:
         with store.transaction():
-            result = _cluster(store, chain, full, rules, links, params, run.run_id, summary)
+            result = _cluster(store, chain, full, rules, links, params, run.run_id, memory)
         run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
         run.finish()
     except Exception as exc:
+        memory.pop(chain, None)  # the arrays may hold a batch the store rolled back
         run.fail(exc)
         raise
     return result
 
 
 def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
-             run_id: int, summary: bool = True) -> ClusterResult:
+             run_id: int, memory: dict[str, ClusterMemory]) -> ClusterResult:
+    from heuristics.clustering.unionfind import circles, merge_into, roots, union_pairs
+
     con = store.con
-    state = store.one("SELECT through_tx_id, params FROM cluster_state WHERE chain = ?", [chain])
+    state = store.one("SELECT through_tx_id, params, through_address_id, run_id FROM cluster_state WHERE chain = ?",
+                      [chain])
     if state is not None and state[1] != params:
         full = True  # other rules: what was merged before may not hold
     after = 0 if full or state is None else int(state[0])
+    through_address = 0 if full or state is None else int(state[2] or 0)
     result = ClusterResult(chain, run_id, full or state is None)
-    if result.full:
-        con.execute("DELETE FROM clusters WHERE chain = ?", [chain])
-        con.execute("DELETE FROM cluster_links WHERE chain = ?", [chain])
     account = _is_account(store, chain)
+    # new addresses are appended with rising ids: the filter lets DuckDB skip the old row groups
+    top_address = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses WHERE address_id >= ?",
+                                   [through_address]) or through_address)
     if account:  # no UTXO transactions: positions are the transfers' flow ids
-        top = store.scalar("SELECT max(flow_id) FROM transfers WHERE chain = ?", [chain])
+        top = store.scalar("SELECT max(flow_id) FROM transfers WHERE chain = ? AND flow_id >= ?", [chain, after])
     else:
-        top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ?", [chain])
-    if top is None or top <= after:
-        _summarise(store, result)
-        return result
-    if account:
-        result.transactions = int(store.scalar(
-            "SELECT count(DISTINCT txid) FROM transfers WHERE chain = ? AND flow_id > ?", [chain, after]))
-    else:
-        result.transactions = int(store.scalar(
-            "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
-        flag_coinjoins(store, chain, after, run_id, rules)
-        result.coinjoins = dict(store.query(
-            "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag",
-            [chain, after]))
-        result.unresolved_inputs = int(store.scalar(
-            "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
-            [chain, after]))
-    parts, params_ = [], []
-    for rank, h in enumerate(links):
-        sql, p = h.pairs_sql(chain, after)
-        parts.append(f"SELECT tx_id, a, b, confidence, '{h.name}' AS heuristic, {rank} AS rank FROM ({sql})")
-        params_ += p
-    pairs = store.arrow(" UNION ALL ".join(parts) + " ORDER BY tx_id, rank, b, a", params_)
-    result.pairs = len(pairs)
-    from heuristics.clustering.unionfind import roots, union_pairs
-
-    a = pairs["a"].to_numpy().astype(np.int64)
-    b = pairs["b"].to_numpy().astype(np.int64)
+        top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ? AND tx_id >= ?", [chain, after])
+    top = after if top is None else max(int(top), after)
     if result.full:
-        # every address of the store in one array; clusters rewritten from it
-        n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
-        parent = np.arange(n_ids, dtype=np.int64)
-        size = np.ones(n_ids, dtype=np.int64)
+        con.execute("DELETE FROM cluster_members WHERE chain = ?", [chain])
+        con.execute("DELETE FROM cluster_evidence WHERE chain = ?", [chain])
+        memory.pop(chain, None)
+        mem = None
+    else:
+        mem = memory.get(chain)
+        if mem is None or mem.run_id != state[3]:
+            mem = ClusterMemory.load(store, chain)
+    if top > after:
+        if account:
+            result.transactions = int(store.scalar(
+                "SELECT count(DISTINCT txid) FROM transfers WHERE chain = ? AND flow_id > ?", [chain, after]))
+        else:
+            result.transactions = int(store.scalar(
+                "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
+            flag_coinjoins(store, chain, after, run_id, rules)
+            result.coinjoins = dict(store.query(
+                "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag",
+                [chain, after]))
+    pairs = _pairs(store, chain, after, links, result) if top > after else _no_pairs()
+    a, b = pairs["a"], pairs["b"]
+    result.pairs = int(a.size)
+    new_addresses = int(store.scalar(
+        "SELECT count(*) FROM addresses WHERE chain = ? AND address_id > ? AND address_id <= ?",
+        [chain, through_address, top_address]))
+    if mem is None:
+        # every address id of the store in one array; the chain's members written from it
+        parent = np.arange(top_address + 1, dtype=np.int64)
+        size = np.ones(top_address + 1, dtype=np.int64)
         merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
         cluster_of = roots(parent)
-        members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
-        ids = members["address_id"].to_numpy()
-        with store.view("_clusters", pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})):
-            con.execute(
-                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
-                   JOIN addresses a ON a.address_id = c.address_id""", [chain, run_id])
+        moved = np.flatnonzero(cluster_of != np.arange(cluster_of.size))
+        _write_members(store, chain, run_id, moved, cluster_of[moved], insert_only=True)
+        result.merges = int(merged.sum())
+        mem = ClusterMemory(chain, run_id, cluster_of, size, new_addresses, new_addresses - result.merges,
+                            int(size.max()) if new_addresses else 0)
     else:
-        merged, survive, absorb, size_a, size_b = _merge_delta(store, chain, run_id, a, b)
-    result.merges = int(merged.sum())
+        mem.grow(top_address + 1)
+        if mem.nxt is None:
+            mem.nxt = circles(mem.cluster_of)
+        merged, survive, absorb, size_a, size_b, moved, was_root = merge_into(mem.cluster_of, mem.nxt, mem.size, a, b)
+        result.merges = int(merged.sum())
+        if moved.size:
+            order = np.argsort(moved, kind="stable")
+            ids, first = np.unique(moved[order], return_index=True)
+            had_row = ~np.logical_or.reduceat(was_root[order], first)
+            _write_members(store, chain, run_id, ids[had_row], mem.cluster_of[ids[had_row]], insert_only=False)
+            _write_members(store, chain, run_id, ids[~had_row], mem.cluster_of[ids[~had_row]], insert_only=True)
+        mem.addresses += new_addresses
+        mem.clusters += new_addresses - result.merges
+        if result.merges:
+            mem.largest = max(mem.largest, int(mem.size[survive[merged]].max()))
+        mem.run_id = run_id
     if result.merges:
+        codes = _heuristic_codes(store, [h.name for h in links])
         evidence = pa.table({
-            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"].to_numpy()[merged],
-            "heuristic": pairs["heuristic"].filter(pa.array(merged)),
-            "confidence": pairs["confidence"].filter(pa.array(merged)),
+            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"][merged],
+            "heuristic": codes[pairs["rank"][merged]], "confidence": pairs["confidence"][merged],
             "surviving_id": survive[merged], "absorbed_id": absorb[merged],
             "size_a": size_a[merged], "size_b": size_b[merged],
         })
-        # the evidence's txid: the UTXO transaction, or on an account chain the transfer (flow) that linked
-        source = ("(SELECT flow_id AS tx_id, txid FROM transfers WHERE chain = ?)" if account else
-                  "(SELECT tx_id, txid FROM transactions WHERE chain = ?)")
-        with store.view("_links", evidence):
-            con.execute(
-                f"""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
-                                              id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
-                   SELECT ?, aa.address, ab.address, l.heuristic, t.txid, l.confidence, ?,
-                          l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
-                   FROM _links l
-                   JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
-                   JOIN {source} t ON t.tx_id = l.tx_id""",
-                [chain, run_id, chain])
+        with store.view("_evidence", evidence):
+            con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
+                           surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
     con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
-    con.execute("INSERT INTO cluster_state VALUES (?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow()])
-    if summary:
-        _summarise(store, result)
+    con.execute("INSERT INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
+    memory[chain] = mem
+    result.addresses, result.clusters, result.largest = mem.addresses, mem.clusters, mem.largest
     return result
 
 
-def _merge_delta(store: Store, chain: str, run_id: int, a: np.ndarray, b: np.ndarray):
-    """Merge new pairs into the stored clusters touching only what they name: the new addresses get
-    singleton rows, the pairs' clusters are looked up, united in a small local union-find, and the
-    absorbed clusters' rows take the surviving id. The cost follows the batch, plus integer scans."""
-    from heuristics.clustering.unionfind import roots, union_pairs
+def _no_pairs() -> dict[str, np.ndarray]:
+    empty = np.zeros(0, np.int64)
+    return {"tx_id": empty, "a": empty, "b": empty, "confidence": np.zeros(0), "rank": empty}
 
-    con = store.con
-    through = store.scalar("SELECT coalesce(max(address_id), 0) FROM clusters WHERE chain = ?", [chain])
-    con.execute(
-        """INSERT INTO clusters SELECT chain, address, address_id, address_id, ? FROM addresses
-           WHERE chain = ? AND address_id > ? ORDER BY address_id""", [run_id, chain, through])
-    n = a.size
-    if not n:
-        return (np.zeros(0, np.bool_),) + (np.zeros(0, np.int64),) * 4
-    involved = np.unique(np.concatenate([a, b]))
-    cur = store.arrow("SELECT address_id, cluster_id FROM clusters WHERE chain = ? AND address_id IN (SELECT unnest(?))",
-                      [chain, involved.tolist()])
-    ids = cur["address_id"].to_numpy()
-    rts = cur["cluster_id"].to_numpy()
-    order = np.argsort(ids)
-    ids, rts = ids[order], rts[order]
-    ra = rts[np.searchsorted(ids, a)]
-    rb = rts[np.searchsorted(ids, b)]
-    local = np.unique(np.concatenate([ra, rb]))          # ascending: the smallest local index is the smallest id
-    sizes = store.arrow("SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? AND cluster_id IN (SELECT unnest(?)) "
-                        "GROUP BY cluster_id", [chain, local.tolist()])
-    size = np.ones(local.size, np.int64)
-    size[np.searchsorted(local, sizes["cluster_id"].to_numpy())] = sizes["n"].to_numpy()
-    parent = np.arange(local.size, dtype=np.int64)
-    merged, survive, absorb, size_a, size_b = union_pairs(parent, size, np.searchsorted(local, ra),
-                                                          np.searchsorted(local, rb))
-    final = local[roots(parent)]
-    moved = final != local
-    if moved.any():
-        with store.view("_moved", pa.table({"old": local[moved], "new": final[moved]})):
-            con.execute(
-                """UPDATE clusters SET cluster_id = m.new, run_id = ? FROM _moved m
-                   WHERE clusters.chain = ? AND clusters.cluster_id = m.old""", [run_id, chain])
-    return merged, local[survive], local[absorb], size_a, size_b
+
+def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult) -> dict:
+    """Every heuristic's (tx_id, a, b, confidence) pairs above ``after``, in the order the union-find takes
+    them: by transaction, then heuristic (``rank``: its place in ``links``), then b, then a."""
+    parts = []
+    for rank, h in enumerate(links):
+        if isinstance(h, MultiInput):
+            tx, a, b, conf, result.unresolved_inputs = h.pairs(store, chain, after)
+        else:
+            sql, params = h.pairs_sql(chain, after)
+            t = store.arrow(f"SELECT tx_id, a, b, confidence FROM ({sql})", params)
+            tx, a, b = (t[c].to_numpy().astype(np.int64) for c in ("tx_id", "a", "b"))
+            conf = t["confidence"].to_numpy().astype(np.float64)
+        parts.append((tx, a, b, conf, np.full(tx.size, rank, np.int64)))
+    tx, a, b, conf, rank = (np.concatenate(c) for c in zip(*parts, strict=True))
+    if len(parts) > 1 or not isinstance(links[0], MultiInput):
+        order = np.lexsort((a, b, rank, tx))
+        tx, a, b, conf, rank = tx[order], a[order], b[order], conf[order], rank[order]
+    return {"tx_id": tx, "a": a, "b": b, "confidence": conf, "rank": rank}
+
+
+def _write_members(store: Store, chain: str, run_id: int, ids: np.ndarray, cluster_ids: np.ndarray,
+                   insert_only: bool) -> None:
+    """Rows of ``cluster_members`` for addresses that left their own cluster: inserted, or (``insert_only``
+    False: the address had a row) given their new cluster id."""
+    if not ids.size:
+        return
+    rows = pa.table({"address_id": ids, "cluster_id": cluster_ids})
+    with store.view("_members", rows):
+        if insert_only:
+            store.con.execute("INSERT INTO cluster_members SELECT ?, address_id, cluster_id, ? FROM _members",
+                              [chain, run_id])
+        else:
+            store.con.execute(
+                """UPDATE cluster_members SET cluster_id = m.cluster_id, run_id = ? FROM _members m
+                   WHERE cluster_members.address_id = m.address_id""", [run_id])
+
+
+def _heuristic_codes(store: Store, names: list[str]) -> np.ndarray:
+    """The codes of ``names`` in ``cluster_heuristics`` (new names get the next codes)."""
+    known = dict(store.query("SELECT name, code FROM cluster_heuristics"))
+    for name in names:
+        if name not in known:
+            known[name] = max(known.values(), default=-1) + 1
+            store.con.execute("INSERT INTO cluster_heuristics VALUES (?, ?)", [known[name], name])
+    return np.array([known[n] for n in names], np.int32)
 
 
 def _is_account(store: Store, chain: str) -> bool:
     return store.scalar("SELECT kind FROM chains WHERE chain = ?", [chain]) == "account"
-
-
-def _summarise(store: Store, result: ClusterResult) -> None:
-    row = store.one(
-        """SELECT count(*), count(DISTINCT cluster_id), coalesce(max(n), 0) FROM clusters c
-           JOIN (SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id) s USING (cluster_id)
-           WHERE c.chain = ?""", [result.chain, result.chain])
-    result.addresses, result.clusters, result.largest = (int(x) for x in row)
 
 
 # -- explaining ------------------------------------------------------------------------------------------
@@ -286,15 +367,15 @@ def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] 
     if a == b:
         return []
     links = store.query(
-        """SELECT id_a, id_b, address_a, address_b, heuristic, txid, confidence FROM cluster_links
-           WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)""",
-        [chain, chain, found[a][1]])
-    graph: dict[int, list[tuple[int, tuple]]] = {}
-    for ia, ib, *rest in links:
-        graph.setdefault(ia, []).append((ib, (ia, ib, *rest)))
-        graph.setdefault(ib, []).append((ia, (ia, ib, *rest)))
+        """SELECT id_a, id_b FROM cluster_evidence WHERE chain = ? AND id_a IN
+           (SELECT address_id FROM cluster_members WHERE chain = ? AND cluster_id = ? UNION ALL SELECT ?)""",
+        [chain, chain, found[a][1], found[a][1]])
+    graph: dict[int, list[tuple[int, tuple[int, int]]]] = {}
+    for ia, ib in links:
+        graph.setdefault(ia, []).append((ib, (ia, ib)))
+        graph.setdefault(ib, []).append((ia, (ia, ib)))
     start, goal = found[a][0], found[b][0]
-    back: dict[int, tuple[int, tuple] | None] = {start: None}
+    back: dict[int, tuple[int, tuple[int, int]] | None] = {start: None}
     queue = deque([start])
     while queue and goal not in back:
         node = queue.popleft()
@@ -304,31 +385,35 @@ def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] 
                 queue.append(nxt)
     if goal not in back:
         return None
-    path: list[Link] = []
+    path: list[tuple[int, int]] = []
     node = goal
     while back[node] is not None:
-        prev, (_, _, addr_a, addr_b, heur, txid, conf) = back[node]
-        path.append(Link(addr_a, addr_b, heur, txid, conf))
-        node = prev
-    return path[::-1]
+        node, link = back[node]
+        path.append(link)
+    path.reverse()
+    text = {(r[0], r[1]): r[2:] for r in store.query(
+        """SELECT id_a, id_b, address_a, address_b, heuristic, txid, confidence FROM cluster_links
+           WHERE chain = ? AND id_a IN (SELECT unnest(?)) AND id_b IN (SELECT unnest(?))""",
+        [chain, [p[0] for p in path], [p[1] for p in path]])}
+    return [Link(*text[p]) for p in path]
 
 
 def super_clusters(store: Store, min_size: int = 1000, chain: str = "bitcoin", links_per_cluster: int = 10) -> list[dict]:
-    """Clusters of at least ``min_size`` addresses, each with the merges that joined the biggest pieces
+    """Clusters of at least ``min_size`` (≥ 2) addresses, each with the merges that joined the biggest pieces
     (largest smaller side first): where a false link would have done the most damage."""
     out = []
     for cluster_id, size in store.query(
-            """SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id HAVING count(*) >= ?
-               ORDER BY n DESC, cluster_id""", [chain, min_size]):
+            """SELECT cluster_id, count(*) + 1 AS n FROM cluster_members WHERE chain = ? GROUP BY cluster_id
+               HAVING count(*) + 1 >= ? ORDER BY n DESC, cluster_id""", [chain, min_size]):
+        members = "(SELECT address_id FROM cluster_members WHERE chain = ? AND cluster_id = ? UNION ALL SELECT ?)"
         links = store.query(
-            """SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
-               WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)
-               ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
-            [chain, chain, cluster_id, links_per_cluster])
+            f"""SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
+               WHERE chain = ? AND id_a IN {members} ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
+            [chain, chain, cluster_id, cluster_id, links_per_cluster])
         by_heuristic = dict(store.query(
-            """SELECT heuristic, count(*) FROM cluster_links WHERE chain = ? AND id_a IN
-               (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?) GROUP BY heuristic""",
-            [chain, chain, cluster_id]))
+            f"""SELECT h.name, count(*) FROM cluster_evidence e JOIN cluster_heuristics h ON h.code = e.heuristic
+               WHERE e.chain = ? AND e.id_a IN {members} GROUP BY h.name""",
+            [chain, chain, cluster_id, cluster_id]))
         out.append({"cluster_id": cluster_id, "size": size, "links_by_heuristic": by_heuristic,
                     "biggest_merges": [dict(zip(("address_a", "address_b", "heuristic", "txid", "confidence",
                                                  "size_a", "size_b"), r, strict=True)) for r in links]})

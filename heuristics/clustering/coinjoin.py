@@ -168,6 +168,7 @@ def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | Non
     if n:
         con.execute(
             """UPDATE transactions SET flags = c.flag FROM _cj c
-               WHERE transactions.chain = ? AND transactions.tx_id = c.tx_id""", [chain])
+               WHERE transactions.chain = ? AND transactions.tx_id > ? AND transactions.tx_id = c.tx_id""",
+            [chain, after_tx_id])
     con.execute("DROP TABLE IF EXISTS _cj")
     return n
