@@ -35,6 +35,19 @@ def _merge_record(n: int):
 
 
 @njit(cache=True)
+def _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b):
+    """Record that pair i joins roots ra and rb (the smaller survives) and add the sizes; (lo, hi)."""
+    merged[i] = True
+    size_a[i] = size[ra]
+    size_b[i] = size[rb]
+    lo, hi = (ra, rb) if ra < rb else (rb, ra)
+    size[lo] += size[hi]
+    survive[i] = lo
+    absorb[i] = hi
+    return lo, hi
+
+
+@njit(cache=True)
 def union_pairs(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray):
     """Union each pair (a[i], b[i]); return (merged mask, surviving root, absorbed root, size_a, size_b)."""
     n = a.shape[0]
@@ -44,14 +57,8 @@ def union_pairs(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarr
         rb = _find(parent, b[i])
         if ra == rb:
             continue
-        merged[i] = True
-        size_a[i] = size[ra]
-        size_b[i] = size[rb]
-        lo, hi = (ra, rb) if ra < rb else (rb, ra)
+        lo, hi = _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b)
         parent[hi] = lo
-        size[lo] += size[hi]
-        survive[i] = lo
-        absorb[i] = hi
     return merged, survive, absorb, size_a, size_b
 
 
@@ -144,12 +151,10 @@ def merge_into(cluster_of: np.ndarray, nxt: np.ndarray, size: np.ndarray, a: np.
         rb = cluster_of[b[i]]
         if ra == rb:
             continue
-        merged[i] = True
-        size_a[i] = size[ra]
-        size_b[i] = size[rb]
-        lo, hi = (ra, rb) if ra < rb else (rb, ra)
-        if k + size[hi] > moved.shape[0]:
-            grow = max(2 * moved.shape[0], k + size[hi])
+        lo, hi = _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b)
+        absorbed = size_a[i] if hi == ra else size_b[i]
+        if k + absorbed > moved.shape[0]:
+            grow = max(2 * moved.shape[0], k + absorbed)
             m2 = np.empty(grow, np.int64)
             m2[:k] = moved[:k]
             w2 = np.empty(grow, np.bool_)
@@ -165,7 +170,4 @@ def merge_into(cluster_of: np.ndarray, nxt: np.ndarray, size: np.ndarray, a: np.
             if x == hi:
                 break
         nxt[lo], nxt[hi] = nxt[hi], nxt[lo]
-        size[lo] += size[hi]
-        survive[i] = lo
-        absorb[i] = hi
     return merged, survive, absorb, size_a, size_b, moved[:k].copy(), was_root[:k].copy()
