@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins
+from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins, read_inputs
 from tracer.store import Store
 from tracer.store.store import utcnow
 
@@ -86,23 +86,23 @@ class MultiInput:
             WHERE a.address_id <> f.first"""
         return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
 
-    def pairs(self, store: Store, chain: str, after_tx_id: int):
+    def pairs(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
+              inputs: pa.Table | None = None):
         """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
-        from one scan of the inputs' integer columns. Returns (tx_id, a, b, confidence, unresolved inputs)."""
+        from one scan of the inputs' integer columns. ``flags`` (the (tx_id, flag) rows of ``tx_flags`` above
+        ``after_tx_id``) and ``inputs`` (:func:`~heuristics.clustering.coinjoin.read_inputs`): if the caller
+        has them. Returns (tx_id, a, b, confidence, unresolved inputs)."""
         from heuristics.clustering.unionfind import multi_input_pairs
 
-        t = store.arrow("""SELECT tx_id, coalesce(address_id, -1) AS address_id FROM inputs
-                           WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL""", [chain, after_tx_id])
-        tx = t["tx_id"].to_numpy().astype(np.int64)
-        addr = t["address_id"].to_numpy().astype(np.int64)
-        if tx.size and (np.diff(tx) < 0).any():  # inputs are appended by transaction; if not, group them
-            order = np.argsort(tx, kind="stable")
-            tx, addr = tx[order], addr[order]
-        flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ? ORDER BY tx_id",
-                            [chain, after_tx_id])
+        if inputs is None:
+            inputs = read_inputs(store, chain, after_tx_id)
+        tx = inputs["tx_id"].to_numpy().astype(np.int64, copy=False)
+        addr = inputs["address_id"].to_numpy().astype(np.int64, copy=False)
+        if flags is None:
+            flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
         flag_tx = flags["tx_id"].to_numpy().astype(np.int64)
         kind = flags["flag"].to_numpy(zero_copy_only=False)
-        skip = flag_tx[np.isin(kind, COINJOIN_FLAGS)]
+        skip = np.sort(flag_tx[np.isin(kind, COINJOIN_FLAGS)])
         ptx, a, b = multi_input_pairs(tx, addr, skip)
         conf = np.where(np.isin(ptx, flag_tx[kind == "stonewall"]), 0.6, 1.0)
         return ptx, a, b, conf, int((addr < 0).sum())
@@ -186,8 +186,8 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     try:
         with store.transaction():
             result = _cluster(store, chain, full, rules, links, params, run.run_id, memory)
-        run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
-        run.finish()
+            run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
+            run.finish()  # in the same commit
     except Exception as exc:
         memory.pop(chain, None)  # the arrays may hold a batch the store rolled back
         run.fail(exc)
@@ -208,13 +208,19 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
     through_address = 0 if full or state is None else int(state[2] or 0)
     result = ClusterResult(chain, run_id, full or state is None)
     account = _is_account(store, chain)
-    # new addresses are appended with rising ids: the filter lets DuckDB skip the old row groups
-    top_address = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses WHERE address_id >= ?",
-                                   [through_address]) or through_address)
+    # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
+    top_address, new_addresses = (int(x or 0) for x in store.one(
+        "SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?) FROM addresses "
+        "WHERE address_id >= ?", [chain, through_address, through_address]))
+    top_address = max(top_address, through_address)
     if account:  # no UTXO transactions: positions are the transfers' flow ids
-        top = store.scalar("SELECT max(flow_id) FROM transfers WHERE chain = ? AND flow_id >= ?", [chain, after])
+        top, result.transactions = store.one(
+            "SELECT max(flow_id), count(DISTINCT txid) FILTER (WHERE flow_id > ?) FROM transfers "
+            "WHERE chain = ? AND flow_id >= ?", [after, chain, after])
     else:
-        top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ? AND tx_id >= ?", [chain, after])
+        top, result.transactions = store.one(
+            "SELECT max(tx_id), count(*) FILTER (WHERE tx_id > ?) FROM transactions WHERE chain = ? AND tx_id >= ?",
+            [after, chain, after])
     top = after if top is None else max(int(top), after)
     if result.full:
         con.execute("DELETE FROM cluster_members WHERE chain = ?", [chain])
@@ -225,23 +231,15 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
         mem = memory.get(chain)
         if mem is None or mem.run_id != state[3]:
             mem = ClusterMemory.load(store, chain)
-    if top > after:
-        if account:
-            result.transactions = int(store.scalar(
-                "SELECT count(DISTINCT txid) FROM transfers WHERE chain = ? AND flow_id > ?", [chain, after]))
-        else:
-            result.transactions = int(store.scalar(
-                "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
-            flag_coinjoins(store, chain, after, run_id, rules)
-            result.coinjoins = dict(store.query(
-                "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag",
-                [chain, after]))
-    pairs = _pairs(store, chain, after, links, result) if top > after else _no_pairs()
+    flags = inputs = None
+    if top > after and not account:
+        inputs = read_inputs(store, chain, after)
+        flags = flag_coinjoins(store, chain, after, run_id, rules, inputs)
+        kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
+        result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+    pairs = _pairs(store, chain, after, links, result, flags, inputs) if top > after else _no_pairs()
     a, b = pairs["a"], pairs["b"]
     result.pairs = int(a.size)
-    new_addresses = int(store.scalar(
-        "SELECT count(*) FROM addresses WHERE chain = ? AND address_id > ? AND address_id <= ?",
-        [chain, through_address, top_address]))
     if mem is None:
         # every address id of the store in one array; the chain's members written from it
         parent = np.arange(top_address + 1, dtype=np.int64)
@@ -294,13 +292,14 @@ def _no_pairs() -> dict[str, np.ndarray]:
     return {"tx_id": empty, "a": empty, "b": empty, "confidence": np.zeros(0), "rank": empty}
 
 
-def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult) -> dict:
+def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult,
+           flags: pa.Table | None, inputs: pa.Table | None) -> dict:
     """Every heuristic's (tx_id, a, b, confidence) pairs above ``after``, in the order the union-find takes
     them: by transaction, then heuristic (``rank``: its place in ``links``), then b, then a."""
     parts = []
     for rank, h in enumerate(links):
         if isinstance(h, MultiInput):
-            tx, a, b, conf, result.unresolved_inputs = h.pairs(store, chain, after)
+            tx, a, b, conf, result.unresolved_inputs = h.pairs(store, chain, after, flags, inputs)
         else:
             sql, params = h.pairs_sql(chain, after)
             t = store.arrow(f"SELECT tx_id, a, b, confidence FROM ({sql})", params)
