@@ -78,6 +78,22 @@ COINJOIN_FLAGS = tuple(f for f, _, cj in RULES if cj)
 
 
 @njit(cache=True)
+def _rows_of(keys, start, tx):
+    """[first, end) of the rows of ``tx`` in ``keys`` (non-decreasing), searching from ``start``."""
+    while start < keys.shape[0] and keys[start] < tx:
+        start += 1
+    end = start
+    while end < keys.shape[0] and keys[end] == tx:
+        end += 1
+    return start, end
+
+
+@njit(cache=True)
+def _room(buf, n):
+    return buf if buf.shape[0] >= n else np.empty(2 * n, np.int64)
+
+
+@njit(cache=True)
 def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, premix_lo, premix_hi, fees):
     """Per transaction of ``txs`` (sorted tx ids): the shape the rules read. Outputs and inputs are grouped by
     tx_id (non-decreasing); ``in_addr`` −1 and ``in_value`` −1 mean unknown. Columns of the result (int64):
@@ -93,15 +109,10 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
     q = 0
     for t in range(n):
         tx = txs[t]
-        while o < out_tx.shape[0] and out_tx[o] < tx:
-            o += 1
-        e = o
-        while e < out_tx.shape[0] and out_tx[e] == tx:
-            e += 1
+        o, e = _rows_of(out_tx, o, tx)
         if e > o:
             f[t, 16] = 1
-        if vals.shape[0] < e - o:
-            vals = np.empty(2 * (e - o), np.int64)
+        vals = _room(vals, e - o)
         m = 0
         min_out = -1
         for i in range(o, e):
@@ -159,15 +170,10 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                 i = j
         o = e
         # inputs
-        while q < in_tx.shape[0] and in_tx[q] < tx:
-            q += 1
-        e = q
-        while e < in_tx.shape[0] and in_tx[e] == tx:
-            e += 1
+        q, e = _rows_of(in_tx, q, tx)
         if e > q:
             f[t, 10] = 1
-            if vals.shape[0] < e - q:
-                vals = np.empty(2 * (e - q), np.int64)
+            vals = _room(vals, e - q)
             m = 0
             unknown = 0
             min_in, max_in = -1, -1
