@@ -24,6 +24,7 @@ the exchange deposit-address heuristic (:mod:`heuristics.clustering.evm_deposit`
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,6 +52,7 @@ class ClusterResult:
     clusters: int = 0              # distinct clusters
     largest: int = 0               # size of the largest cluster
     unresolved_inputs: int = 0     # inputs read without a known address (their funding tx is not stored)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read and flags, pairs, union, write
 
 
 class LinkHeuristic(Protocol):
@@ -118,46 +120,47 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
 @dataclass
 class ClusterMemory:
     """One chain's clusters held in memory between runs (a :class:`~tracer.workspace.Workspace` keeps
-    them), so an incremental run touches only what its batch changes. ``cluster_of[x]`` is address x's
-    cluster id (ids of other chains map to themselves), ``size`` a cluster's size at its id, ``nxt`` the
-    circular member lists (built on first use). ``run_id`` is the cluster run the arrays reflect: a store
-    whose ``cluster_state`` names another run is re-read."""
+    them), so an incremental run costs what its batch costs. ``parent`` is the union-find forest over every
+    address id (ids of other chains are roots of their own), ``size`` a cluster's size at its root.
+    ``run_id`` is the cluster run the arrays reflect: a store whose ``cluster_state`` names another run is
+    re-read."""
 
     chain: str
     run_id: int
-    cluster_of: np.ndarray
+    parent: np.ndarray
     size: np.ndarray
     addresses: int
     clusters: int
     largest: int
-    nxt: np.ndarray | None = None
 
     def grow(self, n: int) -> None:
         """Room for address ids below ``n``: new addresses are clusters of their own."""
-        old = self.cluster_of.shape[0]
+        old = self.parent.shape[0]
         if n <= old:
             return
         n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
-        fresh = np.arange(old, n, dtype=np.int64)
-        self.cluster_of = np.concatenate([self.cluster_of, fresh])
+        self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
         self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
-        if self.nxt is not None:
-            self.nxt = np.concatenate([self.nxt, fresh])
 
     @classmethod
     def load(cls, store: Store, chain: str) -> ClusterMemory | None:
         """The chain's clusters as stored (None if it was never clustered)."""
+        from heuristics.clustering.unionfind import roots
+
         state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
         if state is None:
             return None
         through = int(state[1] or 0)
-        rows = store.arrow("SELECT address_id, cluster_id FROM cluster_members WHERE chain = ?", [chain])
-        cluster_of = np.arange(through + 1, dtype=np.int64)
-        cluster_of[rows["address_id"].to_numpy()] = rows["cluster_id"].to_numpy()
-        size = np.bincount(cluster_of, minlength=through + 1).astype(np.int64)
+        parent = np.arange(through + 1, dtype=np.int64)
+        for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
+            rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
+            parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
+        root = roots(parent)
+        size = np.bincount(root, minlength=through + 1).astype(np.int64)
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
-        return cls(chain, int(state[0] or 0), cluster_of, size, addresses, addresses - len(rows),
+        absorbed = int((root != np.arange(through + 1)).sum())
+        return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
                    int(size.max()) if addresses else 0)
 
 
@@ -197,7 +200,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
              run_id: int, memory: dict[str, ClusterMemory]) -> ClusterResult:
-    from heuristics.clustering.unionfind import circles, merge_into, roots, union_pairs
+    from heuristics.clustering.unionfind import find_all, roots, union_pairs
 
     con = store.con
     state = store.one("SELECT through_tx_id, params, through_address_id, run_id FROM cluster_state WHERE chain = ?",
@@ -207,6 +210,7 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
     after = 0 if full or state is None else int(state[0])
     through_address = 0 if full or state is None else int(state[2] or 0)
     result = ClusterResult(chain, run_id, full or state is None)
+    clock = _Clock(result.seconds)
     account = _is_account(store, chain)
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
     top_address, new_addresses = (int(x or 0) for x in store.one(
@@ -223,8 +227,8 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
             [after, chain, after])
     top = after if top is None else max(int(top), after)
     if result.full:
-        con.execute("DELETE FROM cluster_members WHERE chain = ?", [chain])
-        con.execute("DELETE FROM cluster_evidence WHERE chain = ?", [chain])
+        for table in ("cluster_members", "cluster_renames", "cluster_evidence"):
+            con.execute(f"DELETE FROM {table} WHERE chain = ?", [chain])
         memory.pop(chain, None)
         mem = None
     else:
@@ -237,32 +241,30 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
         flags = flag_coinjoins(store, chain, after, run_id, rules, inputs)
         kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
         result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+    clock("read and flags")
     pairs = _pairs(store, chain, after, links, result, flags, inputs) if top > after else _no_pairs()
     a, b = pairs["a"], pairs["b"]
     result.pairs = int(a.size)
+    clock("pairs")
     if mem is None:
-        # every address id of the store in one array; the chain's members written from it
+        # every address id of the store in one array; the chain's absorbed addresses written from it
         parent = np.arange(top_address + 1, dtype=np.int64)
         size = np.ones(top_address + 1, dtype=np.int64)
-        merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
-        cluster_of = roots(parent)
+        merged, survive, absorb, size_a, size_b, _ = union_pairs(parent, size, a, b)
+        cluster_of = roots(parent)  # and parent is now flat
         moved = np.flatnonzero(cluster_of != np.arange(cluster_of.size))
-        _write_members(store, chain, run_id, moved, cluster_of[moved], insert_only=True)
+        clock("union")
+        _insert(store, "cluster_members", chain, run_id, moved, cluster_of[moved])
         result.merges = int(merged.sum())
-        mem = ClusterMemory(chain, run_id, cluster_of, size, new_addresses, new_addresses - result.merges,
+        mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
                             int(size.max()) if new_addresses else 0)
     else:
         mem.grow(top_address + 1)
-        if mem.nxt is None:
-            mem.nxt = circles(mem.cluster_of)
-        merged, survive, absorb, size_a, size_b, moved, was_root = merge_into(mem.cluster_of, mem.nxt, mem.size, a, b)
+        merged, survive, absorb, size_a, size_b, gone = union_pairs(mem.parent, mem.size, a, b)
         result.merges = int(merged.sum())
-        if moved.size:
-            order = np.argsort(moved, kind="stable")
-            ids, first = np.unique(moved[order], return_index=True)
-            had_row = ~np.logical_or.reduceat(was_root[order], first)
-            _write_members(store, chain, run_id, ids[had_row], mem.cluster_of[ids[had_row]], insert_only=False)
-            _write_members(store, chain, run_id, ids[~had_row], mem.cluster_of[ids[~had_row]], insert_only=True)
+        clock("union")
+        if result.merges:
+            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged])
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
@@ -279,12 +281,24 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
         with store.view("_evidence", evidence):
             con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
                            surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
-    con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
-    con.execute("INSERT INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
+    con.execute("INSERT OR REPLACE INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
                 "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
     memory[chain] = mem
     result.addresses, result.clusters, result.largest = mem.addresses, mem.clusters, mem.largest
+    clock("write")
     return result
+
+
+class _Clock:
+    """Seconds since the last call, recorded under a phase name."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.last = into, time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.into[phase] = round(self.into.get(phase, 0.0) + now - self.last, 4)
+        self.last = now
 
 
 def _no_pairs() -> dict[str, np.ndarray]:
@@ -313,21 +327,27 @@ def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], res
     return {"tx_id": tx, "a": a, "b": b, "confidence": conf, "rank": rank}
 
 
-def _write_members(store: Store, chain: str, run_id: int, ids: np.ndarray, cluster_ids: np.ndarray,
-                   insert_only: bool) -> None:
-    """Rows of ``cluster_members`` for addresses that left their own cluster: inserted, or (``insert_only``
-    False: the address had a row) given their new cluster id."""
-    if not ids.size:
+def _insert(store: Store, table: str, chain: str, run_id: int, ids: np.ndarray, cluster_ids: np.ndarray) -> None:
+    """Rows (chain, id, cluster_id, run_id) into ``cluster_members`` or ``cluster_renames``."""
+    if ids.size:
+        with store.view("_rows", pa.table({"id": ids, "cluster_id": cluster_ids})):
+            store.con.execute(f"INSERT INTO {table} SELECT ?, id, cluster_id, ? FROM _rows", [chain, run_id])
+
+
+def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray) -> None:
+    """Record that the clusters rooted at ``absorbed`` (of ``sizes`` addresses) now belong to ``final``
+    without rewriting their members: a single address gets its ``cluster_members`` row; a bigger cluster's
+    root gets a ``cluster_renames`` row, and the renames that pointed at it point at ``final`` (renames stay
+    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames."""
+    single = sizes == 1
+    _insert(store, "cluster_members", chain, run_id, absorbed[single], final[single])
+    if single.all():
         return
-    rows = pa.table({"address_id": ids, "cluster_id": cluster_ids})
-    with store.view("_members", rows):
-        if insert_only:
-            store.con.execute("INSERT INTO cluster_members SELECT ?, address_id, cluster_id, ? FROM _members",
-                              [chain, run_id])
-        else:
-            store.con.execute(
-                """UPDATE cluster_members SET cluster_id = m.cluster_id, run_id = ? FROM _members m
-                   WHERE cluster_members.address_id = m.address_id""", [run_id])
+    renamed = pa.table({"old": absorbed[~single], "new": final[~single]})
+    with store.view("_renamed", renamed):
+        store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
+                             WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""", [run_id, chain])
+    _insert(store, "cluster_renames", chain, run_id, absorbed[~single], final[~single])
 
 
 def _heuristic_codes(store: Store, names: list[str]) -> np.ndarray:
@@ -367,8 +387,7 @@ def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] 
         return []
     links = store.query(
         """SELECT id_a, id_b FROM cluster_evidence WHERE chain = ? AND id_a IN
-           (SELECT address_id FROM cluster_members WHERE chain = ? AND cluster_id = ? UNION ALL SELECT ?)""",
-        [chain, chain, found[a][1], found[a][1]])
+           (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)""", [chain, chain, found[a][1]])
     graph: dict[int, list[tuple[int, tuple[int, int]]]] = {}
     for ia, ib in links:
         graph.setdefault(ia, []).append((ib, (ia, ib)))
@@ -402,17 +421,17 @@ def super_clusters(store: Store, min_size: int = 1000, chain: str = "bitcoin", l
     (largest smaller side first): where a false link would have done the most damage."""
     out = []
     for cluster_id, size in store.query(
-            """SELECT cluster_id, count(*) + 1 AS n FROM cluster_members WHERE chain = ? GROUP BY cluster_id
-               HAVING count(*) + 1 >= ? ORDER BY n DESC, cluster_id""", [chain, min_size]):
-        members = "(SELECT address_id FROM cluster_members WHERE chain = ? AND cluster_id = ? UNION ALL SELECT ?)"
+            """SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id
+               HAVING count(*) >= ? ORDER BY n DESC, cluster_id""", [chain, max(min_size, 2)]):
+        members = "(SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)"
         links = store.query(
             f"""SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
                WHERE chain = ? AND id_a IN {members} ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
-            [chain, chain, cluster_id, cluster_id, links_per_cluster])
+            [chain, chain, cluster_id, links_per_cluster])
         by_heuristic = dict(store.query(
             f"""SELECT h.name, count(*) FROM cluster_evidence e JOIN cluster_heuristics h ON h.code = e.heuristic
                WHERE e.chain = ? AND e.id_a IN {members} GROUP BY h.name""",
-            [chain, chain, cluster_id, cluster_id]))
+            [chain, chain, cluster_id]))
         out.append({"cluster_id": cluster_id, "size": size, "links_by_heuristic": by_heuristic,
                     "biggest_merges": [dict(zip(("address_a", "address_b", "heuristic", "txid", "confidence",
                                                  "size_a", "size_b"), r, strict=True)) for r in links]})

@@ -7,10 +7,8 @@ finds short. The loop also reports, for every pair, whether it joined two cluste
 before, which is the evidence ``cluster_links`` keeps (BlockSci's cluster_manager is the model: one tight
 pass that emits unions).
 
-A full run uses :func:`union_pairs` on a parent array. An incremental run keeps, per address, its cluster
-id (``cluster_of``, fully resolved) and a circular list of each cluster's members (``nxt``: splicing two
-circles is one swap), so :func:`merge_into` finds and relabels exactly the members of an absorbed
-cluster — the rows the store must change — without touching the others.
+A full run and an incremental run both use :func:`union_pairs` on the parent array; a workspace keeps the
+array between runs, so a block's pairs cost a few finds each.
 """
 
 from __future__ import annotations
@@ -49,17 +47,20 @@ def _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b):
 
 @njit(cache=True)
 def union_pairs(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Union each pair (a[i], b[i]); return (merged mask, surviving root, absorbed root, size_a, size_b)."""
+    """Union each pair (a[i], b[i]); return (merged mask, surviving root, absorbed root, size_a, size_b, size of
+    the absorbed cluster)."""
     n = a.shape[0]
     merged, survive, absorb, size_a, size_b = _merge_record(n)
+    gone = np.zeros(n, np.int64)
     for i in range(n):
         ra = _find(parent, a[i])
         rb = _find(parent, b[i])
         if ra == rb:
             continue
         lo, hi = _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b)
+        gone[i] = size_a[i] if hi == ra else size_b[i]
         parent[hi] = lo
-    return merged, survive, absorb, size_a, size_b
+    return merged, survive, absorb, size_a, size_b, gone
 
 
 @njit(cache=True)
@@ -118,56 +119,9 @@ def multi_input_pairs(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
 
 
 @njit(cache=True)
-def circles(cluster_of: np.ndarray) -> np.ndarray:
-    """The circular member lists of the clusters in ``cluster_of`` (each cluster's root is its smallest
-    member): ``nxt[x]`` is the next member of x's cluster, the last pointing back to the root."""
-    n = cluster_of.shape[0]
-    nxt = np.empty(n, np.int64)
-    last = np.empty(n, np.int64)
-    for x in range(n):
-        r = cluster_of[x]
-        if r == x:
-            nxt[x] = x
-        else:
-            nxt[last[r]] = x
-            nxt[x] = r
-        last[r] = x
-    return nxt
-
-
-@njit(cache=True)
-def merge_into(cluster_of: np.ndarray, nxt: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Merge pairs (a[i], b[i]) into resolved clusters, keeping ``cluster_of``, ``nxt`` and ``size`` (valid
-    at roots) current. Returns (merged, survive, absorb, size_a, size_b) as :func:`union_pairs` does, plus
-    the addresses whose cluster changed, in order of change (an address may appear more than once), and
-    for each whether it was a cluster's root until then."""
-    n = a.shape[0]
-    merged, survive, absorb, size_a, size_b = _merge_record(n)
-    moved = np.empty(max(16, 2 * n), np.int64)
-    was_root = np.empty(moved.shape[0], np.bool_)
-    k = 0
-    for i in range(n):
-        ra = cluster_of[a[i]]
-        rb = cluster_of[b[i]]
-        if ra == rb:
-            continue
-        lo, hi = _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b)
-        absorbed = size_a[i] if hi == ra else size_b[i]
-        if k + absorbed > moved.shape[0]:
-            grow = max(2 * moved.shape[0], k + absorbed)
-            m2 = np.empty(grow, np.int64)
-            m2[:k] = moved[:k]
-            w2 = np.empty(grow, np.bool_)
-            w2[:k] = was_root[:k]
-            moved, was_root = m2, w2
-        x = hi
-        while True:
-            moved[k] = x
-            was_root[k] = x == hi
-            k += 1
-            cluster_of[x] = lo
-            x = nxt[x]
-            if x == hi:
-                break
-        nxt[lo], nxt[hi] = nxt[hi], nxt[lo]
-    return merged, survive, absorb, size_a, size_b, moved[:k].copy(), was_root[:k].copy()
+def find_all(parent: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The roots of ``xs``."""
+    out = np.empty(xs.shape[0], np.int64)
+    for i in range(xs.shape[0]):
+        out[i] = _find(parent, xs[i])
+    return out

@@ -15,6 +15,17 @@ CREATE TABLE cluster_members (
 );
 INSERT INTO cluster_members SELECT chain, address_id, cluster_id, run_id FROM clusters WHERE cluster_id <> address_id;
 
+-- Incremental runs do not rewrite the members of a cluster that another absorbs: its root gets a row here
+-- naming the cluster it now belongs to (kept one hop: renames pointing at a root that is absorbed later are
+-- repointed). A member's cluster is then its rename's cluster_id, else its cluster_members cluster_id,
+-- else its own address_id. A full run leaves this table empty.
+CREATE TABLE cluster_renames (
+    chain        TEXT NOT NULL,
+    absorbed_id  BIGINT NOT NULL,
+    cluster_id   BIGINT NOT NULL,
+    run_id       BIGINT
+);
+
 -- The heuristics that linked addresses, by a small code (multi-input, change:<expr>, evm-deposit, …).
 CREATE TABLE cluster_heuristics (
     code  INTEGER PRIMARY KEY,
@@ -53,13 +64,15 @@ UPDATE cluster_state SET through_address_id =
 DROP TABLE clusters;
 DROP TABLE cluster_links;
 
--- The 008 `clusters`, as a view: every address of a clustered chain up to the last run, its cluster id.
+-- The 008 `clusters`, as a view: every address of a clustered chain up to the last run, its cluster id
+-- (renamed, else as written, else its own).
 CREATE VIEW clusters AS
-SELECT a.chain, a.address, a.address_id, coalesce(m.cluster_id, a.address_id) AS cluster_id,
-       coalesce(m.run_id, s.run_id) AS run_id
+SELECT a.chain, a.address, a.address_id, coalesce(r.cluster_id, m.cluster_id, a.address_id) AS cluster_id,
+       coalesce(r.run_id, m.run_id, s.run_id) AS run_id
 FROM addresses a
 JOIN cluster_state s ON s.chain = a.chain AND a.address_id <= s.through_address_id
-LEFT JOIN cluster_members m ON m.address_id = a.address_id;
+LEFT JOIN cluster_members m ON m.address_id = a.address_id
+LEFT JOIN cluster_renames r ON r.absorbed_id = coalesce(m.cluster_id, a.address_id);
 
 -- The 008 `cluster_links`, as a view: the evidence with both addresses, the heuristic's name and the txid.
 CREATE VIEW cluster_links AS
