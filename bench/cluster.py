@@ -1,7 +1,7 @@
 """Clustering at scale: moneytrail's whole step against networkx and scipy on the same pairs, and one
 block at a time.
 
-    .venv/bin/python bench/cluster.py --scale 7e6          # simulate a world (≥ 10^7 inputs), then measure
+    .venv/bin/python bench/cluster.py --scale 7e6          # simulate a world (≥ 10^7 inputs; ~50 GB free disk), then measure
     .venv/bin/python bench/cluster.py --db world.duckdb    # measure on an existing store (copied first)
 
 Each contender runs in its own process so its peak memory (ru_maxrss) is its own:
@@ -164,6 +164,7 @@ def main() -> None:
             subprocess.run([*TRACER, "--db", db, "simulate", "--seed", str(args.seed), "--scale", args.scale,
                             "--truth", str(Path(tmp) / "truth.json")], check=True)
             print(f"simulated --scale {args.scale} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        subprocess.run([*TRACER, "--db", db, "info"], check=True, capture_output=True, cwd=ROOT)  # migrate first
         results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
         for kind in ("process", "ours", "scipy", *(() if args.skip_networkx else ("networkx",))):
             results[kind] = child(kind, db)
