@@ -23,6 +23,7 @@ the exchange deposit-address heuristic (:mod:`heuristics.clustering.evm_deposit`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import deque
@@ -185,15 +186,17 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
             links = [MultiInput()]
     params = _params(rules, links)
     memory = {} if memory is None else memory
-    run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
+    parameters = {"full": full, "params": json.loads(params)}
     try:
-        with store.transaction():
+        with store.transaction():  # the run's row, its results and its 'ok' in one commit
+            run = store.begin_run("cluster", chain, parameters)
             result = _cluster(store, chain, full, rules, links, params, run.run_id, memory)
             run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
-            run.finish()  # in the same commit
+            run.finish()
     except Exception as exc:
         memory.pop(chain, None)  # the arrays may hold a batch the store rolled back
-        run.fail(exc)
+        with contextlib.suppress(Exception):  # the rolled-back run, recorded as failed where the store allows
+            store.begin_run("cluster", chain, parameters).fail(exc)
         raise
     return result
 
