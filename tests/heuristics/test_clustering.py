@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 import tracer
-from heuristics.clustering import cluster
+from heuristics.clustering import MultiInput, cluster
 from heuristics.clustering.scoring import coinjoin_detection, pairwise
 from tracer.simulate import simulate
 
@@ -218,3 +218,29 @@ def test_labels_propagate_to_clusters_and_conflicts_are_reported(world):
     conflicts = ws.cluster_labels(conflicts=True).to_pylist()
     row = next(r for r in conflicts if r["cluster_id"] == cluster_id)
     assert row["actors"] >= 2 and "test-mixer (mixer, test)" in row["labels"]
+
+
+def test_a_failing_run_changes_nothing_and_is_recorded_as_failed(tmp_path):
+    ws = tracer.open(tmp_path / "w.duckdb")
+    simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
+    ws.cluster()
+    before = ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
+    state = ws.rows("SELECT through_tx_id, run_id FROM cluster_state")
+
+    class Broken:  # a user's evidence source whose SQL names a column that does not exist
+        name = "broken"
+
+        def pairs_sql(self, chain, after_tx_id):
+            return "SELECT tx_id, no_such_column AS a, address_id AS b, 1.0 AS confidence FROM inputs", []
+
+        def describe(self):
+            return {"name": self.name}
+
+    with pytest.raises(Exception, match="no_such_column"):
+        ws.cluster(full=True, links=[MultiInput(), Broken()])
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before
+    assert ws.rows("SELECT through_tx_id, run_id FROM cluster_state") == state
+    [(status, error)] = ws.rows("SELECT status, error FROM ingest_runs WHERE source = 'cluster' ORDER BY run_id DESC LIMIT 1")
+    assert status == "failed" and "no_such_column" in error
+    assert ws.cluster().merges == 0  # the next run starts from the committed state (its memory was dropped)
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before
