@@ -133,6 +133,7 @@ class ClusterMemory:
     addresses: int
     clusters: int
     largest: int
+    codes: dict[str, int] = field(default_factory=dict)  # cluster_heuristics seen: name -> code
 
     def grow(self, n: int) -> None:
         """Room for address ids below ``n``: new addresses are clusters of their own."""
@@ -177,8 +178,9 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     :class:`ClusterMemory`) kept by the caller between runs; without it an incremental run first reads the
     chain's clusters from the store. ``summary`` is kept for callers; the counts now come from memory."""
     rules = rules or CoinJoinRules()
+    account = _is_account(store, chain)
     if not links:
-        if _is_account(store, chain):
+        if account:
             from heuristics.clustering.evm_deposit import EvmDeposit
 
             links = [EvmDeposit()]
@@ -190,7 +192,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     try:
         with store.transaction():  # the run's row, its results and its 'ok' in one commit
             run = store.begin_run("cluster", chain, parameters)
-            result = _cluster(store, chain, full, rules, links, params, run.run_id, memory)
+            result = _cluster(store, chain, account, full, rules, links, params, run.run_id, memory)
             run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
             run.finish()
     except Exception as exc:
@@ -201,7 +203,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     return result
 
 
-def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
+def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
              run_id: int, memory: dict[str, ClusterMemory]) -> ClusterResult:
     from heuristics.clustering.unionfind import find_all, roots, union_pairs
 
@@ -214,20 +216,18 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
     through_address = 0 if full or state is None else int(state[2] or 0)
     result = ClusterResult(chain, run_id, full or state is None)
     clock = _Clock(result.seconds)
-    account = _is_account(store, chain)
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
-    top_address, new_addresses = (int(x or 0) for x in store.one(
-        "SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?) FROM addresses "
-        "WHERE address_id >= ?", [chain, through_address, through_address]))
-    top_address = max(top_address, through_address)
     if account:  # no UTXO transactions: positions are the transfers' flow ids
-        top, result.transactions = store.one(
-            "SELECT max(flow_id), count(DISTINCT txid) FILTER (WHERE flow_id > ?) FROM transfers "
-            "WHERE chain = ? AND flow_id >= ?", [after, chain, after])
+        position = """SELECT max(flow_id), count(DISTINCT txid) FILTER (WHERE flow_id > ?) FROM transfers
+                      WHERE chain = ? AND flow_id >= ?"""
     else:
-        top, result.transactions = store.one(
-            "SELECT max(tx_id), count(*) FILTER (WHERE tx_id > ?) FROM transactions WHERE chain = ? AND tx_id >= ?",
-            [after, chain, after])
+        position = "SELECT max(tx_id), count(*) FILTER (WHERE tx_id > ?) FROM transactions WHERE chain = ? AND tx_id >= ?"
+    top_address, new_addresses, top, result.transactions = store.one(
+        f"""SELECT a.*, t.* FROM (SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?)
+                                FROM addresses WHERE address_id >= ?) a, ({position}) t""",
+        [chain, through_address, through_address, after, chain, after])
+    top_address = max(int(top_address or 0), through_address)
+    new_addresses = int(new_addresses)
     top = after if top is None else max(int(top), after)
     if result.full:
         for table in ("cluster_members", "cluster_renames", "cluster_evidence"):
@@ -241,7 +241,7 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
     flags = inputs = None
     if top > after and not account:
         inputs = read_inputs(store, chain, after)
-        flags = flag_coinjoins(store, chain, after, run_id, rules, inputs)
+        flags = flag_coinjoins(store, chain, after, run_id, rules, inputs, replace=result.full)
         kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
         result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
     clock("read and flags")
@@ -274,7 +274,7 @@ def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: 
             mem.largest = max(mem.largest, int(mem.size[survive[merged]].max()))
         mem.run_id = run_id
     if result.merges:
-        codes = _heuristic_codes(store, [h.name for h in links])
+        codes = _heuristic_codes(store, [h.name for h in links], mem.codes)
         evidence = pa.table({
             "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"][merged],
             "heuristic": codes[pairs["rank"][merged]], "confidence": pairs["confidence"][merged],
@@ -353,13 +353,15 @@ def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: 
     _insert(store, "cluster_renames", chain, run_id, absorbed[~single], final[~single])
 
 
-def _heuristic_codes(store: Store, names: list[str]) -> np.ndarray:
-    """The codes of ``names`` in ``cluster_heuristics`` (new names get the next codes)."""
-    known = dict(store.query("SELECT name, code FROM cluster_heuristics"))
-    for name in names:
-        if name not in known:
-            known[name] = max(known.values(), default=-1) + 1
-            store.con.execute("INSERT INTO cluster_heuristics VALUES (?, ?)", [known[name], name])
+def _heuristic_codes(store: Store, names: list[str], known: dict[str, int]) -> np.ndarray:
+    """The codes of ``names`` in ``cluster_heuristics`` (new names get the next codes); ``known``: the codes
+    seen so far, completed from the table when a name is missing."""
+    if not all(n in known for n in names):
+        known.update(store.query("SELECT name, code FROM cluster_heuristics"))
+        for name in names:
+            if name not in known:
+                known[name] = max(known.values(), default=-1) + 1
+                store.con.execute("INSERT INTO cluster_heuristics VALUES (?, ?)", [known[name], name])
     return np.array([known[n] for n in names], np.int32)
 
 

@@ -294,11 +294,13 @@ def _by_tx(t: pa.Table) -> pa.Table:
 
 
 def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | None,
-                   rules: CoinJoinRules | None = None, inputs: pa.Table | None = None) -> pa.Table:
+                   rules: CoinJoinRules | None = None, inputs: pa.Table | None = None, replace: bool = True) -> pa.Table:
     """Write tx_flags (and transactions.flags) for the transactions above ``after_tx_id``; return the flags
-    written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it."""
+    written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it. ``replace`` False: the
+    caller knows no flags exist above ``after_tx_id`` (an incremental run), so none are deleted first."""
     con = store.con
-    con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
+    if replace:
+        con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
     found = detect(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
     if len(found):
         with store.view("_cj", found):
