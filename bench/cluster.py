@@ -1,17 +1,19 @@
 """Clustering at scale: moneytrail's whole step against networkx and scipy on the same pairs, and one
-incremental block.
+block at a time.
 
-    .venv/bin/python bench/cluster.py --scale 4e6          # simulate a world (≥ 10^7 inputs), then measure
+    .venv/bin/python bench/cluster.py --scale 7e6          # simulate a world (≥ 10^7 inputs; ~50 GB free disk), then measure
     .venv/bin/python bench/cluster.py --db world.duckdb    # measure on an existing store (copied first)
 
 Each contender runs in its own process so its peak memory (ru_maxrss) is its own:
-- moneytrail: ``tracer cluster --full`` as the library runs it — CoinJoin flags, pairs out of the store,
-  numba union-find, ``clusters`` and ``cluster_links`` written;
+- moneytrail as a process: ``tracer cluster --full --json`` (interpreter start, imports, store open included);
+- moneytrail in-process: ``Workspace.cluster(full=True)`` — CoinJoin flags, pairs out of the store, numba
+  union-find, ``cluster_members`` and ``cluster_evidence`` written and committed — with its phases;
 - networkx: the same pairs (read from the store by moneytrail's own pair query, not timed) into a Graph,
   then connected_components;
 - scipy: the same pairs into a CSR matrix, then ``scipy.sparse.csgraph.connected_components``.
-Then the last 3,000 transactions are taken out, the rest clustered, the 3,000 put back, and the
-incremental run over them timed (warm, in-process, without the summary scan), median of 5.
+Then one block at a time: the last (reps + 1) × 3,000 transactions are taken out, the rest clustered, and
+each 3,000 put back in turn ("the block is ingested") and ``Workspace.cluster()`` timed until its commit —
+the first as warm-up (it builds the member lists), the rest measured (wall and CPU time of the process).
 Results: docs/benchmarks.md ("Clustering").
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TRACER = [sys.executable, "-m", "tracer.cli"]
 
 
 def peak_mb() -> float:
@@ -55,12 +59,24 @@ def run_ours(db: str) -> dict:
 
     ws = tracer.open(db)
     inputs = int(ws.store.scalar("SELECT count(*) FROM inputs"))
-    t = time.perf_counter()
+    ws.cluster(chain="bitcoin", full=True)  # compiles/loads the numba kernels and warms the file cache
+    t, cpu = time.perf_counter(), time.process_time()
     r = ws.cluster(full=True)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     ws.close()
-    return {"seconds": seconds, "peak_mb": peak_mb(), "inputs": inputs, "pairs": r.pairs, "merges": r.merges,
-            "clusters": r.clusters, "addresses": r.addresses, "transactions": r.transactions}
+    return {"seconds": seconds, "cpu_seconds": cpu, "phases": r.seconds, "peak_mb": peak_mb(), "inputs": inputs,
+            "pairs": r.pairs, "merges": r.merges, "clusters": r.clusters, "addresses": r.addresses,
+            "transactions": r.transactions}
+
+
+def run_process(db: str) -> dict:
+    t = time.perf_counter()
+    out = subprocess.run([*TRACER, "--db", db, "cluster", "--full", "--json"], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    seconds = time.perf_counter() - t
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "clusters": r["clusters"], "merges": r["merges"]}
 
 
 def run_networkx(db: str) -> dict:
@@ -90,26 +106,31 @@ def run_scipy(db: str) -> dict:
 def run_incremental(db: str, block: int, reps: int) -> dict:
     import tracer
 
-    times = []
-    for _ in range(reps):
-        ws = tracer.open(db)
-        top = int(ws.store.scalar("SELECT max(tx_id) FROM transactions"))
-        cut = top - block
-        with ws.store.transaction():
-            for t in ("transactions", "inputs", "outputs"):
-                ws.store.con.execute(f"CREATE OR REPLACE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [cut])
-                ws.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [cut])
-        ws.cluster(full=True, summary=False)
-        with ws.store.transaction():
-            for t in ("transactions", "inputs", "outputs"):
-                ws.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t}")
-                ws.store.con.execute(f"DROP TABLE _held_{t}")
-        t0 = time.perf_counter()
-        r = ws.cluster(summary=False)
-        times.append(time.perf_counter() - t0)
-        ws.close()
-    return {"median_ms": statistics.median(times) * 1000, "runs_ms": [round(x * 1000, 1) for x in times],
-            "transactions": r.transactions, "pairs": r.pairs, "merges": r.merges}
+    ws = tracer.open(db)
+    store = ws.store
+    top = int(store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = 'bitcoin'"))
+    cuts = [top - block * k for k in range(reps + 1, -1, -1)]  # ascending; the last is top
+    tables = ("transactions", "inputs", "outputs")
+    with store.transaction():
+        for t in tables:
+            store.con.execute(f"CREATE OR REPLACE TABLE _held_{t} AS SELECT * FROM {t} WHERE chain = 'bitcoin' AND tx_id > ?",
+                              [cuts[0]])
+            store.con.execute(f"DELETE FROM {t} WHERE chain = 'bitcoin' AND tx_id > ?", [cuts[0]])
+    ws.cluster(full=True)
+    runs = []
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        with store.transaction():  # the block is ingested
+            for t in tables:
+                store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = ws.cluster()
+        runs.append({"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000,
+                     "transactions": r.transactions, "pairs": r.pairs, "merges": r.merges,
+                     "phases_ms": {k: round(v * 1000, 2) for k, v in r.seconds.items()}})
+    ws.close()
+    measured = runs[1:]
+    return {"warmup": runs[0], "median_ms": statistics.median(r["ms"] for r in measured),
+            "median_cpu_ms": statistics.median(r["cpu_ms"] for r in measured), "runs": measured}
 
 
 def child(kind: str, db: str, *extra: str) -> dict:
@@ -121,15 +142,16 @@ def child(kind: str, db: str, *extra: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db")
-    ap.add_argument("--scale", default="4e6")
+    ap.add_argument("--scale", default="7e6")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--block", type=int, default=3000)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--skip-networkx", action="store_true")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
-        result = {"ours": lambda: run_ours(args.db), "networkx": lambda: run_networkx(args.db),
-                  "scipy": lambda: run_scipy(args.db),
+        result = {"ours": lambda: run_ours(args.db), "process": lambda: run_process(args.db),
+                  "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db),
                   "incremental": lambda: run_incremental(args.db, args.block, args.reps)}[args.child]()
         print(json.dumps(result))
         return
@@ -139,19 +161,21 @@ def main() -> None:
             shutil.copyfile(args.db, db)
         else:
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "tracer.cli", "--db", db, "simulate", "--seed", str(args.seed),
-                            "--scale", args.scale, "--truth", str(Path(tmp) / "truth.json")], check=True)
+            subprocess.run([*TRACER, "--db", db, "simulate", "--seed", str(args.seed), "--scale", args.scale,
+                            "--truth", str(Path(tmp) / "truth.json")], check=True)
             print(f"simulated --scale {args.scale} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-        ours = child("ours", db)
-        print("moneytrail", ours, file=sys.stderr)
-        sp = child("scipy", db)
-        print("scipy", sp, file=sys.stderr)
-        nxr = child("networkx", db)
-        print("networkx", nxr, file=sys.stderr)
-        inc = child("incremental", db, "--block", str(args.block), "--reps", str(args.reps))
-        print("incremental", inc, file=sys.stderr)
-        print(json.dumps({"moneytrail": ours, "scipy": sp, "networkx": nxr, "incremental": inc,
-                          "vs_networkx": nxr["seconds"] / ours["seconds"], "vs_scipy": ours["seconds"] / sp["seconds"]}))
+        subprocess.run([*TRACER, "--db", db, "info"], check=True, capture_output=True, cwd=ROOT)  # migrate first
+        results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
+        for kind in ("process", "ours", "scipy", *(() if args.skip_networkx else ("networkx",))):
+            results[kind] = child(kind, db)
+            print(kind, results[kind], file=sys.stderr)
+        results["incremental"] = child("incremental", db, "--block", str(args.block), "--reps", str(args.reps))
+        print("incremental", results["incremental"], file=sys.stderr)
+        results["machine"]["load_after"] = os.getloadavg()
+        results["vs_scipy"] = results["ours"]["seconds"] / results["scipy"]["seconds"]
+        if "networkx" in results:
+            results["vs_networkx"] = results["networkx"]["seconds"] / results["ours"]["seconds"]
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -80,12 +80,13 @@ class Workspace:
         self.path = Path(path)
         self.store: Store = Store(path, read_only=read_only)
         self._adjacency: Any = None
+        self._clusters: dict[str, Any] = {}  # chain -> heuristics.clustering.cluster.ClusterMemory
 
     @classmethod
     def of(cls, store: Store) -> Workspace:
         """A workspace over a store that is already open."""
         ws = cls.__new__(cls)
-        ws.path, ws.store, ws._adjacency = Path(store.path), store, None
+        ws.path, ws.store, ws._adjacency, ws._clusters = Path(store.path), store, None, {}
         return ws
 
     # -- ingest ---------------------------------------------------------------------------------------
@@ -107,10 +108,12 @@ class Workspace:
     def cluster(self, chain: str = "bitcoin", full: bool = False, rules: Any = None, links: Any = None,
                 summary: bool = True) -> Any:
         """Address clustering (heuristics.clustering): multi-input with CoinJoin detection unless ``links``
-        names other evidence sources; incremental unless ``full``."""
+        names other evidence sources; incremental unless ``full``. The clusters stay in this workspace's
+        memory, so the next incremental run touches only what its new transactions change."""
         from heuristics.clustering import cluster
 
-        return cluster(self.store, chain=chain, full=full, rules=rules, links=links, summary=summary)
+        return cluster(self.store, chain=chain, full=full, rules=rules, links=links, summary=summary,
+                       memory=self._clusters)
 
     def explain(self, a: str, b: str, chain: str = "bitcoin") -> Any:
         """The chain of evidence putting addresses ``a`` and ``b`` in one cluster (None if they are not)."""

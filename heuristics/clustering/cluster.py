@@ -23,7 +23,9 @@ the exchange deposit-address heuristic (:mod:`heuristics.clustering.evm_deposit`
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,7 +33,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins
+from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins, read_inputs
 from tracer.store import Store
 from tracer.store.store import utcnow
 
@@ -51,6 +53,7 @@ class ClusterResult:
     clusters: int = 0              # distinct clusters
     largest: int = 0               # size of the largest cluster
     unresolved_inputs: int = 0     # inputs read without a known address (their funding tx is not stored)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read and flags, pairs, union, write
 
 
 class LinkHeuristic(Protocol):
@@ -86,6 +89,27 @@ class MultiInput:
             WHERE a.address_id <> f.first"""
         return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
 
+    def pairs(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
+              inputs: pa.Table | None = None):
+        """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
+        from one scan of the inputs' integer columns. ``flags`` (the (tx_id, flag) rows of ``tx_flags`` above
+        ``after_tx_id``) and ``inputs`` (:func:`~heuristics.clustering.coinjoin.read_inputs`): if the caller
+        has them. Returns (tx_id, a, b, confidence, unresolved inputs)."""
+        from heuristics.clustering.unionfind import multi_input_pairs
+
+        if inputs is None:
+            inputs = read_inputs(store, chain, after_tx_id)
+        tx = inputs["tx_id"].to_numpy().astype(np.int64, copy=False)
+        addr = inputs["address_id"].to_numpy().astype(np.int64, copy=False)
+        if flags is None:
+            flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
+        flag_tx = flags["tx_id"].to_numpy().astype(np.int64)
+        kind = flags["flag"].to_numpy(zero_copy_only=False)
+        skip = np.sort(flag_tx[np.isin(kind, COINJOIN_FLAGS)])
+        ptx, a, b = multi_input_pairs(tx, addr, skip)
+        conf = np.where(np.isin(ptx, flag_tx[kind == "stonewall"]), 0.6, 1.0)
+        return ptx, a, b, conf, int((addr < 0).sum())
+
     def describe(self) -> dict:
         return {"name": self.name}
 
@@ -94,174 +118,255 @@ def _params(rules: CoinJoinRules, links: list[LinkHeuristic]) -> str:
     return json.dumps({"heuristics": [h.describe() for h in links], "coinjoin": rules.as_dict()}, sort_keys=True)
 
 
+@dataclass
+class ClusterMemory:
+    """One chain's clusters held in memory between runs (a :class:`~tracer.workspace.Workspace` keeps
+    them), so an incremental run costs what its batch costs. ``parent`` is the union-find forest over every
+    address id (ids of other chains are roots of their own), ``size`` a cluster's size at its root.
+    ``run_id`` is the cluster run the arrays reflect: a store whose ``cluster_state`` names another run is
+    re-read."""
+
+    chain: str
+    run_id: int
+    parent: np.ndarray
+    size: np.ndarray
+    addresses: int
+    clusters: int
+    largest: int
+    codes: dict[str, int] = field(default_factory=dict)  # cluster_heuristics seen: name -> code
+
+    def grow(self, n: int) -> None:
+        """Room for address ids below ``n``: new addresses are clusters of their own."""
+        old = self.parent.shape[0]
+        if n <= old:
+            return
+        n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
+        self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
+        self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
+
+    @classmethod
+    def load(cls, store: Store, chain: str) -> ClusterMemory | None:
+        """The chain's clusters as stored (None if it was never clustered)."""
+        from heuristics.clustering.unionfind import roots
+
+        state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
+        if state is None:
+            return None
+        through = int(state[1] or 0)
+        parent = np.arange(through + 1, dtype=np.int64)
+        for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
+            rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
+            parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
+        root = roots(parent)
+        size = np.bincount(root, minlength=through + 1).astype(np.int64)
+        addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
+                                     [chain, through]))
+        absorbed = int((root != np.arange(through + 1)).sum())
+        return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
+                   int(size.max()) if addresses else 0)
+
+
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
-            links: list[LinkHeuristic] | None = None, summary: bool = True) -> ClusterResult:
+            links: list[LinkHeuristic] | None = None, summary: bool = True,
+            memory: dict[str, ClusterMemory] | None = None) -> ClusterResult:
     """Cluster the addresses of ``chain``: incrementally from the last run, or from scratch.
 
     ``links``: the evidence sources, multi-input alone by default; a change rule is added with
     :class:`heuristics.clustering.change.ChangeLinks`. An account-model chain (``chains.kind`` =
     'account') has no transactions.tx_id: its run is ordered by ``transfers.flow_id`` and its default
-    evidence is :class:`heuristics.clustering.evm_deposit.EvmDeposit`. ``summary`` False skips counting
-    the clusters (a scan of the table) after an incremental run."""
+    evidence is :class:`heuristics.clustering.evm_deposit.EvmDeposit`. ``memory``: a dict (chain →
+    :class:`ClusterMemory`) kept by the caller between runs; without it an incremental run first reads the
+    chain's clusters from the store. ``summary`` is kept for callers; the counts now come from memory."""
     rules = rules or CoinJoinRules()
+    account = _is_account(store, chain)
     if not links:
-        if _is_account(store, chain):
+        if account:
             from heuristics.clustering.evm_deposit import EvmDeposit
 
             links = [EvmDeposit()]
         else:
             links = [MultiInput()]
     params = _params(rules, links)
-    run = store.begin_run("cluster", chain, {"full": full, "params": json.loads(params)})
+    memory = {} if memory is None else memory
+    parameters = {"full": full, "params": json.loads(params)}
     try:
-        with store.transaction():
-            result = _cluster(store, chain, full, rules, links, params, run.run_id, summary)
-        run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
-        run.finish()
+        with store.transaction():  # the run's row, its results and its 'ok' in one commit
+            run = store.begin_run("cluster", chain, parameters)
+            result = _cluster(store, chain, account, full, rules, links, params, run.run_id, memory)
+            run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
+            run.finish()
     except Exception as exc:
-        run.fail(exc)
+        memory.pop(chain, None)  # the arrays may hold a batch the store rolled back
+        with contextlib.suppress(Exception):  # the rolled-back run, recorded as failed where the store allows
+            store.begin_run("cluster", chain, parameters).fail(exc)
         raise
     return result
 
 
-def _cluster(store: Store, chain: str, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
-             run_id: int, summary: bool = True) -> ClusterResult:
+def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
+             run_id: int, memory: dict[str, ClusterMemory]) -> ClusterResult:
+    from heuristics.clustering.unionfind import find_all, roots, union_pairs
+
     con = store.con
-    state = store.one("SELECT through_tx_id, params FROM cluster_state WHERE chain = ?", [chain])
+    state = store.one("SELECT through_tx_id, params, through_address_id, run_id FROM cluster_state WHERE chain = ?",
+                      [chain])
     if state is not None and state[1] != params:
         full = True  # other rules: what was merged before may not hold
     after = 0 if full or state is None else int(state[0])
+    through_address = 0 if full or state is None else int(state[2] or 0)
     result = ClusterResult(chain, run_id, full or state is None)
-    if result.full:
-        con.execute("DELETE FROM clusters WHERE chain = ?", [chain])
-        con.execute("DELETE FROM cluster_links WHERE chain = ?", [chain])
-    account = _is_account(store, chain)
+    clock = _Clock(result.seconds)
+    # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
     if account:  # no UTXO transactions: positions are the transfers' flow ids
-        top = store.scalar("SELECT max(flow_id) FROM transfers WHERE chain = ?", [chain])
+        position = """SELECT max(flow_id), count(DISTINCT txid) FILTER (WHERE flow_id > ?) FROM transfers
+                      WHERE chain = ? AND flow_id >= ?"""
     else:
-        top = store.scalar("SELECT max(tx_id) FROM transactions WHERE chain = ?", [chain])
-    if top is None or top <= after:
-        _summarise(store, result)
-        return result
-    if account:
-        result.transactions = int(store.scalar(
-            "SELECT count(DISTINCT txid) FROM transfers WHERE chain = ? AND flow_id > ?", [chain, after]))
-    else:
-        result.transactions = int(store.scalar(
-            "SELECT count(*) FROM transactions WHERE chain = ? AND tx_id > ?", [chain, after]))
-        flag_coinjoins(store, chain, after, run_id, rules)
-        result.coinjoins = dict(store.query(
-            "SELECT flag, count(*) FROM tx_flags WHERE chain = ? AND tx_id > ? GROUP BY flag ORDER BY flag",
-            [chain, after]))
-        result.unresolved_inputs = int(store.scalar(
-            "SELECT count(*) FROM inputs WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL AND address_id IS NULL",
-            [chain, after]))
-    parts, params_ = [], []
-    for rank, h in enumerate(links):
-        sql, p = h.pairs_sql(chain, after)
-        parts.append(f"SELECT tx_id, a, b, confidence, '{h.name}' AS heuristic, {rank} AS rank FROM ({sql})")
-        params_ += p
-    pairs = store.arrow(" UNION ALL ".join(parts) + " ORDER BY tx_id, rank, b, a", params_)
-    result.pairs = len(pairs)
-    from heuristics.clustering.unionfind import roots, union_pairs
-
-    a = pairs["a"].to_numpy().astype(np.int64)
-    b = pairs["b"].to_numpy().astype(np.int64)
+        position = "SELECT max(tx_id), count(*) FILTER (WHERE tx_id > ?) FROM transactions WHERE chain = ? AND tx_id >= ?"
+    top_address, new_addresses, top, result.transactions = store.one(
+        f"""SELECT a.*, t.* FROM (SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?)
+                                FROM addresses WHERE address_id >= ?) a, ({position}) t""",
+        [chain, through_address, through_address, after, chain, after])
+    top_address = max(int(top_address or 0), through_address)
+    new_addresses = int(new_addresses)
+    top = after if top is None else max(int(top), after)
     if result.full:
-        # every address of the store in one array; clusters rewritten from it
-        n_ids = int(store.scalar("SELECT coalesce(max(address_id), 0) FROM addresses")) + 1
-        parent = np.arange(n_ids, dtype=np.int64)
-        size = np.ones(n_ids, dtype=np.int64)
-        merged, survive, absorb, size_a, size_b = union_pairs(parent, size, a, b)
-        cluster_of = roots(parent)
-        members = store.arrow("SELECT address_id FROM addresses WHERE chain = ? ORDER BY address_id", [chain])
-        ids = members["address_id"].to_numpy()
-        with store.view("_clusters", pa.table({"address_id": ids, "cluster_id": cluster_of[ids]})):
-            con.execute(
-                """INSERT INTO clusters SELECT ?, a.address, c.address_id, c.cluster_id, ? FROM _clusters c
-                   JOIN addresses a ON a.address_id = c.address_id""", [chain, run_id])
+        for table in ("cluster_members", "cluster_renames", "cluster_evidence"):
+            con.execute(f"DELETE FROM {table} WHERE chain = ?", [chain])
+        memory.pop(chain, None)
+        mem = None
     else:
-        merged, survive, absorb, size_a, size_b = _merge_delta(store, chain, run_id, a, b)
-    result.merges = int(merged.sum())
+        mem = memory.get(chain)
+        if mem is None or mem.run_id != state[3]:
+            mem = ClusterMemory.load(store, chain)
+    flags = inputs = None
+    if top > after and not account:
+        inputs = read_inputs(store, chain, after)
+        flags = flag_coinjoins(store, chain, after, run_id, rules, inputs, replace=result.full)
+        kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
+        result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+    clock("read and flags")
+    pairs = _pairs(store, chain, after, links, result, flags, inputs) if top > after else _no_pairs()
+    a, b = pairs["a"], pairs["b"]
+    result.pairs = int(a.size)
+    clock("pairs")
+    if mem is None:
+        # every address id of the store in one array; the chain's absorbed addresses written from it
+        parent = np.arange(top_address + 1, dtype=np.int64)
+        size = np.ones(top_address + 1, dtype=np.int64)
+        merged, survive, absorb, size_a, size_b, _ = union_pairs(parent, size, a, b)
+        cluster_of = roots(parent)  # and parent is now flat
+        moved = np.flatnonzero(cluster_of != np.arange(cluster_of.size))
+        clock("union")
+        _insert(store, "cluster_members", chain, run_id, moved, cluster_of[moved])
+        result.merges = int(merged.sum())
+        mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
+                            int(size.max()) if new_addresses else 0)
+    else:
+        mem.grow(top_address + 1)
+        merged, survive, absorb, size_a, size_b, gone = union_pairs(mem.parent, mem.size, a, b)
+        result.merges = int(merged.sum())
+        clock("union")
+        if result.merges:
+            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged])
+        mem.addresses += new_addresses
+        mem.clusters += new_addresses - result.merges
+        if result.merges:
+            mem.largest = max(mem.largest, int(mem.size[survive[merged]].max()))
+        mem.run_id = run_id
     if result.merges:
+        codes = _heuristic_codes(store, [h.name for h in links], mem.codes)
         evidence = pa.table({
-            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"].to_numpy()[merged],
-            "heuristic": pairs["heuristic"].filter(pa.array(merged)),
-            "confidence": pairs["confidence"].filter(pa.array(merged)),
+            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"][merged],
+            "heuristic": codes[pairs["rank"][merged]], "confidence": pairs["confidence"][merged],
             "surviving_id": survive[merged], "absorbed_id": absorb[merged],
             "size_a": size_a[merged], "size_b": size_b[merged],
         })
-        # the evidence's txid: the UTXO transaction, or on an account chain the transfer (flow) that linked
-        source = ("(SELECT flow_id AS tx_id, txid FROM transfers WHERE chain = ?)" if account else
-                  "(SELECT tx_id, txid FROM transactions WHERE chain = ?)")
-        with store.view("_links", evidence):
-            con.execute(
-                f"""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
-                                              id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
-                   SELECT ?, aa.address, ab.address, l.heuristic, t.txid, l.confidence, ?,
-                          l.id_a, l.id_b, l.tx_id, l.surviving_id, l.absorbed_id, l.size_a, l.size_b
-                   FROM _links l
-                   JOIN addresses aa ON aa.address_id = l.id_a JOIN addresses ab ON ab.address_id = l.id_b
-                   JOIN {source} t ON t.tx_id = l.tx_id""",
-                [chain, run_id, chain])
-    con.execute("DELETE FROM cluster_state WHERE chain = ?", [chain])
-    con.execute("INSERT INTO cluster_state VALUES (?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow()])
-    if summary:
-        _summarise(store, result)
+        with store.view("_evidence", evidence):
+            con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
+                           surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
+    con.execute("INSERT OR REPLACE INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
+    memory[chain] = mem
+    result.addresses, result.clusters, result.largest = mem.addresses, mem.clusters, mem.largest
+    clock("write")
     return result
 
 
-def _merge_delta(store: Store, chain: str, run_id: int, a: np.ndarray, b: np.ndarray):
-    """Merge new pairs into the stored clusters touching only what they name: the new addresses get
-    singleton rows, the pairs' clusters are looked up, united in a small local union-find, and the
-    absorbed clusters' rows take the surviving id. The cost follows the batch, plus integer scans."""
-    from heuristics.clustering.unionfind import roots, union_pairs
+class _Clock:
+    """Seconds since the last call, recorded under a phase name."""
 
-    con = store.con
-    through = store.scalar("SELECT coalesce(max(address_id), 0) FROM clusters WHERE chain = ?", [chain])
-    con.execute(
-        """INSERT INTO clusters SELECT chain, address, address_id, address_id, ? FROM addresses
-           WHERE chain = ? AND address_id > ? ORDER BY address_id""", [run_id, chain, through])
-    n = a.size
-    if not n:
-        return (np.zeros(0, np.bool_),) + (np.zeros(0, np.int64),) * 4
-    involved = np.unique(np.concatenate([a, b]))
-    cur = store.arrow("SELECT address_id, cluster_id FROM clusters WHERE chain = ? AND address_id IN (SELECT unnest(?))",
-                      [chain, involved.tolist()])
-    ids = cur["address_id"].to_numpy()
-    rts = cur["cluster_id"].to_numpy()
-    order = np.argsort(ids)
-    ids, rts = ids[order], rts[order]
-    ra = rts[np.searchsorted(ids, a)]
-    rb = rts[np.searchsorted(ids, b)]
-    local = np.unique(np.concatenate([ra, rb]))          # ascending: the smallest local index is the smallest id
-    sizes = store.arrow("SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? AND cluster_id IN (SELECT unnest(?)) "
-                        "GROUP BY cluster_id", [chain, local.tolist()])
-    size = np.ones(local.size, np.int64)
-    size[np.searchsorted(local, sizes["cluster_id"].to_numpy())] = sizes["n"].to_numpy()
-    parent = np.arange(local.size, dtype=np.int64)
-    merged, survive, absorb, size_a, size_b = union_pairs(parent, size, np.searchsorted(local, ra),
-                                                          np.searchsorted(local, rb))
-    final = local[roots(parent)]
-    moved = final != local
-    if moved.any():
-        with store.view("_moved", pa.table({"old": local[moved], "new": final[moved]})):
-            con.execute(
-                """UPDATE clusters SET cluster_id = m.new, run_id = ? FROM _moved m
-                   WHERE clusters.chain = ? AND clusters.cluster_id = m.old""", [run_id, chain])
-    return merged, local[survive], local[absorb], size_a, size_b
+    def __init__(self, into: dict[str, float]):
+        self.into, self.last = into, time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.into[phase] = round(self.into.get(phase, 0.0) + now - self.last, 4)
+        self.last = now
+
+
+def _no_pairs() -> dict[str, np.ndarray]:
+    empty = np.zeros(0, np.int64)
+    return {"tx_id": empty, "a": empty, "b": empty, "confidence": np.zeros(0), "rank": empty}
+
+
+def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult,
+           flags: pa.Table | None, inputs: pa.Table | None) -> dict:
+    """Every heuristic's (tx_id, a, b, confidence) pairs above ``after``, in the order the union-find takes
+    them: by transaction, then heuristic (``rank``: its place in ``links``), then b, then a."""
+    parts = []
+    for rank, h in enumerate(links):
+        if isinstance(h, MultiInput):
+            tx, a, b, conf, result.unresolved_inputs = h.pairs(store, chain, after, flags, inputs)
+        else:
+            sql, params = h.pairs_sql(chain, after)
+            t = store.arrow(f"SELECT tx_id, a, b, confidence FROM ({sql})", params)
+            tx, a, b = (t[c].to_numpy().astype(np.int64) for c in ("tx_id", "a", "b"))
+            conf = t["confidence"].to_numpy().astype(np.float64)
+        parts.append((tx, a, b, conf, np.full(tx.size, rank, np.int64)))
+    tx, a, b, conf, rank = (np.concatenate(c) for c in zip(*parts, strict=True))
+    if len(parts) > 1 or not isinstance(links[0], MultiInput):
+        order = np.lexsort((a, b, rank, tx))
+        tx, a, b, conf, rank = tx[order], a[order], b[order], conf[order], rank[order]
+    return {"tx_id": tx, "a": a, "b": b, "confidence": conf, "rank": rank}
+
+
+def _insert(store: Store, table: str, chain: str, run_id: int, ids: np.ndarray, cluster_ids: np.ndarray) -> None:
+    """Rows (chain, id, cluster_id, run_id) into ``cluster_members`` or ``cluster_renames``."""
+    if ids.size:
+        with store.view("_rows", pa.table({"id": ids, "cluster_id": cluster_ids})):
+            store.con.execute(f"INSERT INTO {table} SELECT ?, id, cluster_id, ? FROM _rows", [chain, run_id])
+
+
+def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray) -> None:
+    """Record that the clusters rooted at ``absorbed`` (of ``sizes`` addresses) now belong to ``final``
+    without rewriting their members: a single address gets its ``cluster_members`` row; a bigger cluster's
+    root gets a ``cluster_renames`` row, and the renames that pointed at it point at ``final`` (renames stay
+    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames."""
+    single = sizes == 1
+    _insert(store, "cluster_members", chain, run_id, absorbed[single], final[single])
+    if single.all():
+        return
+    renamed = pa.table({"old": absorbed[~single], "new": final[~single]})
+    with store.view("_renamed", renamed):
+        store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
+                             WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""", [run_id, chain])
+    _insert(store, "cluster_renames", chain, run_id, absorbed[~single], final[~single])
+
+
+def _heuristic_codes(store: Store, names: list[str], known: dict[str, int]) -> np.ndarray:
+    """The codes of ``names`` in ``cluster_heuristics`` (new names get the next codes); ``known``: the codes
+    seen so far, completed from the table when a name is missing."""
+    if not all(n in known for n in names):
+        known.update(store.query("SELECT name, code FROM cluster_heuristics"))
+        for name in names:
+            if name not in known:
+                known[name] = max(known.values(), default=-1) + 1
+                store.con.execute("INSERT INTO cluster_heuristics VALUES (?, ?)", [known[name], name])
+    return np.array([known[n] for n in names], np.int32)
 
 
 def _is_account(store: Store, chain: str) -> bool:
     return store.scalar("SELECT kind FROM chains WHERE chain = ?", [chain]) == "account"
-
-
-def _summarise(store: Store, result: ClusterResult) -> None:
-    row = store.one(
-        """SELECT count(*), count(DISTINCT cluster_id), coalesce(max(n), 0) FROM clusters c
-           JOIN (SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id) s USING (cluster_id)
-           WHERE c.chain = ?""", [result.chain, result.chain])
-    result.addresses, result.clusters, result.largest = (int(x) for x in row)
 
 
 # -- explaining ------------------------------------------------------------------------------------------
@@ -286,15 +391,14 @@ def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] 
     if a == b:
         return []
     links = store.query(
-        """SELECT id_a, id_b, address_a, address_b, heuristic, txid, confidence FROM cluster_links
-           WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)""",
-        [chain, chain, found[a][1]])
-    graph: dict[int, list[tuple[int, tuple]]] = {}
-    for ia, ib, *rest in links:
-        graph.setdefault(ia, []).append((ib, (ia, ib, *rest)))
-        graph.setdefault(ib, []).append((ia, (ia, ib, *rest)))
+        """SELECT id_a, id_b FROM cluster_evidence WHERE chain = ? AND id_a IN
+           (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)""", [chain, chain, found[a][1]])
+    graph: dict[int, list[tuple[int, tuple[int, int]]]] = {}
+    for ia, ib in links:
+        graph.setdefault(ia, []).append((ib, (ia, ib)))
+        graph.setdefault(ib, []).append((ia, (ia, ib)))
     start, goal = found[a][0], found[b][0]
-    back: dict[int, tuple[int, tuple] | None] = {start: None}
+    back: dict[int, tuple[int, tuple[int, int]] | None] = {start: None}
     queue = deque([start])
     while queue and goal not in back:
         node = queue.popleft()
@@ -304,30 +408,34 @@ def explain(store: Store, a: str, b: str, chain: str = "bitcoin") -> list[Link] 
                 queue.append(nxt)
     if goal not in back:
         return None
-    path: list[Link] = []
+    path: list[tuple[int, int]] = []
     node = goal
     while back[node] is not None:
-        prev, (_, _, addr_a, addr_b, heur, txid, conf) = back[node]
-        path.append(Link(addr_a, addr_b, heur, txid, conf))
-        node = prev
-    return path[::-1]
+        node, link = back[node]
+        path.append(link)
+    path.reverse()
+    text = {(r[0], r[1]): r[2:] for r in store.query(
+        """SELECT id_a, id_b, address_a, address_b, heuristic, txid, confidence FROM cluster_links
+           WHERE chain = ? AND id_a IN (SELECT unnest(?)) AND id_b IN (SELECT unnest(?))""",
+        [chain, [p[0] for p in path], [p[1] for p in path]])}
+    return [Link(*text[p]) for p in path]
 
 
 def super_clusters(store: Store, min_size: int = 1000, chain: str = "bitcoin", links_per_cluster: int = 10) -> list[dict]:
-    """Clusters of at least ``min_size`` addresses, each with the merges that joined the biggest pieces
+    """Clusters of at least ``min_size`` (≥ 2) addresses, each with the merges that joined the biggest pieces
     (largest smaller side first): where a false link would have done the most damage."""
     out = []
     for cluster_id, size in store.query(
-            """SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id HAVING count(*) >= ?
-               ORDER BY n DESC, cluster_id""", [chain, min_size]):
+            """SELECT cluster_id, count(*) AS n FROM clusters WHERE chain = ? GROUP BY cluster_id
+               HAVING count(*) >= ? ORDER BY n DESC, cluster_id""", [chain, max(min_size, 2)]):
+        members = "(SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)"
         links = store.query(
-            """SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
-               WHERE chain = ? AND id_a IN (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?)
-               ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
+            f"""SELECT address_a, address_b, heuristic, txid, confidence, size_a, size_b FROM cluster_links
+               WHERE chain = ? AND id_a IN {members} ORDER BY least(size_a, size_b) DESC, txid LIMIT ?""",
             [chain, chain, cluster_id, links_per_cluster])
         by_heuristic = dict(store.query(
-            """SELECT heuristic, count(*) FROM cluster_links WHERE chain = ? AND id_a IN
-               (SELECT address_id FROM clusters WHERE chain = ? AND cluster_id = ?) GROUP BY heuristic""",
+            f"""SELECT h.name, count(*) FROM cluster_evidence e JOIN cluster_heuristics h ON h.code = e.heuristic
+               WHERE e.chain = ? AND e.id_a IN {members} GROUP BY h.name""",
             [chain, chain, cluster_id]))
         out.append({"cluster_id": cluster_id, "size": size, "links_by_heuristic": by_heuristic,
                     "biggest_merges": [dict(zip(("address_a", "address_b", "heuristic", "txid", "confidence",

@@ -1,8 +1,11 @@
 """CoinJoin detection, so that the multi-input heuristic does not merge the participants of a mix.
 
-Each rule is a named detector with its source, its confidence and its known failure mode; they run as one
-set-based SQL pass over the transactions of a tx_id range (portable SQL: CTEs, GROUP BY, FILTER, CASE), and
-the first rule that matches, in the order of :data:`RULES`, names the transaction's kind. Thresholds are
+Each rule is a named detector with its source, its confidence and its known failure mode. One scan reads
+the integer columns of the new transactions' outputs and inputs, a numba pass (:func:`_features`) computes
+each transaction's shape (outputs, inputs, the most common output value and how often it occurs, …), and
+the rules are vectorised conditions on those columns (:func:`_classify`): the first rule that matches, in
+the order of :data:`RULES`, names the transaction's kind. (It was one SQL statement; planning that
+statement alone took ~40 ms of CPU, too slow for a block at a time.) Thresholds are
 the parameters of :class:`CoinJoinRules` (defaults documented in docs/heuristics.md).
 
 - ``whirlpool`` — Samourai Whirlpool mix (Stütz et al. 2022; Schnoering & Vazirgiannis 2023): 5–8 inputs
@@ -31,6 +34,10 @@ the parameters of :class:`CoinJoinRules` (defaults documented in docs/heuristics
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
 
 from tracer.store import Store
 
@@ -69,105 +76,237 @@ RULES: list[tuple[str, float, bool]] = [
 COINJOIN_FLAGS = tuple(f for f, _, cj in RULES if cj)
 
 
-def detect_sql(chain: str, after_tx_id: int, rules: CoinJoinRules) -> tuple[str, list]:
-    """SQL giving (tx_id, txid, flag, confidence) for the transactions of ``chain`` above ``after_tx_id``."""
-    r = rules
-    pools = ", ".join(str(d) for d in r.whirlpool_pools)
-    dust = ", ".join(str(d) for d in r.dust)
-    fees = ", ".join(str(d) for d in r.whirlpool_fees)
-    premix = " OR ".join(f"(value > {d} AND value <= {d + r.whirlpool_margin})" for d in r.whirlpool_pools)
+
+@njit(cache=True)
+def _rows_of(keys, start, tx):
+    """[first, end) of the rows of ``tx`` in ``keys`` (non-decreasing), searching from ``start``."""
+    while start < keys.shape[0] and keys[start] < tx:
+        start += 1
+    end = start
+    while end < keys.shape[0] and keys[end] == tx:
+        end += 1
+    return start, end
+
+
+@njit(cache=True)
+def _room(buf, n):
+    return buf if buf.shape[0] >= n else np.empty(2 * n, np.int64)
+
+
+@njit(cache=True)
+def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, premix_lo, premix_hi, fees):
+    """Per transaction of ``txs`` (sorted tx ids): the shape the rules read. Outputs and inputs are grouped by
+    tx_id (non-decreasing); ``in_addr`` −1 and ``in_value`` −1 mean unknown. Columns of the result (int64):
+    0 n_out (non-null outputs), 1 n_null, 2 min_out, 3 premix_n, 4 top_count (most common non-dust value's
+    count, 0 if none), 5 top_value (the largest such value), 6 repeated_values, 7 premix_equal,
+    8 pool_fee_outputs (distinct fee values), 9 second_level (repeated values within 1.9–2.1 × top_value),
+    10 has_inputs, 11 known_addr, 12 known_in, 13 min_in, 14 max_in (−1: unknown), 15 max_addr_inputs,
+    16 has_outputs."""
+    n = txs.shape[0]
+    f = np.zeros((n, 17), np.int64)
+    vals = np.empty(16, np.int64)
+    o = 0
+    q = 0
+    for t in range(n):
+        tx = txs[t]
+        o, e = _rows_of(out_tx, o, tx)
+        if e > o:
+            f[t, 16] = 1
+        vals = _room(vals, e - o)
+        m = 0
+        min_out = -1
+        for i in range(o, e):
+            v = out_value[i]
+            for d in range(premix_lo.shape[0]):
+                if v > premix_lo[d] and v <= premix_hi[d]:
+                    f[t, 3] += 1
+                    break
+            if out_null[i]:
+                f[t, 1] += 1
+                continue
+            vals[m] = v
+            m += 1
+            if min_out < 0 or v < min_out:
+                min_out = v
+        f[t, 0] = m
+        f[t, 2] = min_out
+        w = vals[:m]
+        w.sort()
+        # runs of equal values: (value, k)
+        top_count, top_value = 0, 0
+        i = 0
+        while i < m:
+            j = i
+            while j < m and w[j] == w[i]:
+                j += 1
+            v, k = w[i], j - i
+            is_dust = False
+            for d in range(dust.shape[0]):
+                if v == dust[d]:
+                    is_dust = True
+            if not is_dust and (k > top_count or (k == top_count and v > top_value)):
+                top_count, top_value = k, v
+            if k >= 2:
+                f[t, 6] += 1
+            for d in range(premix_lo.shape[0]):
+                if v > premix_lo[d] and v <= premix_hi[d]:
+                    if k > f[t, 7]:
+                        f[t, 7] = k
+                    break
+            for d in range(fees.shape[0]):
+                if v == fees[d]:
+                    f[t, 8] += 1
+            i = j
+        f[t, 4] = top_count
+        f[t, 5] = top_value
+        if top_count > 0:
+            i = 0
+            while i < m:
+                j = i
+                while j < m and w[j] == w[i]:
+                    j += 1
+                if j - i >= 2 and 19 * top_value <= 10 * w[i] <= 21 * top_value:
+                    f[t, 9] += 1
+                i = j
+        o = e
+        # inputs
+        q, e = _rows_of(in_tx, q, tx)
+        if e > q:
+            f[t, 10] = 1
+            vals = _room(vals, e - q)
+            m = 0
+            unknown = 0
+            min_in, max_in = -1, -1
+            for i in range(q, e):
+                if in_addr[i] >= 0:
+                    vals[m] = in_addr[i]
+                    m += 1
+                else:
+                    unknown += 1
+                v = in_value[i]
+                if v >= 0:
+                    if min_in < 0 or v < min_in:
+                        min_in = v
+                    if v > max_in:
+                        max_in = v
+            f[t, 12] = m
+            f[t, 13] = min_in
+            f[t, 14] = max_in
+            w = vals[:m]
+            w.sort()
+            most = unknown  # inputs of unknown address count as one group, as SQL's GROUP BY groups NULLs
+            distinct = 0
+            i = 0
+            while i < m:
+                j = i
+                while j < m and w[j] == w[i]:
+                    j += 1
+                distinct += 1
+                if j - i > most:
+                    most = j - i
+                i = j
+            f[t, 11] = distinct
+            f[t, 15] = most
+            q = e
+    return f
+
+
+def _classify(n_in: np.ndarray, f: np.ndarray, r: CoinJoinRules) -> np.ndarray:
+    """The rule each transaction matches first (index into :data:`RULES`), or −1. Stonewall is tried before
+    JoinMarket and the generic rule: its shape vetoes them."""
+    n_out, n_null, min_out, premix_n = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+    top_count, top_value, repeated, premix_equal = f[:, 4], f[:, 5], f[:, 6], f[:, 7]
+    pool_fees, second_level = f[:, 8], f[:, 9]
+    known_addr, known_in, min_in, max_in, max_addr_inputs = f[:, 11], f[:, 12], f[:, 13], f[:, 14], f[:, 15]
+    has_top = top_count > 0
+    n_addr = known_addr + (n_in - known_in)  # inputs whose spent output is not stored count as distinct
     lo1 = int(r.wasabi1_denomination * (1 - r.wasabi1_tolerance))
     hi1 = int(r.wasabi1_denomination * (1 + r.wasabi1_tolerance))
-    conf = {f: c for f, c, _ in RULES}
-    sql = f"""
-    WITH txs AS (
-        SELECT tx_id, txid, input_count FROM transactions
-        WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3  -- every rule needs 3 outputs
-    ),
-    outs AS (
-        SELECT o.tx_id, o.value, o.script_type = 'nulldata' AS is_null FROM outputs o
-        WHERE o.chain = ? AND o.tx_id > ? AND o.tx_id IN (SELECT tx_id FROM txs)
-    ),
-    vals AS (
-        SELECT tx_id, value, count(*) AS k FROM outs WHERE NOT is_null GROUP BY tx_id, value
-    ),
-    topk AS (SELECT tx_id, max(k) AS top_count FROM vals WHERE value NOT IN ({dust}) GROUP BY tx_id),
-    top AS (
-        SELECT v.tx_id, t.top_count, max(v.value) AS top_value FROM vals v JOIN topk t
-          ON t.tx_id = v.tx_id AND v.k = t.top_count AND v.value NOT IN ({dust})
-        GROUP BY v.tx_id, t.top_count
-    ),
-    levels AS (SELECT tx_id, count(*) FILTER (WHERE k >= 2) AS repeated_values,
-                      coalesce(max(k) FILTER (WHERE {premix}), 0) AS premix_equal,
-                      count(*) FILTER (WHERE value IN ({fees})) AS pool_fee_outputs
-               FROM vals GROUP BY tx_id),
-    oagg AS (
-        SELECT tx_id, count(*) FILTER (WHERE NOT is_null) AS n_out, count(*) FILTER (WHERE is_null) AS n_null,
-               min(value) FILTER (WHERE NOT is_null) AS min_out, count(*) FILTER (WHERE {premix}) AS premix_n
-        FROM outs GROUP BY tx_id
-    ),
-    ins AS (
-        SELECT i.tx_id, i.address_id, i.value FROM inputs i
-        WHERE i.chain = ? AND i.tx_id > ? AND i.tx_id IN (SELECT tx_id FROM txs)
-    ),
-    per_addr AS (SELECT tx_id, address_id, count(*) AS k FROM ins GROUP BY tx_id, address_id),
-    iagg AS (
-        SELECT i.tx_id, count(DISTINCT i.address_id) AS known_addr, count(i.address_id) AS known_in, min(i.value) AS min_in,
-               max(i.value) AS max_in, (SELECT max(p.k) FROM per_addr p WHERE p.tx_id = i.tx_id) AS max_addr_inputs
-        FROM ins i GROUP BY i.tx_id
-    ),
-    f AS (
-        SELECT x.tx_id, x.txid, x.input_count AS n_in,
-               -- inputs whose spent output is not stored have no known address: count each as distinct
-               ia.known_addr + (x.input_count - ia.known_in) AS n_addr, ia.min_in, ia.max_in, ia.max_addr_inputs,
-               oa.n_out, oa.n_null, oa.min_out, oa.premix_n, l.premix_equal, l.pool_fee_outputs,
-               t.top_count, t.top_value, l.repeated_values,
-               (SELECT count(*) FROM vals v WHERE v.tx_id = x.tx_id AND v.k >= 2
-                  AND v.value BETWEEN 1.9 * t.top_value AND 2.1 * t.top_value) AS second_level
-        FROM txs x JOIN iagg ia USING (tx_id) JOIN oagg oa USING (tx_id)
-        LEFT JOIN top t USING (tx_id) LEFT JOIN levels l USING (tx_id)
-    )
-    SELECT tx_id, txid, flag, CASE flag {" ".join(f"WHEN '{k}' THEN {v}" for k, v in conf.items())} END AS confidence
-    FROM (
-        SELECT tx_id, txid, CASE
-            WHEN n_in BETWEEN 5 AND 8 AND n_out = n_in AND n_null = 0 AND top_count = n_out
-                 AND top_value IN ({pools}) AND coalesce(min_in >= top_value, true)
-                 AND coalesce(max_in <= top_value + {r.whirlpool_margin}, true)
-                 THEN 'coinjoin:whirlpool'
-            WHEN n_null = 1 AND (premix_equal >= 2 OR (premix_n >= 1 AND pool_fee_outputs >= 1)) THEN 'whirlpool-tx0'
-            WHEN n_in >= {r.wasabi2_min_inputs} AND min_out >= {r.wasabi2_min_output}
-                 AND repeated_values >= {r.wasabi2_min_denominations}
-                 AND coalesce(max_addr_inputs, 1) <= {r.wasabi2_max_address_share} * n_in
-                 AND NOT (top_value BETWEEN {lo1} AND {hi1}) THEN 'coinjoin:wasabi2'
-            WHEN n_in >= {r.wasabi1_min_inputs} AND top_value BETWEEN {lo1} AND {hi1}
-                 AND top_count >= {r.wasabi1_min_equal} AND second_level > 0 THEN 'coinjoin:wasabi11'
-            WHEN n_in >= {r.wasabi1_min_inputs} AND top_value BETWEEN {lo1} AND {hi1}
-                 AND top_count >= {r.wasabi1_min_equal} THEN 'coinjoin:wasabi1'
-            WHEN n_out = 4 AND top_count = 2 AND n_in >= 2 THEN 'stonewall'
-            WHEN top_count >= {r.joinmarket_min_equal} AND top_count <= n_addr AND 2 * top_count >= n_out
-                 AND n_out > top_count THEN 'coinjoin:joinmarket'
-            WHEN n_in >= 2 AND n_out >= 3 AND top_count = CAST(ceil(n_out / 2.0) AS BIGINT)
-                 AND top_count <= n_in AND top_count <= n_addr THEN 'coinjoin:generic'
-        END AS flag
-        FROM f
-    ) WHERE flag IS NOT NULL
-    ORDER BY tx_id
-    """
-    return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
+    wasabi1_value = has_top & (top_value >= lo1) & (top_value <= hi1)
+    wasabi1 = (n_in >= r.wasabi1_min_inputs) & wasabi1_value & (top_count >= r.wasabi1_min_equal)
+    rules = {
+        "coinjoin:whirlpool": (n_in >= 5) & (n_in <= 8) & (n_out == n_in) & (n_null == 0) & has_top
+        & (top_count == n_out) & np.isin(top_value, r.whirlpool_pools)
+        & ((min_in < 0) | (min_in >= top_value)) & ((max_in < 0) | (max_in <= top_value + r.whirlpool_margin)),
+        "whirlpool-tx0": (n_null == 1) & (n_out > 0) & ((premix_equal >= 2) | ((premix_n >= 1) & (pool_fees >= 1))),
+        "coinjoin:wasabi2": (n_in >= r.wasabi2_min_inputs) & (n_out > 0) & (min_out >= r.wasabi2_min_output)
+        & (repeated >= r.wasabi2_min_denominations) & (max_addr_inputs <= r.wasabi2_max_address_share * n_in)
+        & has_top & ~wasabi1_value,
+        "coinjoin:wasabi11": wasabi1 & (second_level > 0),
+        "coinjoin:wasabi1": wasabi1,
+        "stonewall": (n_out == 4) & (top_count == 2) & (n_in >= 2),
+        "coinjoin:joinmarket": has_top & (top_count >= r.joinmarket_min_equal) & (top_count <= n_addr)
+        & (2 * top_count >= n_out) & (n_out > top_count),
+        "coinjoin:generic": has_top & (n_in >= 2) & (n_out >= 3) & (top_count == (n_out + 1) // 2)
+        & (top_count <= n_in) & (top_count <= n_addr),
+    }
+    index = {flag: k for k, (flag, _, _) in enumerate(RULES)}
+    return np.select(list(rules.values()), [index[flag] for flag in rules], -1)
+
+
+def read_inputs(store: Store, chain: str, after_tx_id: int) -> pa.Table:
+    """The non-coinbase inputs above ``after_tx_id`` by transaction: tx_id, address_id and value (−1: unknown).
+    Read once per run; the CoinJoin rules and the multi-input pairs both use it."""
+    return _by_tx(store.arrow(
+        """SELECT tx_id, coalesce(address_id, -1) AS address_id, coalesce(value, -1) AS value FROM inputs
+           WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL""", [chain, after_tx_id]))
+
+
+def _ints(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy().astype(np.int64, copy=False)
+
+
+def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: pa.Table | None = None) -> pa.Table:
+    """(tx_id, txid, flag, confidence) for the transactions of ``chain`` above ``after_tx_id``; ``inputs``:
+    :func:`read_inputs` if the caller has it."""
+    r = rules
+    txs = store.arrow(
+        """SELECT tx_id, txid, input_count FROM transactions
+           WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3 ORDER BY tx_id""",  # every rule needs 3 outputs
+        [chain, after_tx_id])
+    if not len(txs):
+        return pa.table({"tx_id": pa.array([], pa.int64()), "txid": pa.array([], pa.string()),
+                         "flag": pa.array([], pa.string()), "confidence": pa.array([], pa.float64())})
+    ids = _ints(txs["tx_id"])
+    # plain scans keep the stored order, which is by transaction; _features skips the rows of other transactions
+    outs = _by_tx(store.arrow(
+        "SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs WHERE chain = ? AND tx_id > ?",
+        [chain, after_tx_id]))
+    ins = read_inputs(store, chain, after_tx_id) if inputs is None else inputs
+    pools = np.array(r.whirlpool_pools, np.int64)
+    f = _features(_ints(outs["tx_id"]), _ints(outs["value"]), outs["is_null"].to_numpy(zero_copy_only=False),
+                  _ints(ins["tx_id"]), _ints(ins["address_id"]), _ints(ins["value"]), ids,
+                  np.array(r.dust, np.int64), pools, pools + r.whirlpool_margin, np.array(r.whirlpool_fees, np.int64))
+    rule = _classify(_ints(txs["input_count"]), f, r)
+    hit = (rule >= 0) & (f[:, 10] == 1) & (f[:, 16] == 1)  # a transaction without stored inputs or outputs: no verdict
+    flags = np.array([flag for flag, _, _ in RULES], dtype=object)
+    confidence = np.array([c for _, c, _ in RULES])
+    return pa.table({"tx_id": ids[hit], "txid": txs["txid"].filter(pa.array(hit)),
+                     "flag": pa.array(flags[rule[hit]], pa.string()), "confidence": confidence[rule[hit]]})
+
+
+def _by_tx(t: pa.Table) -> pa.Table:
+    """``t`` ordered by tx_id (it usually is already: rows are appended by transaction)."""
+    tx = t["tx_id"].to_numpy()
+    if tx.size and (np.diff(tx) < 0).any():
+        return t.take(np.argsort(tx, kind="stable"))
+    return t
 
 
 def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | None,
-                   rules: CoinJoinRules | None = None) -> int:
-    """Write tx_flags (and transactions.flags) for the transactions above ``after_tx_id``; return how many."""
-    sql, params = detect_sql(chain, after_tx_id, rules or CoinJoinRules())
+                   rules: CoinJoinRules | None = None, inputs: pa.Table | None = None, replace: bool = True) -> pa.Table:
+    """Write tx_flags (and transactions.flags) for the transactions above ``after_tx_id``; return the flags
+    written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it. ``replace`` False: the
+    caller knows no flags exist above ``after_tx_id`` (an incremental run), so none are deleted first."""
     con = store.con
-    con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _cj AS {sql}", params)
-    n = int(con.execute("SELECT count(*) FROM _cj").fetchall()[0][0])
-    con.execute("INSERT INTO tx_flags SELECT ?, tx_id, txid, flag, confidence, ? FROM _cj", [chain, run_id])
-    if n:
-        con.execute(
-            """UPDATE transactions SET flags = c.flag FROM _cj c
-               WHERE transactions.chain = ? AND transactions.tx_id = c.tx_id""", [chain])
-    con.execute("DROP TABLE IF EXISTS _cj")
-    return n
+    if replace:
+        con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
+    found = detect(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
+    if len(found):
+        with store.view("_cj", found):
+            con.execute("INSERT INTO tx_flags SELECT ?, tx_id, txid, flag, confidence, ? FROM _cj", [chain, run_id])
+            con.execute(
+                """UPDATE transactions SET flags = c.flag FROM _cj c
+                   WHERE transactions.chain = ? AND transactions.tx_id > ? AND transactions.tx_id = c.tx_id""",
+                [chain, after_tx_id])
+    return found.select(["tx_id", "flag"])

@@ -1,4 +1,4 @@
-"""Union-find over integer address ids, compiled with numba: the hot loop of clustering.
+"""Union-find over integer address ids, compiled with numba: the hot loops of clustering.
 
 Union by the smaller root: the root of every cluster is its smallest address_id, which is therefore the
 cluster's id. That id depends only on which addresses a cluster holds — not on the order pairs arrive —
@@ -6,6 +6,9 @@ so a full run and any sequence of incremental runs give the same ids, on any mac
 finds short. The loop also reports, for every pair, whether it joined two clusters and their sizes just
 before, which is the evidence ``cluster_links`` keeps (BlockSci's cluster_manager is the model: one tight
 pass that emits unions).
+
+A full run and an incremental run both use :func:`union_pairs` on the parent array; a workspace keeps the
+array between runs, so a block's pairs cost a few finds each.
 """
 
 from __future__ import annotations
@@ -23,28 +26,41 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(cache=True)
+def _merge_record(n: int):
+    """Per pair: joined two clusters?, the surviving and absorbed roots, both sizes just before."""
+    return (np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+            np.zeros(n, np.int64))
+
+
+@njit(cache=True)
+def _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b):
+    """Record that pair i joins roots ra and rb (the smaller survives) and add the sizes; (lo, hi)."""
+    merged[i] = True
+    size_a[i] = size[ra]
+    size_b[i] = size[rb]
+    lo, hi = (ra, rb) if ra < rb else (rb, ra)
+    size[lo] += size[hi]
+    survive[i] = lo
+    absorb[i] = hi
+    return lo, hi
+
+
+@njit(cache=True)
 def union_pairs(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Union each pair (a[i], b[i]); return (merged mask, surviving root, absorbed root, size_a, size_b)."""
+    """Union each pair (a[i], b[i]); return (merged mask, surviving root, absorbed root, size_a, size_b, size of
+    the absorbed cluster)."""
     n = a.shape[0]
-    merged = np.zeros(n, np.bool_)
-    survive = np.zeros(n, np.int64)
-    absorb = np.zeros(n, np.int64)
-    size_a = np.zeros(n, np.int64)
-    size_b = np.zeros(n, np.int64)
+    merged, survive, absorb, size_a, size_b = _merge_record(n)
+    gone = np.zeros(n, np.int64)
     for i in range(n):
         ra = _find(parent, a[i])
         rb = _find(parent, b[i])
         if ra == rb:
             continue
-        merged[i] = True
-        size_a[i] = size[ra]
-        size_b[i] = size[rb]
-        lo, hi = (ra, rb) if ra < rb else (rb, ra)
+        lo, hi = _record(i, ra, rb, size, merged, survive, absorb, size_a, size_b)
+        gone[i] = size_a[i] if hi == ra else size_b[i]
         parent[hi] = lo
-        size[lo] += size[hi]
-        survive[i] = lo
-        absorb[i] = hi
-    return merged, survive, absorb, size_a, size_b
+    return merged, survive, absorb, size_a, size_b, gone
 
 
 @njit(cache=True)
@@ -53,4 +69,59 @@ def roots(parent: np.ndarray) -> np.ndarray:
     out = np.empty(parent.shape[0], np.int64)
     for x in range(parent.shape[0]):
         out[x] = _find(parent, x)
+    return out
+
+
+@njit(cache=True)
+def multi_input_pairs(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
+    """Common-input pairs from inputs grouped by transaction (``tx`` non-decreasing): for each transaction
+    not in ``skip`` (sorted tx ids, e.g. CoinJoins) with two or more distinct known addresses (``addr`` ≥
+    0), the pairs (smallest address, other address), others ascending. Returns (tx_id, a, b)."""
+    n = tx.shape[0]
+    out_tx = np.empty(n, np.int64)
+    out_a = np.empty(n, np.int64)
+    out_b = np.empty(n, np.int64)
+    buf = np.empty(16, np.int64)
+    k = 0
+    s = 0
+    j = 0  # position in skip
+    while s < n:
+        t = tx[s]
+        e = s
+        while e < n and tx[e] == t:
+            e += 1
+        while j < skip.shape[0] and skip[j] < t:
+            j += 1
+        if (j >= skip.shape[0] or skip[j] != t) and e - s > 1:
+            if buf.shape[0] < e - s:
+                buf = np.empty(2 * (e - s), np.int64)
+            m = 0
+            for i in range(s, e):
+                if addr[i] >= 0:
+                    buf[m] = addr[i]
+                    m += 1
+            if m > 1:
+                for i in range(1, m):  # insertion sort: most transactions have a few inputs
+                    v = buf[i]
+                    p = i - 1
+                    while p >= 0 and buf[p] > v:
+                        buf[p + 1] = buf[p]
+                        p -= 1
+                    buf[p + 1] = v
+                for i in range(1, m):
+                    if buf[i] != buf[i - 1]:
+                        out_tx[k] = t
+                        out_a[k] = buf[0]
+                        out_b[k] = buf[i]
+                        k += 1
+        s = e
+    return out_tx[:k].copy(), out_a[:k].copy(), out_b[:k].copy()
+
+
+@njit(cache=True)
+def find_all(parent: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The roots of ``xs``."""
+    out = np.empty(xs.shape[0], np.int64)
+    for i in range(xs.shape[0]):
+        out[i] = _find(parent, xs[i])
     return out

@@ -9,6 +9,7 @@ import networkx as nx
 import pytest
 
 import tracer
+from heuristics.clustering import MultiInput, cluster
 from heuristics.clustering.scoring import coinjoin_detection, pairwise
 from tracer.simulate import simulate
 
@@ -101,24 +102,67 @@ def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
     again = full.cluster(full=True)
     assert full.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == ids
     assert (again.merges, again.clusters) == (first.merges, first.clusters)
-    # incremental: the same world, clustered as it grows, in three slices of transactions
+    # incremental: the same world, clustered as it grows, in four slices of transactions — the second and
+    # fourth from the workspace's memory, the third by a caller without it (the clusters read back from the
+    # store), after which the workspace's memory is stale and must be re-read
     inc = tracer.open(tmp_path / "inc.duckdb")
     simulate(inc.store, seed=5, scale="test", truth_path=tmp_path / "t2.json")
     top = inc.store.scalar("SELECT max(tx_id) FROM transactions")
     tables = ("transactions", "inputs", "outputs")
     with inc.store.transaction():
         for t in tables:
-            inc.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 3])
-            inc.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 3])
-    assert inc.cluster().full  # the first run starts from nothing
-    for lo, hi in ((top // 3, 2 * top // 3), (2 * top // 3, top)):
+            inc.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 4])
+            inc.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 4])
+    start = inc.cluster()
+    assert start.full  # the first run starts from nothing
+    steps = []
+    for i, (lo, hi) in enumerate(((top // 4, top // 2), (top // 2, 3 * top // 4), (3 * top // 4, top))):
         with inc.store.transaction():
             for t in tables:
                 inc.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
-        step = inc.cluster()
-        assert not step.full and step.transactions > 0
+        steps.append(cluster(inc.store) if i == 1 else inc.cluster())
+    assert [(s.full, s.transactions > 0, s.merges > 0) for s in steps] == [(False, True, True)] * 3
     assert inc.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == ids
     assert inc.rows("SELECT id_a, id_b, txid, surviving_id, absorbed_id FROM cluster_links ORDER BY id_a, id_b") == links
+    assert (steps[-1].addresses, steps[-1].clusters, steps[-1].largest) == (first.addresses, first.clusters,
+                                                                            first.largest)
+    assert start.merges + sum(s.merges for s in steps) == first.merges
+    # a full run writes one row per absorbed address (roots are implicit) and no renames; incremental runs
+    # rename the roots of absorbed clusters of two or more addresses instead of rewriting their members
+    assert (full.store.count("cluster_members"), full.store.count("cluster_renames")) == (
+        first.addresses - first.clusters, 0)
+    assert inc.store.count("cluster_members") + inc.store.count("cluster_renames") == first.addresses - first.clusters
+    assert inc.store.count("cluster_renames") > 0
+
+
+def test_an_008_store_is_converted_to_integer_tables_with_the_same_clusters_and_links(tmp_path, monkeypatch):
+    import tracer.store.store as store_module
+
+    shipped = store_module.migrations()
+    monkeypatch.setattr(store_module, "migrations", lambda: [m for m in shipped if m[0] < 10])
+    old = tracer.open_store(tmp_path / "old.duckdb")
+    assert old.schema_version == 9
+    old.con.execute("""INSERT INTO addresses (chain, address, address_id) VALUES
+                       ('bitcoin', 'addr-1', 1), ('bitcoin', 'addr-2', 2), ('bitcoin', 'addr-3', 3), ('bitcoin', 'addr-4', 4)""")
+    old.con.execute("INSERT INTO transactions (chain, txid, tx_id) VALUES ('bitcoin', 'tx-9', 9)")
+    old.con.execute("""INSERT INTO clusters VALUES ('bitcoin', 'addr-1', 1, 1, 7), ('bitcoin', 'addr-2', 2, 2, 7),
+                       ('bitcoin', 'addr-3', 3, 1, 7)""")
+    old.con.execute("""INSERT INTO cluster_links (chain, address_a, address_b, heuristic, txid, confidence, run_id,
+                       id_a, id_b, tx_id, surviving_id, absorbed_id, size_a, size_b)
+                       VALUES ('bitcoin', 'addr-1', 'addr-3', 'multi-input', 'tx-9', 1.0, 7, 1, 3, 9, 1, 3, 1, 1)""")
+    old.con.execute("INSERT INTO cluster_state VALUES ('bitcoin', 9, '{}', 7, now())")
+    old.con.execute("INSERT INTO labels (chain, address, label, source, confidence) VALUES ('bitcoin', 'addr-3', 'X', 't', 1)")
+    old.close()
+    monkeypatch.undo()
+    with tracer.open_store(tmp_path / "old.duckdb") as s:
+        assert s.schema_version == shipped[-1][0]
+        assert s.query("SELECT address, address_id, cluster_id, run_id FROM clusters ORDER BY address_id") == [
+            ("addr-1", 1, 1, 7), ("addr-2", 2, 2, 7), ("addr-3", 3, 1, 7)]  # addr-4 came after the run
+        assert s.query("SELECT chain, address_id, cluster_id, run_id FROM cluster_members") == [("bitcoin", 3, 1, 7)]
+        assert s.query("""SELECT address_a, address_b, heuristic, txid, confidence, surviving_id, absorbed_id
+                          FROM cluster_links""") == [("addr-1", "addr-3", "multi-input", "tx-9", 1.0, 1, 3)]
+        assert s.query("SELECT cluster_id, labelled_address FROM cluster_labels") == [(1, "addr-3")]
+        assert s.query("SELECT through_tx_id, through_address_id FROM cluster_state") == [(9, 3)]
 
 
 def test_explain_gives_the_chain_of_transactions_that_joined_two_addresses(world):
@@ -174,3 +218,29 @@ def test_labels_propagate_to_clusters_and_conflicts_are_reported(world):
     conflicts = ws.cluster_labels(conflicts=True).to_pylist()
     row = next(r for r in conflicts if r["cluster_id"] == cluster_id)
     assert row["actors"] >= 2 and "test-mixer (mixer, test)" in row["labels"]
+
+
+def test_a_failing_run_changes_nothing_and_is_recorded_as_failed(tmp_path):
+    ws = tracer.open(tmp_path / "w.duckdb")
+    simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
+    ws.cluster()
+    before = ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
+    state = ws.rows("SELECT through_tx_id, run_id FROM cluster_state")
+
+    class Broken:  # a user's evidence source whose SQL names a column that does not exist
+        name = "broken"
+
+        def pairs_sql(self, chain, after_tx_id):
+            return "SELECT tx_id, no_such_column AS a, address_id AS b, 1.0 AS confidence FROM inputs", []
+
+        def describe(self):
+            return {"name": self.name}
+
+    with pytest.raises(Exception, match="no_such_column"):
+        ws.cluster(full=True, links=[MultiInput(), Broken()])
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before
+    assert ws.rows("SELECT through_tx_id, run_id FROM cluster_state") == state
+    [(status, error)] = ws.rows("SELECT status, error FROM ingest_runs WHERE source = 'cluster' ORDER BY run_id DESC LIMIT 1")
+    assert status == "failed" and "no_such_column" in error
+    assert ws.cluster().merges == 0  # the next run starts from the committed state (its memory was dropped)
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before

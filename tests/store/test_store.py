@@ -15,7 +15,7 @@ from tracer.store import StoreError
 from tracer.store.store import migrations
 
 CANONICAL = {
-    "addresses", "blocks", "transactions", "outputs", "inputs", "transfers", "clusters", "cluster_links",
+    "addresses", "blocks", "transactions", "outputs", "inputs", "transfers", "cluster_members", "cluster_evidence",
     "labels", "ads", "ad_payments", "reports", "prices", "alerts", "cases", "case_items", "audit_log",
     "quarantine", "ingest_runs",
 }
@@ -27,6 +27,7 @@ def test_a_new_store_has_every_canonical_table_and_the_latest_schema_version(tmp
         assert CANONICAL <= tables
         views = {r[0] for r in s.query("SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'")}
         assert "flows" in tables and "flows_v4" in views
+        assert {"clusters", "cluster_links", "cluster_labels"} <= views  # integer tables underneath (migration 010)
         shipped = [v for v, _, _ in migrations()]
         assert shipped[0] == 1 and shipped == sorted(set(shipped))
         assert s.schema_version == shipped[-1]

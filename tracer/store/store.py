@@ -166,12 +166,11 @@ class Store:
 
     # -- provenance -------------------------------------------------------------------------------
     def begin_run(self, source: str, target: str | None, parameters: dict[str, Any] | None = None) -> Run:
-        run_id = int(self.scalar("SELECT nextval('run_id_seq')"))
-        self.con.execute(
+        run_id = int(self.scalar(
             "INSERT INTO ingest_runs(run_id, source, target, parameters, started, status) "
-            "VALUES (?, ?, ?, ?, ?, 'running')",
-            [run_id, source, target, json.dumps(parameters or {}, default=str), utcnow()],
-        )
+            "VALUES (nextval('run_id_seq'), ?, ?, ?, ?, 'running') RETURNING run_id",
+            [source, target, json.dumps(parameters or {}, default=str), utcnow()],
+        ))
         return Run(self, run_id, source, target)
 
     def quarantine(self, run_id: int | None, source: str, position: str, raw: Any, reason: str) -> None:
