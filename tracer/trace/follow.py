@@ -42,6 +42,10 @@ class TraceParams:
     stop_at: tuple[str, ...] = ()       # label categories not walked through
     level: str = "address"              # address or cluster
     max_edges: int = 100_000            # a guard against walking into an exchange's whole history
+    through_exchanges: bool = False     # cross an exchange labelled on several chains (inferred steps)
+    exchange_window_hours: float = 72.0  # withdrawals at most this long after the arrival
+    exchange_tolerance: float = 0.03    # |withdrawn USD - arrived USD| <= this share of the arrival
+    exchange_max_parts: int = 20        # a split withdrawal has at most this many movements
 
 
 @dataclass
@@ -96,63 +100,160 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
         raise ValueError("direction is forward, backward or both")
     start = resolve_seeds(ws, seeds, p.chain)
     edges: dict[int, int] = {}   # flow_id -> hop
+    inferred: list[dict[str, Any]] = []
     hop_of: dict[int, int] = {n: 0 for n in start}
     truncated = False
+    exchanges = exchange_nodes(ws) if p.through_exchanges else None
     for direction in (("out", "in") if p.direction == "both" else ("out",) if p.direction == "forward" else ("in",)):
-        arrival = {n: (-NEVER if direction == "out" else NEVER) for n in start}
-        frontier = _expand_clusters(ws, list(start), p)
-        for n in frontier:
-            arrival.setdefault(n, arrival[next(iter(start))])
+        forward = direction == "out"
+        frontier = np.asarray(_expand_clusters(ws, list(start), p), np.int64)
+        reached = _Times(forward)
+        reached.add(frontier, np.full(frontier.size, reached.default))
+        for n in frontier.tolist():
             hop_of.setdefault(n, 0)
+        crossing: _Crossing | None = None
         for hop in range(1, p.hops + 1):
-            if not frontier:
+            if not frontier.size and crossing is None:
                 break
-            walkable = _not_stopped(ws, frontier, p) if hop > 1 or p.stop_at else frontier
-            reached, used = _one_hop(ws, walkable, arrival, direction, p)
-            for fid in used:
+            walkable = _not_stopped(ws, frontier, p) if frontier.size else frontier
+            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None and forward)
+            nodes, times, used = step.nodes, step.times, step.used
+            if crossing is not None:  # the inferred steps found at the previous hop are this hop's
+                nodes, times = np.concatenate([nodes, crossing.nodes]), np.concatenate([times, crossing.times])
+                used = np.concatenate([used, crossing.used])
+                for e in crossing.edges:
+                    inferred.append({**e, "hop": hop})
+                    hop_of.setdefault(e["dst_id"], hop)
+                crossing = None
+            for fid in used.tolist():
                 edges.setdefault(fid, hop)
-            new = [n for n in reached if n not in hop_of]
-            new = _expand_clusters(ws, new, p) if new else new
-            for n in new:
-                hop_of.setdefault(n, hop)
-                arrival.setdefault(n, reached.get(n, arrival.get(n, 0)))
-            frontier = [n for n in new if n > 0]
+            nodes, times = _first(nodes, times, forward)
+            fresh = np.fromiter((n not in hop_of for n in nodes.tolist()), bool, nodes.size)
+            new, new_times = nodes[fresh], times[fresh]
+            if new.size and p.level == "cluster":
+                members = np.setdiff1d(np.asarray(_expand_clusters(ws, new.tolist(), p), np.int64), new)
+                members = members[np.fromiter((n not in hop_of for n in members.tolist()), bool, members.size)]
+                new = np.concatenate([new, members])  # reached with their cluster: no time bound of their own
+                new_times = np.concatenate([new_times, np.full(members.size, reached.default)])
+            for n in new.tolist():
+                hop_of[n] = hop
+            reached.add(new, new_times)
+            if exchanges is not None and forward and hop < p.hops:
+                crossing = _cross(ws, exchanges, step, p)
+            frontier = new[new > 0]
             if len(edges) > p.max_edges:
                 truncated = True
                 break
-    return _materialise(ws, seeds, start, hop_of, edges, p, truncated)
+    return _materialise(ws, seeds, start, hop_of, edges, inferred, p, truncated)
 
 
-def _one_hop(ws: Workspace, nodes: list[int], arrival: dict[int, int], direction: str, p: TraceParams):
+class _Times:
+    """When money first reached each node (forward: the earliest time; backward: the latest), as sorted
+    arrays, so a hop's movements are checked against it without a loop over them."""
+
+    def __init__(self, forward: bool):
+        self.default = -NEVER if forward else NEVER
+        self.nodes = np.zeros(0, np.int64)
+        self.times = np.zeros(0, np.int64)
+
+    def _at(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = np.minimum(np.searchsorted(self.nodes, nodes), max(self.nodes.size - 1, 0))
+        return i, (self.nodes[i] == nodes) if self.nodes.size else np.zeros(nodes.size, bool)
+
+    def of(self, nodes: np.ndarray) -> np.ndarray:
+        nodes = np.asarray(nodes, np.int64)
+        i, hit = self._at(nodes)
+        return np.where(hit, self.times[i] if self.nodes.size else self.default, self.default)
+
+    def add(self, nodes: np.ndarray, times: np.ndarray) -> None:
+        """Nodes (unique) not reached before, at ``times``."""
+        nodes, times = np.asarray(nodes, np.int64), np.asarray(times, np.int64)
+        _, hit = self._at(nodes)
+        nodes, times = nodes[~hit], times[~hit]
+        every = np.concatenate([self.nodes, nodes])
+        order = np.argsort(every, kind="stable")
+        self.nodes, self.times = every[order], np.concatenate([self.times, times])[order]
+
+
+def _first(nodes: np.ndarray, times: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each node once, with the time money first reached it (forward: earliest; backward: latest)."""
+    if not nodes.size:
+        return nodes.astype(np.int64), times.astype(np.int64)
+    order = np.lexsort((times if forward else -times, nodes))
+    n, t = nodes[order], times[order]
+    head = np.ones(n.size, bool)
+    head[1:] = n[1:] != n[:-1]
+    return n[head], t[head]
+
+
+@dataclass
+class _Step:
+    """One hop: the parties reached and when, the movements used, and (for crossing exchanges) the
+    movements that reached a party with the share of their value the trace carried and when the money
+    reached the party that paid it."""
+
+    nodes: np.ndarray
+    times: np.ndarray
+    used: np.ndarray
+    arrivals: dict[str, np.ndarray] | None = None
+
+
+def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, p: TraceParams,
+             with_arrivals: bool = False) -> _Step:
     """One hop from party nodes: their movements, and through UTXO transaction nodes the second leg."""
-    side = "dst_id" if direction == "out" else "src_id"
-    pick = min if direction == "out" else max
+    forward = direction == "out"
+    side, near_side = ("dst_id", "src_id") if forward else ("src_id", "dst_id")
     first = _arrays(ws.hop(nodes, direction))
-    keep = _allowed(first, p, arrival, direction)
-    used = first["flow_id"][keep].tolist()
-    near = _arrivals(first, keep, side, pick)
-    reached = {n: t for n, t in near.items() if n > 0}
-    tx_nodes = sorted(n for n in near if n < 0)
-    if tx_nodes:
+    k1 = _kept(first, _allowed(first, p, reached.of(first[near_side]), direction))
+    used = [k1["flow_id"]]
+    party = k1[side] > 0
+    to_tx = k1[side] < 0
+    out_nodes, out_times = [k1[side][party]], [k1["time"][party]]
+    arrivals = None
+    if with_arrivals:
+        arrivals = {"flow_id": k1["flow_id"][party], "node": k1[side][party], "time": k1["time"][party],
+                    "usd": k1["usd"][party], "share": np.ones(int(party.sum())),
+                    "from_time": reached.of(k1[near_side][party])}
+    tx_nodes, tx_times = _first(k1[side][to_tx], k1["time"][to_tx], forward)
+    if tx_nodes.size:
+        at_tx = _Times(forward)
+        at_tx.add(tx_nodes, tx_times)
         second = _arrays(ws.hop(tx_nodes, direction))
-        keep2 = _allowed(second, p, {n: near[n] for n in tx_nodes}, direction)
-        used += second["flow_id"][keep2].tolist()
-        for n, t in _arrivals(second, keep2, side, pick).items():
-            if n > 0:
-                reached[n] = pick(reached.get(n, t), t)
-    return reached, used
+        k2 = _kept(second, _allowed(second, p, at_tx.of(second[near_side]), direction))
+        used.append(k2["flow_id"])
+        party2 = k2[side] > 0
+        out_nodes.append(k2[side][party2])
+        out_times.append(k2["time"][party2])
+        if arrivals is not None:
+            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached)
+            at = np.searchsorted(tx_nodes, k2[near_side][party2])
+            more = {"flow_id": k2["flow_id"][party2], "node": k2[side][party2], "time": k2["time"][party2],
+                    "usd": k2["usd"][party2], "share": share[at], "from_time": paid_from[at]}
+            arrivals = {c: np.concatenate([arrivals[c], more[c]]) for c in arrivals}
+    return _Step(np.concatenate(out_nodes), np.concatenate(out_times), np.concatenate(used), arrivals)
 
 
-def _arrivals(e: dict[str, np.ndarray], keep: np.ndarray, side: str, pick) -> dict[int, int]:
-    """For each node on ``side`` of the kept movements, when money first (forward: earliest; backward:
-    latest) reaches it."""
-    out: dict[int, int] = {}
-    for node, t in zip(e[side][keep].tolist(), e["time"][keep].tolist(), strict=True):
-        out[node] = pick(out.get(node, t), t)
-    return out
+def _tx_share(ws: Workspace, k1: dict[str, np.ndarray], to_tx: np.ndarray, tx_nodes: np.ndarray,
+              reached: _Times) -> tuple[np.ndarray, np.ndarray]:
+    """Per transaction node (sorted ``tx_nodes``): the share of its inputs' value the trace brought in
+    (haircut: an exchange's sweep carries other customers' deposits too), and when the money first
+    reached the addresses that paid into it."""
+    at = np.searchsorted(tx_nodes, k1["dst_id"][to_tx])
+    traced = np.bincount(at, weights=k1["amount"][to_tx], minlength=tx_nodes.size)
+    paid_from = np.full(tx_nodes.size, NEVER, np.int64)
+    np.minimum.at(paid_from, at, reached.of(k1["src_id"][to_tx]))
+    inputs = _arrays(ws.hop(tx_nodes, "in"))
+    total = np.bincount(np.searchsorted(tx_nodes, inputs["dst_id"]), weights=inputs["amount"], minlength=tx_nodes.size)
+    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), paid_from
 
 
-def _allowed(e: dict[str, np.ndarray], p: TraceParams, arrival: dict[int, int], direction: str) -> np.ndarray:
+def _kept(e: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: v[keep] for c, v in e.items()}
+
+
+def _allowed(e: dict[str, np.ndarray], p: TraceParams, when: np.ndarray | None, direction: str) -> np.ndarray:
+    """Movements that pass the thresholds and, when ``when`` (the time money reached each movement's near
+    end) is given, move forward in time from it (backward: happened before it)."""
     keep = np.ones(e["flow_id"].size, dtype=bool)
     if p.min_value is not None:
         keep &= e["amount"] / np.power(10.0, e["decimals"]) >= p.min_value
@@ -162,20 +263,130 @@ def _allowed(e: dict[str, np.ndarray], p: TraceParams, arrival: dict[int, int], 
         keep &= e["time"] >= int(p.since.timestamp() * 1_000_000)
     if p.until is not None:
         keep &= e["time"] <= int(p.until.timestamp() * 1_000_000)
-    # money moves forward in time: from a node reached at t, only movements at or after t (before, backward)
-    side = "src_id" if direction == "out" else "dst_id"
-    when = np.array([arrival.get(int(n), -NEVER if direction == "out" else NEVER) for n in e[side]], dtype=np.int64)
-    keep &= (e["time"] >= when) if direction == "out" else (e["time"] <= when)
+    if when is not None:
+        keep &= (e["time"] >= when) if direction == "out" else (e["time"] <= when)
     return keep
 
 
-def _not_stopped(ws: Workspace, nodes: list[int], p: TraceParams) -> list[int]:
+# -- crossing an exchange between chains ------------------------------------------------------------------
+def exchange_nodes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Nodes labelled ``exchange`` with an ``actor``, as sorted arrays: node, actor code, chain code (with
+    the ``actors`` and ``chains`` they index). Kept on the workspace until labels or addresses change."""
+    key = ws.rows("SELECT (SELECT count(*) FROM labels), (SELECT max(run_id) FROM labels), "
+                  "(SELECT count(*) FROM addresses)")[0]
+    cached = getattr(ws, "_trace_exchange_nodes", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    rows = ws.rows(
+        """SELECT DISTINCT a.address_id, l.actor, a.chain FROM labels l
+           JOIN addresses a ON a.chain = l.chain AND a.address = l.address
+           WHERE l.category = 'exchange' AND l.actor IS NOT NULL ORDER BY 1, 2""")
+    seen: dict[int, tuple[str, str]] = {}
+    for node, actor, chain in rows:  # one actor per node: the first by name when labels disagree
+        seen.setdefault(int(node), (actor, chain))
+    actors = sorted({a for a, _ in seen.values()})
+    chains = sorted({c for _, c in seen.values()})
+    out = {"node": np.fromiter(seen, np.int64, len(seen)),
+           "actor": np.array([actors.index(a) for a, _ in seen.values()], np.int64),
+           "chain": np.array([chains.index(c) for _, c in seen.values()], np.int64),
+           "actors": np.array(actors, dtype=object), "chains": np.array(chains, dtype=object)}
+    ws._trace_exchange_nodes = (key, out)
+    return out
+
+
+@dataclass
+class _Crossing:
+    nodes: np.ndarray   # the withdrawals' recipients
+    times: np.ndarray   # when they received them
+    used: np.ndarray    # the withdrawals' flow ids
+    edges: list[dict[str, Any]]  # the inferred steps, with their basis
+
+
+def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams) -> _Crossing | None:
+    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain:
+    the withdrawals after the arrival whose USD value matches what arrived (docs/tracing.md, "Through
+    exchanges"). The arrivals of one hop at one actor on one chain are matched together."""
+    a = step.arrivals
+    if a is None or not a["node"].size or not ex["node"].size:
+        return None
+    i = np.minimum(np.searchsorted(ex["node"], a["node"]), ex["node"].size - 1)
+    value = a["usd"] * a["share"]
+    hit = (ex["node"][i] == a["node"]) & ~np.isnan(value)
+    if not hit.any():
+        return None
+    window = int(p.exchange_window_hours * 3600 * 1_000_000)
+    nodes, times, used, edges = [], [], [], []
+    actor, chain = ex["actor"][i], ex["chain"][i]
+    for act, ch in sorted({(int(x), int(y)) for x, y in zip(actor[hit], chain[hit], strict=True)}):
+        sel = hit & (actor == act) & (chain == ch)
+        arrived = float(value[sel].sum())
+        if arrived <= 0:
+            continue
+        last = int(a["time"][sel].max())
+        since = max(int(a["from_time"][sel].min()), int(a["time"][sel].min()) - window)
+        until = last + window
+        own = ex["node"][ex["actor"] == act]
+        for there in sorted(set(ex["chain"][(ex["actor"] == act) & (ex["chain"] != ch)].tolist())):
+            found = _withdrawals(ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, arrived,
+                                 since, until, p)
+            if found is None:
+                continue
+            out, rule = found
+            withdrawn = float(out["usd"].sum())
+            biggest = int(a["node"][sel][np.argmax(value[sel])])
+            basis = {"actor": str(ex["actors"][act]), "from_chain": str(ex["chains"][ch]),
+                     "to_chain": str(ex["chains"][there]),
+                     "arrival_flow_ids": sorted(int(f) for f in a["flow_id"][sel]), "arrival_usd": round(arrived, 2),
+                     "withdrawal_flow_ids": sorted(int(f) for f in out["flow_id"]),
+                     "withdrawal_usd": round(withdrawn, 2), "usd_difference": round(withdrawn - arrived, 2),
+                     "usd_difference_share": round((withdrawn - arrived) / arrived, 4),
+                     "window": [_iso(since), _iso(until)], "tolerance": p.exchange_tolerance, "rule": rule}
+            for node in sorted(set(out["src_id"].tolist())):
+                edges.append({"src_id": biggest, "dst_id": int(node), "usd": round(arrived, 2),
+                              "time": int(out["time"].min()), "basis": basis})
+            nodes.append(out["dst_id"])
+            times.append(out["time"])
+            used.append(out["flow_id"])
+    if not edges:
+        return None
+    return _Crossing(np.concatenate(nodes), np.concatenate(times), np.concatenate(used), edges)
+
+
+def _withdrawals(ws: Workspace, there: np.ndarray, own: np.ndarray, arrived: float, since: int, until: int,
+                 p: TraceParams) -> tuple[dict[str, np.ndarray], str] | None:
+    """The withdrawals from ``there`` (the actor's nodes on one other chain) to outsiders within the window
+    that match ``arrived`` USD: the single one closest in value within the tolerance, else the first ones
+    in time order whose running total comes within it (at most ``exchange_max_parts``)."""
+    w = _arrays(ws.hop(there, "out"))
+    keep = _allowed(w, p, None, "out") & (w["time"] >= since) & (w["time"] <= until) & ~np.isnan(w["usd"])
+    keep &= (w["dst_id"] != 0) & ~np.isin(w["dst_id"], own)
+    w = _kept(w, keep)
+    order = np.lexsort((w["flow_id"], w["time"]))
+    w = {c: v[order] for c, v in w.items()}
+    tol = p.exchange_tolerance * arrived
+    gap = np.abs(w["usd"] - arrived)
+    if (gap <= tol).any():
+        chosen, rule = np.array([int(np.argmin(gap))]), "one withdrawal"
+    else:
+        ok = np.abs(np.cumsum(w["usd"][: p.exchange_max_parts]) - arrived) <= tol
+        if not ok.any():
+            return None
+        chosen, rule = np.arange(int(np.argmax(ok)) + 1), "the first withdrawals after the arrival"
+    return _kept(w, np.isin(np.arange(w["flow_id"].size), chosen)), rule
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat()
+
+
+def _not_stopped(ws: Workspace, nodes: np.ndarray, p: TraceParams) -> np.ndarray:
     if not p.stop_at:
         return nodes
-    stopped = {r[0] for r in ws.rows(
+    stopped = [r[0] for r in ws.rows(
         """SELECT DISTINCT a.address_id FROM addresses a JOIN labels l ON l.chain = a.chain AND l.address = a.address
-           WHERE a.address_id IN (SELECT unnest(?)) AND l.category IN (SELECT unnest(?))""", [nodes, list(p.stop_at)])}
-    return [n for n in nodes if n not in stopped]
+           WHERE a.address_id IN (SELECT unnest(?)) AND l.category IN (SELECT unnest(?))""",
+        [nodes.tolist(), list(p.stop_at)])]
+    return nodes[~np.isin(nodes, np.asarray(stopped, np.int64))]
 
 
 def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[int]:
@@ -188,7 +399,7 @@ def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[in
 
 
 def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of: dict[int, int],
-                 edges: dict[int, int], p: TraceParams, truncated: bool) -> Trace:
+                 edges: dict[int, int], inferred: list[dict[str, Any]], p: TraceParams, truncated: bool) -> Trace:
     rows = ws.rows(
         """SELECT flow_id, src_id, dst_id, src, dst, chain, asset, amount_raw, usd, time, txid, kind
            FROM flows WHERE flow_id IN (SELECT unnest(?)) ORDER BY flow_id""", [sorted(edges)])
@@ -199,6 +410,8 @@ def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of:
                           "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
                           "hop": edges[fid]})
         node_ids.update(x for x in (sid, did) if x is not None)
+    for e in inferred:
+        node_ids.update((e["src_id"], e["dst_id"]))
     parties = [n for n in node_ids if n > 0]
     info = {r[0]: r[1:] for r in ws.rows(
         """SELECT a.address_id, a.chain, a.address, c.cluster_id FROM addresses a
@@ -212,6 +425,11 @@ def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of:
     txs = {r[0]: r[1:] for r in ws.rows(
         "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id IN (SELECT unnest(?))",
         [[-n for n in node_ids if n < 0]])}
+    for e in inferred:  # an exchange crossed between chains: a step inferred from values and times
+        edge_list.append({"flow_id": None, "src": info.get(e["src_id"], (None, None))[1],
+                          "dst": info.get(e["dst_id"], (None, None))[1], "chain": None, "asset": "USD", "amount": None,
+                          "usd": e["usd"], "time": _iso(e["time"]), "txid": None, "kind": "inferred", "hop": e["hop"],
+                          "basis": e["basis"]})
     nodes = []
     for n in sorted(node_ids, key=lambda x: (hop_of.get(x, NEVER), x)):
         if n > 0:
