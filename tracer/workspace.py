@@ -127,11 +127,16 @@ class Workspace:
 
         return trace(self, list(seeds), TraceParams(**params))
 
-    def taint(self, sources: list[str], model: str = "haircut", hops: int = 6, chain: str = "bitcoin") -> dict:
+    def taint(self, sources: list[str], model: str = "haircut", hops: int = 6, chain: str = "bitcoin",
+              backward: bool = False) -> dict:
         """Forward taint from source outputs (``txid:n``) under ``model`` (poison, haircut, fifo): the
-        tainted value per source on every output reached (``txid:-1`` is a transaction's fee)."""
-        from tracer.trace.taint import forward_taint
+        tainted value per source on every output reached (``txid:-1`` is a transaction's fee). With
+        ``backward``, ``sources`` are targets: the share of each one's value that came from each source
+        output ``hops`` spends back (poison: the support, each as 1)."""
+        from tracer.trace.taint import backward_taint, forward_taint
 
+        if backward:
+            return backward_taint(self.store, sources, model=model, hops=hops, chain=chain)
         return forward_taint(self.store, sources, model=model, hops=hops, chain=chain)
 
     def exposure(self, seeds: list[str], hops: int = 3) -> Any:

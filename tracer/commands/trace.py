@@ -110,13 +110,16 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         model: str = typer.Option("haircut", "--model", help="poison, haircut or fifo."),
         hops: int = typer.Option(6, "--hops", min=1, max=50, help="How many spends deep."),
         chain: str = typer.Option("bitcoin", "--chain"),
+        backward: bool = typer.Option(False, "--backward", help="The outputs given are targets: the share of "
+                                      "each one's value that came from each source output HOPS spends back."),
     ) -> None:
-        """Forward taint from source outputs: each reached output's tainted value per source (JSON)."""
+        """Forward taint from source outputs: each reached output's tainted value per source (JSON); with
+        --backward, each target's sources and their shares."""
         if model not in ("poison", "haircut", "fifo"):
             raise MoneytrailError(f"--model {model}: poison, haircut or fifo")
         with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
             try:
-                result = ws.taint(sources, model=model, hops=hops, chain=chain)
+                result = ws.taint(sources, model=model, hops=hops, chain=chain, backward=backward)
             except ValueError as exc:
                 raise MoneytrailError(str(exc)) from None
         print(json.dumps(result))

@@ -67,9 +67,14 @@ class SeedError(ValueError):
 
 def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> dict[int, str]:
     """Node ids of the seeds: addresses on any chain (or ``chain``), bank accounts, ``cluster:N``, txids
-    (a UTXO transaction's node; an account-model transaction's senders)."""
+    (a UTXO transaction's node; an account-model transaction's senders) and ads (``ad:[<site>:]<ad_id>``:
+    the transaction that paid its fee)."""
     found: dict[int, str] = {}
     for seed in seeds:
+        if seed.startswith("ad:"):
+            for node in _ad_nodes(ws, seed):
+                found[node] = seed
+            continue
         if seed.startswith("cluster:"):
             rows = ws.rows("SELECT address_id FROM clusters WHERE cluster_id = ?", [int(seed.split(":", 1)[1])])
         else:
@@ -87,6 +92,29 @@ def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> 
         for (node,) in rows:
             found[int(node)] = seed
     return found
+
+
+def _ad_nodes(ws: Workspace, seed: str) -> list[int]:
+    """``ad:<ad_id>`` or ``ad:<site>:<ad_id>``: the transaction that paid the ad's posting fee, as linked in
+    ``ad_payments`` (``tracer ads link``) — forward it reaches the site's payment output and the payer's
+    change, backward the payer."""
+    site, _, ad_id = seed[3:].rpartition(":")
+    where, params = ("ad_id = ? AND site = ?", [ad_id, site]) if site else ("ad_id = ?", [ad_id])
+    sites = [r[0] for r in ws.rows(f"SELECT DISTINCT site FROM ads WHERE {where} ORDER BY 1", params)]
+    if not sites:
+        raise SeedError(f"{seed}: no such ad in this store (ad:<ad_id> or ad:<site>:<ad_id>)")
+    if len(sites) > 1:
+        raise SeedError(f"{seed}: the ad id is on several sites ({', '.join(sites)}): give ad:<site>:<ad_id>")
+    paid = ws.rows(f"SELECT chain, txid FROM ad_payments WHERE {where}", params)
+    if not paid:
+        raise SeedError(f"{seed}: the ad is not linked to a payment (tracer ads link links ads to their fees)")
+    chain, txid = paid[0]
+    rows = ws.rows("SELECT -tx_id FROM transactions WHERE chain = ? AND txid = ? AND tx_id IS NOT NULL", [chain, txid])
+    rows = rows or ws.rows("SELECT DISTINCT src_id FROM flows WHERE chain = ? AND txid = ? AND src_id IS NOT NULL",
+                           [chain, txid])
+    if not rows:
+        raise SeedError(f"{seed}: its payment {chain} {txid} is not in this store")
+    return [int(r[0]) for r in rows]
 
 
 def _arrays(t: Any) -> dict[str, np.ndarray]:
