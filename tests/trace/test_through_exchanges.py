@@ -85,3 +85,25 @@ def test_a_tolerance_of_zero_infers_nothing(world):
                  exchange_tolerance=0.0).as_json()
     assert not [e for e in t["edges"] if e["kind"] == "inferred"]
     assert {n["chain"] for n in t["nodes"]} == {"bitcoin"}
+
+
+def test_exposure_of_the_operation_shows_the_categories_planted_around_it(world):
+    ws, actors, patterns = world
+    # the ad poster: funded straight from Kestrel's hot wallet, pays the ad sites (truth: operation-1/funding,
+    # operation-1/ad-fees)
+    poster = ws.exposure(actors["operation-1:ad-poster"]["bitcoin"]["addresses"], hops=3).as_json()
+    cats = {c["category"]: c for c in poster["categories"]}
+    assert cats["exchange"]["direct_received"] > 0 and cats["shop"]["direct_sent"] > 0
+    sites = {f"{a['id'][5:]} ad payments (simulate)" for a in actors.values() if a["id"].startswith("site:")}
+    assert set(cats["shop"]["labels"]) <= sites and poster["risk"]["level"] == "low"
+    # the controller: one coin goes through a Wasabi-shaped CoinJoin whose coordinator fee is labelled, and the
+    # peels are deposited at Kestrel (truth: operation-1/coinjoin, operation-1/kestrel-deposits)
+    assert patterns["operation-1/coinjoin"]["type"] == "coinjoin"
+    controller = ws.exposure(actors["operation-1:controller"]["bitcoin"]["addresses"], hops=3).as_json()
+    cats = {c["category"]: c for c in controller["categories"]}
+    assert cats["coinjoin"]["direct_sent"] > 0 and cats["exchange"]["direct_sent"] + cats["exchange"]["indirect_sent"] > 0
+    assert controller["risk"]["level"] == "high"
+    assert controller["risk"]["rule"].startswith("direct exposure to coinjoin (")
+    for result in (poster, controller):  # shares of one subject's flow: never more than all of it
+        for side in ("received", "sent"):
+            assert sum(c[f"share_{side}"] for c in result["categories"]) <= 1 + 1e-9
