@@ -297,29 +297,39 @@ def _allowed(e: dict[str, np.ndarray], p: TraceParams, when: np.ndarray | None, 
 
 
 # -- crossing an exchange between chains ------------------------------------------------------------------
-def exchange_nodes(ws: Workspace) -> dict[str, np.ndarray]:
-    """Nodes labelled ``exchange`` with an ``actor``, as sorted arrays: node, actor code, chain code (with
-    the ``actors`` and ``chains`` they index). Kept on the workspace until labels or addresses change."""
+def labelled_nodes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Every labelled node with its label's category, actor and the node's chain, as arrays sorted by node
+    (codes into ``categories``, ``actors``, ``chains``; actor "" when the label names none). One join of
+    ``labels`` with ``addresses``, kept on the workspace until labels or addresses change."""
     key = ws.rows("SELECT (SELECT count(*) FROM labels), (SELECT max(run_id) FROM labels), "
                   "(SELECT count(*) FROM addresses)")[0]
-    cached = getattr(ws, "_trace_exchange_nodes", None)
+    cached = getattr(ws, "_trace_labelled_nodes", None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    rows = ws.rows(
-        """SELECT DISTINCT a.address_id, l.actor, a.chain FROM labels l
-           JOIN addresses a ON a.chain = l.chain AND a.address = l.address
-           WHERE l.category = 'exchange' AND l.actor IS NOT NULL ORDER BY 1, 2""")
-    seen: dict[int, tuple[str, str]] = {}
-    for node, actor, chain in rows:  # one actor per node: the first by name when labels disagree
-        seen.setdefault(int(node), (actor, chain))
-    actors = sorted({a for a, _ in seen.values()})
-    chains = sorted({c for _, c in seen.values()})
-    out = {"node": np.fromiter(seen, np.int64, len(seen)),
-           "actor": np.array([actors.index(a) for a, _ in seen.values()], np.int64),
-           "chain": np.array([chains.index(c) for _, c in seen.values()], np.int64),
-           "actors": np.array(actors, dtype=object), "chains": np.array(chains, dtype=object)}
-    ws._trace_exchange_nodes = (key, out)
+    t = ws.store.arrow(
+        """SELECT DISTINCT a.address_id AS node, coalesce(l.category, '') AS category,
+                  coalesce(l.actor, '') AS actor, a.chain FROM labels l
+           JOIN addresses a ON a.chain = l.chain AND a.address = l.address ORDER BY ALL""")
+    out: dict[str, np.ndarray] = {"node": t["node"].to_numpy().astype(np.int64)}
+    for col, names in (("category", "categories"), ("actor", "actors"), ("chain", "chains")):
+        values = np.asarray(t[col].to_pylist(), dtype=object)
+        out[names], out[col] = np.unique(values, return_inverse=True) if values.size else (values, values.astype(np.int64))
+    ws._trace_labelled_nodes = (key, out)
     return out
+
+
+def exchange_nodes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Nodes labelled ``exchange`` with an ``actor``, as sorted arrays: node, actor code, chain code (with
+    the ``actors`` and ``chains`` they index); a node with labels of several actors keeps the first by name."""
+    lab = labelled_nodes(ws)
+    is_exchange = lab["categories"] == "exchange"
+    keep = np.isin(lab["category"], np.flatnonzero(is_exchange)) & (lab["actors"][lab["actor"]] != "") \
+        if lab["node"].size else np.zeros(0, bool)
+    node, actor, chain = lab["node"][keep], lab["actor"][keep], lab["chain"][keep]
+    first = np.ones(node.size, bool)
+    first[1:] = node[1:] != node[:-1]
+    return {"node": node[first], "actor": actor[first], "chain": chain[first], "actors": lab["actors"],
+            "chains": lab["chains"]}
 
 
 @dataclass
@@ -410,11 +420,9 @@ def _iso(us: int) -> str:
 def _not_stopped(ws: Workspace, nodes: np.ndarray, p: TraceParams) -> np.ndarray:
     if not p.stop_at:
         return nodes
-    stopped = [r[0] for r in ws.rows(
-        """SELECT DISTINCT a.address_id FROM addresses a JOIN labels l ON l.chain = a.chain AND l.address = a.address
-           WHERE a.address_id IN (SELECT unnest(?)) AND l.category IN (SELECT unnest(?))""",
-        [nodes.tolist(), list(p.stop_at)])]
-    return nodes[~np.isin(nodes, np.asarray(stopped, np.int64))]
+    lab = labelled_nodes(ws)
+    stop = np.flatnonzero(np.isin(lab["categories"], list(p.stop_at)))
+    return nodes[~np.isin(nodes, lab["node"][np.isin(lab["category"], stop)])]
 
 
 def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[int]:
@@ -428,31 +436,50 @@ def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[in
 
 def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of: dict[int, int],
                  edges: dict[int, int], inferred: list[dict[str, Any]], p: TraceParams, truncated: bool) -> Trace:
+    # the movements' few-valued and numeric columns from flows; the names of their ends from addresses and
+    # transactions by id (reading flows' text columns for every movement costs a scan of all of them)
     rows = ws.rows(
-        """SELECT flow_id, src_id, dst_id, src, dst, chain, asset, amount_raw, usd, time, txid, kind
-           FROM flows WHERE flow_id IN (SELECT unnest(?)) ORDER BY flow_id""", [sorted(edges)])
-    edge_list = []
+        """SELECT flow_id, src_id, dst_id, chain, asset, CAST(amount AS VARCHAR), usd, time, kind
+           FROM flows WHERE flow_id = ANY(?) ORDER BY flow_id""", [sorted(edges)])
     node_ids = set(hop_of)
-    for fid, sid, did, src, dst, chain, asset, amount, usd, time, txid, kind in rows:
-        edge_list.append({"flow_id": fid, "src": src, "dst": dst, "chain": chain, "asset": asset, "amount": amount,
-                          "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
-                          "hop": edges[fid]})
-        node_ids.update(x for x in (sid, did) if x is not None)
+    for r in rows:
+        node_ids.update(x for x in r[1:3] if x is not None)
     for e in inferred:
         node_ids.update((e["src_id"], e["dst_id"]))
     parties = [n for n in node_ids if n > 0]
     info = {r[0]: r[1:] for r in ws.rows(
         """SELECT a.address_id, a.chain, a.address, c.cluster_id FROM addresses a
-           LEFT JOIN clusters c ON c.address_id = a.address_id WHERE a.address_id IN (SELECT unnest(?))""", [parties])}
+           LEFT JOIN clusters c ON c.address_id = a.address_id WHERE a.address_id = ANY(?)""", [parties])}
+    by_name = {(chain, address): n for n, (chain, address, _) in info.items()}
     labels: dict[int, list[dict]] = {}
-    for aid, label, category, source in ws.rows(
-            """SELECT a.address_id, l.label, l.category, l.source FROM addresses a
-               JOIN labels l ON l.chain = a.chain AND l.address = a.address WHERE a.address_id IN (SELECT unnest(?))
-               ORDER BY 1, 2""", [parties]):
-        labels.setdefault(aid, []).append({"label": label, "category": category, "source": source})
+    for chain, address, label, category, source in ws.rows(
+            """SELECT chain, address, label, category, source FROM labels WHERE address = ANY(?)
+               ORDER BY label, category, source""", [sorted({v[1] for v in info.values()})]):
+        if (chain, address) in by_name:
+            labels.setdefault(by_name[(chain, address)], []).append(
+                {"label": label, "category": category, "source": source})
     txs = {r[0]: r[1:] for r in ws.rows(
-        "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id IN (SELECT unnest(?))",
-        [[-n for n in node_ids if n < 0]])}
+        "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id = ANY(?)", [[-n for n in node_ids if n < 0]])}
+
+    def name(n: int | None) -> str | None:
+        if n is not None and n > 0 and n in info:
+            return info[n][1]
+        return f"tx:{txs[n][1]}" if n is not None and n in txs else None
+
+    # account-model and fiat movements carry a txid of their own; and any end not known by id
+    plain = {r[0] for r in rows if r[8] == "utxo" and r[5] is not None and name(r[1]) and name(r[2])}
+    extra = {r[0]: r[1:] for r in ws.rows(
+        "SELECT flow_id, src, dst, txid, amount_raw FROM flows WHERE flow_id = ANY(?)",
+        [[r[0] for r in rows if r[0] not in plain]])} if len(plain) < len(rows) else {}
+    edge_list = []
+    for fid, sid, did, chain, asset, amount, usd, time, kind in rows:
+        if fid in plain:
+            src, dst, txid = name(sid), name(did), txs[sid if sid < 0 else did][1]
+        else:
+            src, dst, txid, amount = extra[fid]
+        edge_list.append({"flow_id": fid, "src": src, "dst": dst, "chain": chain, "asset": asset, "amount": amount,
+                          "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
+                          "hop": edges[fid]})
     for e in inferred:  # an exchange crossed between chains: a step inferred from values and times
         edge_list.append({"flow_id": None, "src": info.get(e["src_id"], (None, None))[1],
                           "dst": info.get(e["dst_id"], (None, None))[1], "chain": None, "asset": "USD", "amount": None,
