@@ -80,7 +80,7 @@ def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> 
         else:
             text = seed.removeprefix("tx:")
             where, params = ("AND chain = ?", [chain]) if chain else ("", [])
-            rows = ws.rows(f"SELECT address_id FROM addresses WHERE address = ? {where}", [seed, *params])
+            rows = _address_rows(ws, seed, where, params)
             if not rows:
                 rows = ws.rows(f"SELECT -tx_id FROM transactions WHERE txid = ? AND tx_id IS NOT NULL {where}",
                                [text, *params])
@@ -92,6 +92,40 @@ def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> 
         for (node,) in rows:
             found[int(node)] = seed
     return found
+
+
+def _address_rows(ws: Workspace, text: str, where: str, params: list) -> list[tuple]:
+    """The address ids named ``text``. ``addresses`` has no index on its text (an index would slow every
+    ingest): the first lookup of a workspace scans it; later ones build (then keep current) an in-memory
+    index of 64-bit hashes of every address, sorted (16 bytes an address), and check the few candidates it
+    gives by id — milliseconds instead of a scan of millions of strings."""
+    ws._trace_lookups = getattr(ws, "_trace_lookups", 0) + 1
+    if ws._trace_lookups < 2:
+        return ws.rows(f"SELECT address_id FROM addresses WHERE address = ? {where}", [text, *params])
+    hashes, ids = _address_hashes(ws)
+    h = np.uint64(ws.rows("SELECT hash(?)", [text])[0][0])
+    candidates = ids[np.searchsorted(hashes, h, "left"):np.searchsorted(hashes, h, "right")].tolist()
+    if not candidates:
+        return []
+    return ws.rows(f"SELECT address_id FROM addresses WHERE address_id = ANY(?) AND address = ? {where}",
+                   [candidates, text, *params])
+
+
+def _address_hashes(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted hashes, their address ids), brought up to date with the addresses added since (ids only grow)."""
+    count, top = ws.rows("SELECT count(*), coalesce(max(address_id), 0) FROM addresses")[0]
+    cached = getattr(ws, "_trace_address_hashes", None)
+    if cached is not None and cached[0] == (count, top):
+        return cached[1], cached[2]
+    above = cached[0][1] if cached is not None and count > cached[0][0] and top > cached[0][1] else None
+    t = ws.store.arrow("SELECT hash(address) AS h, address_id FROM addresses WHERE address_id > ?",
+                       [above if above is not None else -1])
+    hashes, ids = t["h"].to_numpy().astype(np.uint64), t["address_id"].to_numpy().astype(np.int64)
+    if above is not None:
+        hashes, ids = np.concatenate([cached[1], hashes]), np.concatenate([cached[2], ids])
+    order = np.argsort(hashes, kind="stable")
+    ws._trace_address_hashes = ((count, top), hashes[order], ids[order])
+    return hashes[order], ids[order]
 
 
 def _ad_nodes(ws: Workspace, seed: str) -> list[int]:
