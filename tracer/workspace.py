@@ -119,10 +119,10 @@ class Workspace:
         return explain(self.store, a, b, chain=chain)
 
     def trace(self, seeds: list[str], **params: Any) -> Any:
-        """Follow the money from ``seeds`` (addresses, accounts, txids, ``cluster:N``): a
-        :class:`tracer.trace.Trace` whose ``as_json()`` is the form the dashboard, reports and exports read.
+        """Follow the money from ``seeds`` (addresses, accounts, txids, ``cluster:N``, ``ad:[<site>:]<ad_id>``):
+        a :class:`tracer.trace.Trace` whose ``as_json()`` is the form the dashboard, reports and exports read.
         ``params``: the fields of :class:`tracer.trace.TraceParams` (direction, hops, min_value, min_usd,
-        since, until, chain, stop_at, level)."""
+        since, until, chain, stop_at, level, through_exchanges, exchange_window_hours, exchange_tolerance)."""
         from tracer.trace import TraceParams, trace
 
         return trace(self, list(seeds), TraceParams(**params))

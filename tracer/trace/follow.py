@@ -6,7 +6,9 @@ hop (address → transaction node → address), which counts as one hop — the 
 Money only moves forward in time: a node reached at time t is followed only along movements at or after
 t (before, when walking backward). Movements below the value threshold are not followed; nodes labelled
 with a stop category (an exchange, say) are reached but not walked through. At cluster level, reaching an
-address reaches its whole cluster (clusters from ``tracer cluster``).
+address reaches its whole cluster (clusters from ``tracer cluster``). With ``through_exchanges``, money that
+reaches an exchange labelled on several chains continues from that exchange's matching withdrawals on the
+other chains, as an ``inferred`` edge with its basis (docs/tracing.md, "Through exchanges").
 
 The result is one subgraph with a stable JSON form (:meth:`Trace.as_json`) that the dashboard, reports
 and exports consume:
