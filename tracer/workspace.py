@@ -122,19 +122,24 @@ class Workspace:
         return explain(self.store, a, b, chain=chain)
 
     def trace(self, seeds: list[str], **params: Any) -> Any:
-        """Follow the money from ``seeds`` (addresses, accounts, txids, ``cluster:N``): a
-        :class:`tracer.trace.Trace` whose ``as_json()`` is the form the dashboard, reports and exports read.
+        """Follow the money from ``seeds`` (addresses, accounts, txids, ``cluster:N``, ``ad:[<site>:]<ad_id>``):
+        a :class:`tracer.trace.Trace` whose ``as_json()`` is the form the dashboard, reports and exports read.
         ``params``: the fields of :class:`tracer.trace.TraceParams` (direction, hops, min_value, min_usd,
-        since, until, chain, stop_at, level)."""
+        since, until, chain, stop_at, level, through_exchanges, exchange_window_hours, exchange_tolerance)."""
         from tracer.trace import TraceParams, trace
 
         return trace(self, list(seeds), TraceParams(**params))
 
-    def taint(self, sources: list[str], model: str = "haircut", hops: int = 6, chain: str = "bitcoin") -> dict:
+    def taint(self, sources: list[str], model: str = "haircut", hops: int = 6, chain: str = "bitcoin",
+              backward: bool = False) -> dict:
         """Forward taint from source outputs (``txid:n``) under ``model`` (poison, haircut, fifo): the
-        tainted value per source on every output reached (``txid:-1`` is a transaction's fee)."""
-        from tracer.trace.taint import forward_taint
+        tainted value per source on every output reached (``txid:-1`` is a transaction's fee). With
+        ``backward``, ``sources`` are targets: the share of each one's value that came from each source
+        output ``hops`` spends back (poison: the support, each as 1)."""
+        from tracer.trace.taint import backward_taint, forward_taint
 
+        if backward:
+            return backward_taint(self.store, sources, model=model, hops=hops, chain=chain)
         return forward_taint(self.store, sources, model=model, hops=hops, chain=chain)
 
     def exposure(self, seeds: list[str], hops: int = 3) -> Any:

@@ -34,7 +34,7 @@ def test_labels_are_exactly_what_a_tagpack_import_of_the_pack_stores(world, con,
     theirs = fresh.con.execute(f"SELECT {cols} FROM labels ORDER BY ALL").fetchall()
     assert ours == theirs and len(ours) > 100
     # EVM tags are filed under ETH in the pack and stored under the simulated chain
-    assert dict(con.execute("SELECT chain, count(*) FROM labels GROUP BY 1").fetchall()).keys() == {"bitcoin", "sim-evm"}
+    assert dict(con.execute("SELECT chain, count(*) FROM labels GROUP BY 1").fetchall()).keys() == {"bitcoin", "sim-evm", "fiat"}
     assert set(con.execute("SELECT DISTINCT category FROM labels").fetchall()) == {
         ("exchange",), ("miner",), ("coinjoin",), ("shop",)}
 

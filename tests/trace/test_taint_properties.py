@@ -1,5 +1,6 @@
 """Taint models on generated UTXO graphs (hypothesis): conservation, shares, poison ⊇ haircut, locality, and
-FIFO = haircut on a single-input chain; plus the models on real block 170's chain."""
+FIFO = haircut on a single-input chain; backward shares sum to 1 and agree with the forward models; plus
+the models on real block 170's chain."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer.trace.taint import Tx, from_store, propagate, shares
+from tracer.trace.taint import Tx, backward_shares, from_store, propagate, shares
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,4 +142,31 @@ def test_tracer_taint_follows_a_source_output_through_its_spends(tmp_path):
     assert result[f"{tx170}:1"] == {f"{tx170}:1": 4_000_000_000.0}
     spent = ws.rows("SELECT spent_by_txid FROM outputs WHERE txid = ? AND n = 1", [tx170])[0][0]
     assert sum(result[f"{spent}:0"].values()) + sum(result[f"{spent}:1"].values()) == 4_000_000_000.0
+    ws.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(utxo_graphs(), st.data())
+def test_backward_shares_sum_to_one_and_agree_with_forward_taint_from_every_source(txs, data):
+    values = _values(txs)
+    target = data.draw(st.sampled_from(sorted(op for op, v in values.items() if v > 0)))
+    funding = {op: f"f{op[1]}" for op in values if op[0] == txs[0].txid}
+    for model in ("haircut", "fifo"):
+        back = backward_shares(txs, target, model)
+        assert sum(back.values()) == pytest.approx(1.0, rel=1e-9), model
+        assert set(back) <= set(funding) and all(x > 0 for x in back.values())
+        forward = propagate(txs, funding, model).get(target, {})
+        assert {funding[op]: x for op, x in back.items()} == pytest.approx(
+            {s: x / values[target] for s, x in forward.items() if x > 0}, rel=1e-9, abs=1e-12), model
+    poison = backward_shares(txs, target, "poison")
+    assert set(backward_shares(txs, target, "haircut")) <= set(poison) and set(poison.values()) == {1.0}
+
+
+def test_tracer_taint_backward_finds_the_coinbase_behind_hals_ten_bitcoin(tmp_path):
+    ws = tracer.open(tmp_path / "w.duckdb")
+    ws.ingest("bitcoin", [ROOT / "fixtures" / "bitcoin" / "blk-heights-0-438.dat"])
+    tx170 = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+    coinbase9 = "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9"
+    result = ws.taint([f"{tx170}:0"], model="haircut", hops=3, backward=True)
+    assert result == {f"{tx170}:0": {f"{coinbase9}:0": 1.0}}
     ws.close()

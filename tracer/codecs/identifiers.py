@@ -294,6 +294,14 @@ def _binance_chain(address: str) -> tuple[str, str]:
     return addr, "account"
 
 
+def _bank_account(address: str) -> tuple[str, str]:
+    """A bank account as the bank ingester stores it: ``<bank>:<account>`` (an exchange's published
+    account for fiat deposits and withdrawals, say)."""
+    if not re.fullmatch(r"[^\s:]+:[^\s:]+", address):
+        raise InvalidIdentifier("a bank account is <bank>:<account>, without spaces")
+    return address, "account"
+
+
 _BTC_VERSIONS = {b"\x00": "p2pkh", b"\x05": "p2sh"}
 _VALIDATORS = {
     "bitcoin": lambda a: _bitcoin_like(a, _BTC_VERSIONS, "bc"),
@@ -309,6 +317,7 @@ _VALIDATORS = {
     "ripple": _ripple,
     "binance-chain": _binance_chain,
     "monero": _monero,
+    "fiat": _bank_account,
 }
 #: Chains that use EVM (20-byte Keccak) addresses: every EVM chain of the registry (tracer/chains.py).
 EVM_CHAINS = chains.EVM_CHAINS

@@ -37,6 +37,14 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         stop_at: str = typer.Option(None, "--stop-at", help="Label categories reached but not walked through, e.g. exchange,mixer."),
         level: str = typer.Option("address", "--level", help="address, or cluster (reaching an address reaches its cluster)."),
         fmt: str = typer.Option("json", "--format", help="json or table."),
+        through_exchanges: bool = typer.Option(False, "--through-exchanges", help="Where money reaches an exchange "
+                                               "labelled on several chains (same actor), continue from its "
+                                               "withdrawals on the other chains that match the arrival in value "
+                                               "and time: an inferred step, with its basis."),
+        exchange_window: float = typer.Option(72.0, "--exchange-window", min=0.0,
+                                              help="Hours after the arrival a matching withdrawal may come."),
+        exchange_tolerance: float = typer.Option(0.03, "--exchange-tolerance", min=0.0, max=1.0,
+                                                 help="Largest |withdrawn - arrived| USD, as a share of the arrival."),
     ) -> None:
         """Follow the money from SEEDS, hop by hop, across Bitcoin, EVM chains and bank accounts."""
         from tracer.trace import SeedError
@@ -53,7 +61,8 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                 result = ws.trace(seeds, direction=direction, hops=hops, min_value=min_value, min_usd=min_usd,
                                   since=_time(since, "--since"), until=_time(until, "--until"), chain=chain,
                                   stop_at=tuple(s.strip() for s in (stop_at or "").split(",") if s.strip()),
-                                  level=level)
+                                  level=level, through_exchanges=through_exchanges,
+                                  exchange_window_hours=exchange_window, exchange_tolerance=exchange_tolerance)
             except SeedError as exc:
                 raise MoneytrailError(str(exc)) from None
         if fmt == "json":
@@ -63,6 +72,12 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
               f"{hops} hops){' — truncated' if result.truncated else ''}")
         for e in result.edges:
             usd = f"{e['usd']:,.2f} USD" if e["usd"] is not None else "-"
+            if e["kind"] == "inferred":
+                b = e["basis"]
+                print(f"  hop {e['hop']}  {e['time']}  {e['src']} => {e['dst']}  inferred through {b['actor']} "
+                      f"({b['from_chain']} -> {b['to_chain']}): {b['arrival_usd']:,.2f} USD in, "
+                      f"{b['withdrawal_usd']:,.2f} out ({b['rule']})")
+                continue
             print(f"  hop {e['hop']}  {e['time']}  {e['src']} -> {e['dst']}  {e['amount']} {e['asset']} ({usd})  "
                   f"{e['kind']} {e['txid']}")
 
@@ -95,13 +110,16 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         model: str = typer.Option("haircut", "--model", help="poison, haircut or fifo."),
         hops: int = typer.Option(6, "--hops", min=1, max=50, help="How many spends deep."),
         chain: str = typer.Option("bitcoin", "--chain"),
+        backward: bool = typer.Option(False, "--backward", help="The outputs given are targets: the share of "
+                                      "each one's value that came from each source output HOPS spends back."),
     ) -> None:
-        """Forward taint from source outputs: each reached output's tainted value per source (JSON)."""
+        """Forward taint from source outputs: each reached output's tainted value per source (JSON); with
+        --backward, each target's sources and their shares."""
         if model not in ("poison", "haircut", "fifo"):
             raise MoneytrailError(f"--model {model}: poison, haircut or fifo")
         with open_workspace_at(ctx.obj["db"], read_only=True) as ws:
             try:
-                result = ws.taint(sources, model=model, hops=hops, chain=chain)
+                result = ws.taint(sources, model=model, hops=hops, chain=chain, backward=backward)
             except ValueError as exc:
                 raise MoneytrailError(str(exc)) from None
         print(json.dumps(result))

@@ -186,6 +186,9 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
                          "category": "exchange", "actor": f"sim-{slug}", "confidence": "forensic"})
         tags.append({"address": evm_addr[ew.hot[e]], "currency": "ETH", "label": f"{name} hot wallet",
                      "category": "exchange", "actor": f"sim-{slug}", "confidence": "service_data"})
+        if e == 2:  # the exchange publishes the bank account it pays fiat withdrawals from
+            tags.append({"address": lumen_account, "currency": "fiat", "label": f"{name} bank account",
+                         "category": "exchange", "actor": f"sim-{slug}", "confidence": "service_data"})
     for m, name in enumerate(cfg["miners"]):
         tags.append({"address": names[int(econ.miner_addrs[m])], "currency": "BTC", "label": f"{name} payout",
                      "category": "miner", "confidence": "ledger_immanent"})

@@ -4,7 +4,8 @@ directly and within N hops — and a risk level with the rule that produced it. 
 Method (haircut, after Möser, Böhme & Breuker 2014). Received side: the subject's inflow is 1. Walking
 backward over ``flows``, a node's share is passed to the nodes that paid it in proportion to what each
 paid (a movement of x into a node that received X in all passes x / X of its share on). A labelled node
-reached with share s accounts for s × the subject's inflow; it is *direct* when it paid the subject
+reached with share s accounts for s × the subject's inflow and does not pass it on (the first labelled
+party on a path is the exposure; walking on behind it would count the same money twice); it is *direct* when it paid the subject
 itself (one hop at address level: an address → transaction → address step on a UTXO chain is one hop),
 *indirect* when further away. The sent side is the same forward, by outflow. Values are in USD where
 the movement is priced and in the asset's whole units otherwise (say so when mixing assets).
@@ -72,13 +73,24 @@ def _values(e: dict[str, np.ndarray]) -> np.ndarray:
 def _walk(ws: Workspace, start: list[int], hops: int, direction: str) -> tuple[dict[int, tuple[float, int]], float]:
     """Share of the subject's in- (``in``) or outflow (``out``) attributed to each party node, with the
     address-level hop at which it was first reached; and the subject's total."""
+    known: dict[int, bool] = {}
+
+    def labelled(nodes: list[int]) -> set[int]:
+        ask = [n for n in nodes if n > 0 and n not in known]
+        if ask:
+            found = {r[0] for r in ws.rows(
+                """SELECT DISTINCT a.address_id FROM addresses a JOIN labels l ON l.chain = a.chain
+                   AND l.address = a.address WHERE a.address_id IN (SELECT unnest(?))""", [ask])}
+            known.update((n, n in found) for n in ask)
+        return {n for n in nodes if known.get(n, False)}
+
     shares: dict[int, float] = {n: 1.0 for n in start}
     first_hop: dict[int, int] = {}
     frontier = dict(shares)
     subject = set(start)
     total = 0.0
     address_hop = 0
-    for _ in range(2 * hops):
+    for step in range(2 * hops):
         if not frontier:
             break
         t = ws.hop(sorted(frontier), direction)
@@ -92,7 +104,10 @@ def _walk(ws: Workspace, start: list[int], hops: int, direction: str) -> tuple[d
         if total == 0.0:
             total = float(flow_total[np.isin(nodes, start)].sum())
         passing = keep & (flow_total[at] != 0)
-        share = np.array([frontier[int(n)] for n in nodes])[at]
+        if step == 0:
+            # a subject of several addresses: each passes on its part of the subject's flow, not 1 each
+            frontier = {int(n): (float(f) / total if total else 0.0) for n, f in zip(nodes, flow_total, strict=True)}
+        share = np.array([frontier.get(int(n), 0.0) for n in nodes])[at]
         contrib = share[passing] * values[passing] / flow_total[at][passing]
         others, to = np.unique(e[far][passing], return_inverse=True)
         nxt = dict(zip(others.tolist(), np.bincount(to, weights=contrib, minlength=others.size).tolist(), strict=True))
@@ -102,7 +117,10 @@ def _walk(ws: Workspace, start: list[int], hops: int, direction: str) -> tuple[d
             if n > 0 and address_hop <= hops:
                 first_hop.setdefault(n, address_hop)
                 shares[n] = shares.get(n, 0.0) + s
-        frontier = nxt
+        # a labelled node accounts for the share that reached it and does not pass it on (counting it again
+        # behind the exchange that paid it would count the same money twice: shares above 1)
+        absorbed = labelled(list(nxt))
+        frontier = {n: s for n, s in nxt.items() if n not in absorbed}
         if address_hop >= hops and all(n > 0 for n in nxt):
             break
     return {n: (s, first_hop[n]) for n, s in shares.items() if n in first_hop}, total

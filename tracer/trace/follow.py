@@ -6,7 +6,9 @@ hop (address → transaction node → address), which counts as one hop — the 
 Money only moves forward in time: a node reached at time t is followed only along movements at or after
 t (before, when walking backward). Movements below the value threshold are not followed; nodes labelled
 with a stop category (an exchange, say) are reached but not walked through. At cluster level, reaching an
-address reaches its whole cluster (clusters from ``tracer cluster``).
+address reaches its whole cluster (clusters from ``tracer cluster``). With ``through_exchanges``, money that
+reaches an exchange labelled on several chains continues from that exchange's matching withdrawals on the
+other chains, as an ``inferred`` edge with its basis (docs/tracing.md, "Through exchanges").
 
 The result is one subgraph with a stable JSON form (:meth:`Trace.as_json`) that the dashboard, reports
 and exports consume:
@@ -42,6 +44,10 @@ class TraceParams:
     stop_at: tuple[str, ...] = ()       # label categories not walked through
     level: str = "address"              # address or cluster
     max_edges: int = 100_000            # a guard against walking into an exchange's whole history
+    through_exchanges: bool = False     # cross an exchange labelled on several chains (inferred steps)
+    exchange_window_hours: float = 72.0  # withdrawals at most this long after the arrival
+    exchange_tolerance: float = 0.03    # |withdrawn USD - arrived USD| <= this share of the arrival
+    exchange_max_parts: int = 20        # a split withdrawal has at most this many movements
 
 
 @dataclass
@@ -63,15 +69,20 @@ class SeedError(ValueError):
 
 def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> dict[int, str]:
     """Node ids of the seeds: addresses on any chain (or ``chain``), bank accounts, ``cluster:N``, txids
-    (a UTXO transaction's node; an account-model transaction's senders)."""
+    (a UTXO transaction's node; an account-model transaction's senders) and ads (``ad:[<site>:]<ad_id>``:
+    the transaction that paid its fee)."""
     found: dict[int, str] = {}
     for seed in seeds:
+        if seed.startswith("ad:"):
+            for node in _ad_nodes(ws, seed):
+                found[node] = seed
+            continue
         if seed.startswith("cluster:"):
             rows = ws.rows("SELECT address_id FROM clusters WHERE cluster_id = ?", [int(seed.split(":", 1)[1])])
         else:
             text = seed.removeprefix("tx:")
             where, params = ("AND chain = ?", [chain]) if chain else ("", [])
-            rows = ws.rows(f"SELECT address_id FROM addresses WHERE address = ? {where}", [seed, *params])
+            rows = _address_rows(ws, seed, where, params)
             if not rows:
                 rows = ws.rows(f"SELECT -tx_id FROM transactions WHERE txid = ? AND tx_id IS NOT NULL {where}",
                                [text, *params])
@@ -85,6 +96,63 @@ def resolve_seeds(ws: Workspace, seeds: list[str], chain: str | None = None) -> 
     return found
 
 
+def _address_rows(ws: Workspace, text: str, where: str, params: list) -> list[tuple]:
+    """The address ids named ``text``. ``addresses`` has no index on its text (an index would slow every
+    ingest): the first lookup of a workspace scans it; later ones build (then keep current) an in-memory
+    index of 64-bit hashes of every address, sorted (16 bytes an address), and check the few candidates it
+    gives by id — milliseconds instead of a scan of millions of strings."""
+    ws._trace_lookups = getattr(ws, "_trace_lookups", 0) + 1
+    if ws._trace_lookups < 2:
+        return ws.rows(f"SELECT address_id FROM addresses WHERE address = ? {where}", [text, *params])
+    hashes, ids = _address_hashes(ws)
+    h = np.uint64(ws.rows("SELECT hash(?)", [text])[0][0])
+    candidates = ids[np.searchsorted(hashes, h, "left"):np.searchsorted(hashes, h, "right")].tolist()
+    if not candidates:
+        return []
+    return ws.rows(f"SELECT address_id FROM addresses WHERE address_id = ANY(?) AND address = ? {where}",
+                   [candidates, text, *params])
+
+
+def _address_hashes(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted hashes, their address ids), brought up to date with the addresses added since (ids only grow)."""
+    count, top = ws.rows("SELECT count(*), coalesce(max(address_id), 0) FROM addresses")[0]
+    cached = getattr(ws, "_trace_address_hashes", None)
+    if cached is not None and cached[0] == (count, top):
+        return cached[1], cached[2]
+    above = cached[0][1] if cached is not None and count > cached[0][0] and top > cached[0][1] else None
+    t = ws.store.arrow("SELECT hash(address) AS h, address_id FROM addresses WHERE address_id > ?",
+                       [above if above is not None else -1])
+    hashes, ids = t["h"].to_numpy().astype(np.uint64), t["address_id"].to_numpy().astype(np.int64)
+    if above is not None:
+        hashes, ids = np.concatenate([cached[1], hashes]), np.concatenate([cached[2], ids])
+    order = np.argsort(hashes, kind="stable")
+    ws._trace_address_hashes = ((count, top), hashes[order], ids[order])
+    return hashes[order], ids[order]
+
+
+def _ad_nodes(ws: Workspace, seed: str) -> list[int]:
+    """``ad:<ad_id>`` or ``ad:<site>:<ad_id>``: the transaction that paid the ad's posting fee, as linked in
+    ``ad_payments`` (``tracer ads link``) — forward it reaches the site's payment output and the payer's
+    change, backward the payer."""
+    site, _, ad_id = seed[3:].rpartition(":")
+    where, params = ("ad_id = ? AND site = ?", [ad_id, site]) if site else ("ad_id = ?", [ad_id])
+    sites = [r[0] for r in ws.rows(f"SELECT DISTINCT site FROM ads WHERE {where} ORDER BY 1", params)]
+    if not sites:
+        raise SeedError(f"{seed}: no such ad in this store (ad:<ad_id> or ad:<site>:<ad_id>)")
+    if len(sites) > 1:
+        raise SeedError(f"{seed}: the ad id is on several sites ({', '.join(sites)}): give ad:<site>:<ad_id>")
+    paid = ws.rows(f"SELECT chain, txid FROM ad_payments WHERE {where}", params)
+    if not paid:
+        raise SeedError(f"{seed}: the ad is not linked to a payment (tracer ads link links ads to their fees)")
+    chain, txid = paid[0]
+    rows = ws.rows("SELECT -tx_id FROM transactions WHERE chain = ? AND txid = ? AND tx_id IS NOT NULL", [chain, txid])
+    rows = rows or ws.rows("SELECT DISTINCT src_id FROM flows WHERE chain = ? AND txid = ? AND src_id IS NOT NULL",
+                           [chain, txid])
+    if not rows:
+        raise SeedError(f"{seed}: its payment {chain} {txid} is not in this store")
+    return [int(r[0]) for r in rows]
+
+
 def _arrays(t: Any) -> dict[str, np.ndarray]:
     return {c: t[c].to_numpy(zero_copy_only=False) for c in t.column_names}
 
@@ -96,63 +164,160 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
         raise ValueError("direction is forward, backward or both")
     start = resolve_seeds(ws, seeds, p.chain)
     edges: dict[int, int] = {}   # flow_id -> hop
+    inferred: list[dict[str, Any]] = []
     hop_of: dict[int, int] = {n: 0 for n in start}
     truncated = False
+    exchanges = exchange_nodes(ws) if p.through_exchanges else None
     for direction in (("out", "in") if p.direction == "both" else ("out",) if p.direction == "forward" else ("in",)):
-        arrival = {n: (-NEVER if direction == "out" else NEVER) for n in start}
-        frontier = _expand_clusters(ws, list(start), p)
-        for n in frontier:
-            arrival.setdefault(n, arrival[next(iter(start))])
+        forward = direction == "out"
+        frontier = np.asarray(_expand_clusters(ws, list(start), p), np.int64)
+        reached = _Times(forward)
+        reached.add(frontier, np.full(frontier.size, reached.default))
+        for n in frontier.tolist():
             hop_of.setdefault(n, 0)
+        crossing: _Crossing | None = None
         for hop in range(1, p.hops + 1):
-            if not frontier:
+            if not frontier.size and crossing is None:
                 break
-            walkable = _not_stopped(ws, frontier, p) if hop > 1 or p.stop_at else frontier
-            reached, used = _one_hop(ws, walkable, arrival, direction, p)
-            for fid in used:
+            walkable = _not_stopped(ws, frontier, p) if frontier.size else frontier
+            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None and forward)
+            nodes, times, used = step.nodes, step.times, step.used
+            if crossing is not None:  # the inferred steps found at the previous hop are this hop's
+                nodes, times = np.concatenate([nodes, crossing.nodes]), np.concatenate([times, crossing.times])
+                used = np.concatenate([used, crossing.used])
+                for e in crossing.edges:
+                    inferred.append({**e, "hop": hop})
+                    hop_of.setdefault(e["dst_id"], hop)
+                crossing = None
+            for fid in used.tolist():
                 edges.setdefault(fid, hop)
-            new = [n for n in reached if n not in hop_of]
-            new = _expand_clusters(ws, new, p) if new else new
-            for n in new:
-                hop_of.setdefault(n, hop)
-                arrival.setdefault(n, reached.get(n, arrival.get(n, 0)))
-            frontier = [n for n in new if n > 0]
+            nodes, times = _first(nodes, times, forward)
+            fresh = np.fromiter((n not in hop_of for n in nodes.tolist()), bool, nodes.size)
+            new, new_times = nodes[fresh], times[fresh]
+            if new.size and p.level == "cluster":
+                members = np.setdiff1d(np.asarray(_expand_clusters(ws, new.tolist(), p), np.int64), new)
+                members = members[np.fromiter((n not in hop_of for n in members.tolist()), bool, members.size)]
+                new = np.concatenate([new, members])  # reached with their cluster: no time bound of their own
+                new_times = np.concatenate([new_times, np.full(members.size, reached.default)])
+            for n in new.tolist():
+                hop_of[n] = hop
+            reached.add(new, new_times)
+            if exchanges is not None and forward and hop < p.hops:
+                crossing = _cross(ws, exchanges, step, p)
+            frontier = new[new > 0]
             if len(edges) > p.max_edges:
                 truncated = True
                 break
-    return _materialise(ws, seeds, start, hop_of, edges, p, truncated)
+    return _materialise(ws, seeds, start, hop_of, edges, inferred, p, truncated)
 
 
-def _one_hop(ws: Workspace, nodes: list[int], arrival: dict[int, int], direction: str, p: TraceParams):
+class _Times:
+    """When money first reached each node (forward: the earliest time; backward: the latest), as sorted
+    arrays, so a hop's movements are checked against it without a loop over them."""
+
+    def __init__(self, forward: bool):
+        self.default = -NEVER if forward else NEVER
+        self.nodes = np.zeros(0, np.int64)
+        self.times = np.zeros(0, np.int64)
+
+    def _at(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = np.minimum(np.searchsorted(self.nodes, nodes), max(self.nodes.size - 1, 0))
+        return i, (self.nodes[i] == nodes) if self.nodes.size else np.zeros(nodes.size, bool)
+
+    def of(self, nodes: np.ndarray) -> np.ndarray:
+        nodes = np.asarray(nodes, np.int64)
+        i, hit = self._at(nodes)
+        return np.where(hit, self.times[i] if self.nodes.size else self.default, self.default)
+
+    def add(self, nodes: np.ndarray, times: np.ndarray) -> None:
+        """Nodes (unique) not reached before, at ``times``."""
+        nodes, times = np.asarray(nodes, np.int64), np.asarray(times, np.int64)
+        _, hit = self._at(nodes)
+        nodes, times = nodes[~hit], times[~hit]
+        every = np.concatenate([self.nodes, nodes])
+        order = np.argsort(every, kind="stable")
+        self.nodes, self.times = every[order], np.concatenate([self.times, times])[order]
+
+
+def _first(nodes: np.ndarray, times: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each node once, with the time money first reached it (forward: earliest; backward: latest)."""
+    if not nodes.size:
+        return nodes.astype(np.int64), times.astype(np.int64)
+    order = np.lexsort((times if forward else -times, nodes))
+    n, t = nodes[order], times[order]
+    head = np.ones(n.size, bool)
+    head[1:] = n[1:] != n[:-1]
+    return n[head], t[head]
+
+
+@dataclass
+class _Step:
+    """One hop: the parties reached and when, the movements used, and (for crossing exchanges) the
+    movements that reached a party with the share of their value the trace carried and when the money
+    reached the party that paid it."""
+
+    nodes: np.ndarray
+    times: np.ndarray
+    used: np.ndarray
+    arrivals: dict[str, np.ndarray] | None = None
+
+
+def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, p: TraceParams,
+             with_arrivals: bool = False) -> _Step:
     """One hop from party nodes: their movements, and through UTXO transaction nodes the second leg."""
-    side = "dst_id" if direction == "out" else "src_id"
-    pick = min if direction == "out" else max
+    forward = direction == "out"
+    side, near_side = ("dst_id", "src_id") if forward else ("src_id", "dst_id")
     first = _arrays(ws.hop(nodes, direction))
-    keep = _allowed(first, p, arrival, direction)
-    used = first["flow_id"][keep].tolist()
-    near = _arrivals(first, keep, side, pick)
-    reached = {n: t for n, t in near.items() if n > 0}
-    tx_nodes = sorted(n for n in near if n < 0)
-    if tx_nodes:
+    k1 = _kept(first, _allowed(first, p, reached.of(first[near_side]), direction))
+    used = [k1["flow_id"]]
+    party = k1[side] > 0
+    to_tx = k1[side] < 0
+    out_nodes, out_times = [k1[side][party]], [k1["time"][party]]
+    arrivals = None
+    if with_arrivals:
+        arrivals = {"flow_id": k1["flow_id"][party], "node": k1[side][party], "time": k1["time"][party],
+                    "usd": k1["usd"][party], "share": np.ones(int(party.sum())),
+                    "from_time": reached.of(k1[near_side][party])}
+    tx_nodes, tx_times = _first(k1[side][to_tx], k1["time"][to_tx], forward)
+    if tx_nodes.size:
+        at_tx = _Times(forward)
+        at_tx.add(tx_nodes, tx_times)
         second = _arrays(ws.hop(tx_nodes, direction))
-        keep2 = _allowed(second, p, {n: near[n] for n in tx_nodes}, direction)
-        used += second["flow_id"][keep2].tolist()
-        for n, t in _arrivals(second, keep2, side, pick).items():
-            if n > 0:
-                reached[n] = pick(reached.get(n, t), t)
-    return reached, used
+        k2 = _kept(second, _allowed(second, p, at_tx.of(second[near_side]), direction))
+        used.append(k2["flow_id"])
+        party2 = k2[side] > 0
+        out_nodes.append(k2[side][party2])
+        out_times.append(k2["time"][party2])
+        if arrivals is not None:
+            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached)
+            at = np.searchsorted(tx_nodes, k2[near_side][party2])
+            more = {"flow_id": k2["flow_id"][party2], "node": k2[side][party2], "time": k2["time"][party2],
+                    "usd": k2["usd"][party2], "share": share[at], "from_time": paid_from[at]}
+            arrivals = {c: np.concatenate([arrivals[c], more[c]]) for c in arrivals}
+    return _Step(np.concatenate(out_nodes), np.concatenate(out_times), np.concatenate(used), arrivals)
 
 
-def _arrivals(e: dict[str, np.ndarray], keep: np.ndarray, side: str, pick) -> dict[int, int]:
-    """For each node on ``side`` of the kept movements, when money first (forward: earliest; backward:
-    latest) reaches it."""
-    out: dict[int, int] = {}
-    for node, t in zip(e[side][keep].tolist(), e["time"][keep].tolist(), strict=True):
-        out[node] = pick(out.get(node, t), t)
-    return out
+def _tx_share(ws: Workspace, k1: dict[str, np.ndarray], to_tx: np.ndarray, tx_nodes: np.ndarray,
+              reached: _Times) -> tuple[np.ndarray, np.ndarray]:
+    """Per transaction node (sorted ``tx_nodes``): the share of its inputs' value the trace brought in
+    (haircut: an exchange's sweep carries other customers' deposits too), and when the money first
+    reached the addresses that paid into it."""
+    at = np.searchsorted(tx_nodes, k1["dst_id"][to_tx])
+    traced = np.bincount(at, weights=k1["amount"][to_tx], minlength=tx_nodes.size)
+    paid_from = np.full(tx_nodes.size, NEVER, np.int64)
+    np.minimum.at(paid_from, at, reached.of(k1["src_id"][to_tx]))
+    inputs = _arrays(ws.hop(tx_nodes, "in"))
+    total = np.bincount(np.searchsorted(tx_nodes, inputs["dst_id"]), weights=inputs["amount"], minlength=tx_nodes.size)
+    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), paid_from
 
 
-def _allowed(e: dict[str, np.ndarray], p: TraceParams, arrival: dict[int, int], direction: str) -> np.ndarray:
+def _kept(e: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: v[keep] for c, v in e.items()}
+
+
+def _allowed(e: dict[str, np.ndarray], p: TraceParams, when: np.ndarray | None, direction: str) -> np.ndarray:
+    """Movements that pass the thresholds and, when ``when`` (the time money reached each movement's near
+    end) is given, move forward in time from it (backward: happened before it)."""
     keep = np.ones(e["flow_id"].size, dtype=bool)
     if p.min_value is not None:
         keep &= e["amount"] / np.power(10.0, e["decimals"]) >= p.min_value
@@ -162,20 +327,138 @@ def _allowed(e: dict[str, np.ndarray], p: TraceParams, arrival: dict[int, int], 
         keep &= e["time"] >= int(p.since.timestamp() * 1_000_000)
     if p.until is not None:
         keep &= e["time"] <= int(p.until.timestamp() * 1_000_000)
-    # money moves forward in time: from a node reached at t, only movements at or after t (before, backward)
-    side = "src_id" if direction == "out" else "dst_id"
-    when = np.array([arrival.get(int(n), -NEVER if direction == "out" else NEVER) for n in e[side]], dtype=np.int64)
-    keep &= (e["time"] >= when) if direction == "out" else (e["time"] <= when)
+    if when is not None:
+        keep &= (e["time"] >= when) if direction == "out" else (e["time"] <= when)
     return keep
 
 
-def _not_stopped(ws: Workspace, nodes: list[int], p: TraceParams) -> list[int]:
+# -- crossing an exchange between chains ------------------------------------------------------------------
+def labelled_nodes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Every labelled node with its label's category, actor and the node's chain, as arrays sorted by node
+    (codes into ``categories``, ``actors``, ``chains``; actor "" when the label names none). One join of
+    ``labels`` with ``addresses``, kept on the workspace until labels or addresses change."""
+    key = ws.rows("SELECT (SELECT count(*) FROM labels), (SELECT max(run_id) FROM labels), "
+                  "(SELECT count(*) FROM addresses)")[0]
+    cached = getattr(ws, "_trace_labelled_nodes", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    t = ws.store.arrow(
+        """SELECT DISTINCT a.address_id AS node, coalesce(l.category, '') AS category,
+                  coalesce(l.actor, '') AS actor, a.chain FROM labels l
+           JOIN addresses a ON a.chain = l.chain AND a.address = l.address ORDER BY ALL""")
+    out: dict[str, np.ndarray] = {"node": t["node"].to_numpy().astype(np.int64)}
+    for col, names in (("category", "categories"), ("actor", "actors"), ("chain", "chains")):
+        values = np.asarray(t[col].to_pylist(), dtype=object)
+        out[names], out[col] = np.unique(values, return_inverse=True) if values.size else (values, values.astype(np.int64))
+    ws._trace_labelled_nodes = (key, out)
+    return out
+
+
+def exchange_nodes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Nodes labelled ``exchange`` with an ``actor``, as sorted arrays: node, actor code, chain code (with
+    the ``actors`` and ``chains`` they index); a node with labels of several actors keeps the first by name."""
+    lab = labelled_nodes(ws)
+    is_exchange = lab["categories"] == "exchange"
+    keep = np.isin(lab["category"], np.flatnonzero(is_exchange)) & (lab["actors"][lab["actor"]] != "") \
+        if lab["node"].size else np.zeros(0, bool)
+    node, actor, chain = lab["node"][keep], lab["actor"][keep], lab["chain"][keep]
+    first = np.ones(node.size, bool)
+    first[1:] = node[1:] != node[:-1]
+    return {"node": node[first], "actor": actor[first], "chain": chain[first], "actors": lab["actors"],
+            "chains": lab["chains"]}
+
+
+@dataclass
+class _Crossing:
+    nodes: np.ndarray   # the withdrawals' recipients
+    times: np.ndarray   # when they received them
+    used: np.ndarray    # the withdrawals' flow ids
+    edges: list[dict[str, Any]]  # the inferred steps, with their basis
+
+
+def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams) -> _Crossing | None:
+    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain:
+    the withdrawals after the arrival whose USD value matches what arrived (docs/tracing.md, "Through
+    exchanges"). The arrivals of one hop at one actor on one chain are matched together."""
+    a = step.arrivals
+    if a is None or not a["node"].size or not ex["node"].size:
+        return None
+    i = np.minimum(np.searchsorted(ex["node"], a["node"]), ex["node"].size - 1)
+    value = a["usd"] * a["share"]
+    hit = (ex["node"][i] == a["node"]) & ~np.isnan(value)
+    if not hit.any():
+        return None
+    window = int(p.exchange_window_hours * 3600 * 1_000_000)
+    nodes, times, used, edges = [], [], [], []
+    actor, chain = ex["actor"][i], ex["chain"][i]
+    for act, ch in sorted({(int(x), int(y)) for x, y in zip(actor[hit], chain[hit], strict=True)}):
+        sel = hit & (actor == act) & (chain == ch)
+        arrived = float(value[sel].sum())
+        if arrived <= 0:
+            continue
+        last = int(a["time"][sel].max())
+        since = max(int(a["from_time"][sel].min()), int(a["time"][sel].min()) - window)
+        until = last + window
+        own = ex["node"][ex["actor"] == act]
+        for there in sorted(set(ex["chain"][(ex["actor"] == act) & (ex["chain"] != ch)].tolist())):
+            found = _withdrawals(ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, arrived,
+                                 since, until, p)
+            if found is None:
+                continue
+            out, rule = found
+            withdrawn = float(out["usd"].sum())
+            biggest = int(a["node"][sel][np.argmax(value[sel])])
+            basis = {"actor": str(ex["actors"][act]), "from_chain": str(ex["chains"][ch]),
+                     "to_chain": str(ex["chains"][there]),
+                     "arrival_flow_ids": sorted(int(f) for f in a["flow_id"][sel]), "arrival_usd": round(arrived, 2),
+                     "withdrawal_flow_ids": sorted(int(f) for f in out["flow_id"]),
+                     "withdrawal_usd": round(withdrawn, 2), "usd_difference": round(withdrawn - arrived, 2),
+                     "usd_difference_share": round((withdrawn - arrived) / arrived, 4),
+                     "window": [_iso(since), _iso(until)], "tolerance": p.exchange_tolerance, "rule": rule}
+            for node in sorted(set(out["src_id"].tolist())):
+                edges.append({"src_id": biggest, "dst_id": int(node), "usd": round(arrived, 2),
+                              "time": int(out["time"].min()), "basis": basis})
+            nodes.append(out["dst_id"])
+            times.append(out["time"])
+            used.append(out["flow_id"])
+    if not edges:
+        return None
+    return _Crossing(np.concatenate(nodes), np.concatenate(times), np.concatenate(used), edges)
+
+
+def _withdrawals(ws: Workspace, there: np.ndarray, own: np.ndarray, arrived: float, since: int, until: int,
+                 p: TraceParams) -> tuple[dict[str, np.ndarray], str] | None:
+    """The withdrawals from ``there`` (the actor's nodes on one other chain) to outsiders within the window
+    that match ``arrived`` USD: the single one closest in value within the tolerance, else the first ones
+    in time order whose running total comes within it (at most ``exchange_max_parts``)."""
+    w = _arrays(ws.hop(there, "out"))
+    keep = _allowed(w, p, None, "out") & (w["time"] >= since) & (w["time"] <= until) & ~np.isnan(w["usd"])
+    keep &= (w["dst_id"] != 0) & ~np.isin(w["dst_id"], own)
+    w = _kept(w, keep)
+    order = np.lexsort((w["flow_id"], w["time"]))
+    w = {c: v[order] for c, v in w.items()}
+    tol = p.exchange_tolerance * arrived
+    gap = np.abs(w["usd"] - arrived)
+    if (gap <= tol).any():
+        chosen, rule = np.array([int(np.argmin(gap))]), "one withdrawal"
+    else:
+        ok = np.abs(np.cumsum(w["usd"][: p.exchange_max_parts]) - arrived) <= tol
+        if not ok.any():
+            return None
+        chosen, rule = np.arange(int(np.argmax(ok)) + 1), "the first withdrawals after the arrival"
+    return _kept(w, np.isin(np.arange(w["flow_id"].size), chosen)), rule
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat()
+
+
+def _not_stopped(ws: Workspace, nodes: np.ndarray, p: TraceParams) -> np.ndarray:
     if not p.stop_at:
         return nodes
-    stopped = {r[0] for r in ws.rows(
-        """SELECT DISTINCT a.address_id FROM addresses a JOIN labels l ON l.chain = a.chain AND l.address = a.address
-           WHERE a.address_id IN (SELECT unnest(?)) AND l.category IN (SELECT unnest(?))""", [nodes, list(p.stop_at)])}
-    return [n for n in nodes if n not in stopped]
+    lab = labelled_nodes(ws)
+    stop = np.flatnonzero(np.isin(lab["categories"], list(p.stop_at)))
+    return nodes[~np.isin(nodes, lab["node"][np.isin(lab["category"], stop)])]
 
 
 def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[int]:
@@ -188,30 +471,56 @@ def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[in
 
 
 def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of: dict[int, int],
-                 edges: dict[int, int], p: TraceParams, truncated: bool) -> Trace:
+                 edges: dict[int, int], inferred: list[dict[str, Any]], p: TraceParams, truncated: bool) -> Trace:
+    # the movements' few-valued and numeric columns from flows; the names of their ends from addresses and
+    # transactions by id (reading flows' text columns for every movement costs a scan of all of them)
     rows = ws.rows(
-        """SELECT flow_id, src_id, dst_id, src, dst, chain, asset, amount_raw, usd, time, txid, kind
-           FROM flows WHERE flow_id IN (SELECT unnest(?)) ORDER BY flow_id""", [sorted(edges)])
-    edge_list = []
+        """SELECT flow_id, src_id, dst_id, chain, asset, CAST(amount AS VARCHAR), usd, time, kind
+           FROM flows WHERE flow_id = ANY(?) ORDER BY flow_id""", [sorted(edges)])
     node_ids = set(hop_of)
-    for fid, sid, did, src, dst, chain, asset, amount, usd, time, txid, kind in rows:
-        edge_list.append({"flow_id": fid, "src": src, "dst": dst, "chain": chain, "asset": asset, "amount": amount,
-                          "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
-                          "hop": edges[fid]})
-        node_ids.update(x for x in (sid, did) if x is not None)
+    for r in rows:
+        node_ids.update(x for x in r[1:3] if x is not None)
+    for e in inferred:
+        node_ids.update((e["src_id"], e["dst_id"]))
     parties = [n for n in node_ids if n > 0]
     info = {r[0]: r[1:] for r in ws.rows(
         """SELECT a.address_id, a.chain, a.address, c.cluster_id FROM addresses a
-           LEFT JOIN clusters c ON c.address_id = a.address_id WHERE a.address_id IN (SELECT unnest(?))""", [parties])}
+           LEFT JOIN clusters c ON c.address_id = a.address_id WHERE a.address_id = ANY(?)""", [parties])}
+    by_name = {(chain, address): n for n, (chain, address, _) in info.items()}
     labels: dict[int, list[dict]] = {}
-    for aid, label, category, source in ws.rows(
-            """SELECT a.address_id, l.label, l.category, l.source FROM addresses a
-               JOIN labels l ON l.chain = a.chain AND l.address = a.address WHERE a.address_id IN (SELECT unnest(?))
-               ORDER BY 1, 2""", [parties]):
-        labels.setdefault(aid, []).append({"label": label, "category": category, "source": source})
+    for chain, address, label, category, source in ws.rows(
+            """SELECT chain, address, label, category, source FROM labels WHERE address = ANY(?)
+               ORDER BY label, category, source""", [sorted({v[1] for v in info.values()})]):
+        if (chain, address) in by_name:
+            labels.setdefault(by_name[(chain, address)], []).append(
+                {"label": label, "category": category, "source": source})
     txs = {r[0]: r[1:] for r in ws.rows(
-        "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id IN (SELECT unnest(?))",
-        [[-n for n in node_ids if n < 0]])}
+        "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id = ANY(?)", [[-n for n in node_ids if n < 0]])}
+
+    def name(n: int | None) -> str | None:
+        if n is not None and n > 0 and n in info:
+            return info[n][1]
+        return f"tx:{txs[n][1]}" if n is not None and n in txs else None
+
+    # account-model and fiat movements carry a txid of their own; and any end not known by id
+    plain = {r[0] for r in rows if r[8] == "utxo" and r[5] is not None and name(r[1]) and name(r[2])}
+    extra = {r[0]: r[1:] for r in ws.rows(
+        "SELECT flow_id, src, dst, txid, amount_raw FROM flows WHERE flow_id = ANY(?)",
+        [[r[0] for r in rows if r[0] not in plain]])} if len(plain) < len(rows) else {}
+    edge_list = []
+    for fid, sid, did, chain, asset, amount, usd, time, kind in rows:
+        if fid in plain:
+            src, dst, txid = name(sid), name(did), txs[sid if sid < 0 else did][1]
+        else:
+            src, dst, txid, amount = extra[fid]
+        edge_list.append({"flow_id": fid, "src": src, "dst": dst, "chain": chain, "asset": asset, "amount": amount,
+                          "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
+                          "hop": edges[fid]})
+    for e in inferred:  # an exchange crossed between chains: a step inferred from values and times
+        edge_list.append({"flow_id": None, "src": info.get(e["src_id"], (None, None))[1],
+                          "dst": info.get(e["dst_id"], (None, None))[1], "chain": None, "asset": "USD", "amount": None,
+                          "usd": e["usd"], "time": _iso(e["time"]), "txid": None, "kind": "inferred", "hop": e["hop"],
+                          "basis": e["basis"]})
     nodes = []
     for n in sorted(node_ids, key=lambda x: (hop_of.get(x, NEVER), x)):
         if n > 0:

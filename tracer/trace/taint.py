@@ -142,31 +142,109 @@ def forward_taint(store, sources: list[str], model: str = "haircut", hops: int =
                   chain: str = "bitcoin") -> dict[str, dict[str, float]]:
     """Taint forward from source outputs ``txid:n`` through the transactions that spend them, ``hops``
     spends deep (one query per hop on ``outputs.spent_by_txid``); each output's tainted value per source."""
-    points: dict[Outpoint, str] = {}
-    for text in sources:
+    points = {op: f"{op[0]}:{op[1]}" for op in _outpoints(sources, "source")}
+    txs = _neighbourhood(store, sorted({t for t, _ in points}), hops + 1, chain,
+                         "SELECT DISTINCT spent_by_txid FROM outputs WHERE chain = ? AND txid IN (SELECT unnest(?)) "
+                         "AND spent_by_txid IS NOT NULL")
+    # the source transactions themselves: their outputs carry the sources (their inputs need not be known)
+    have = {t.txid for t in txs}
+    txs[:0] = [_outputs_only(store, txid, chain) for txid in reversed(sorted({t for t, _ in points} - have))]
+    taint = propagate(txs, points, model)
+    return {f"{t}:{n}": v for (t, n), v in taint.items()}
+
+
+# -- backward: from an output to its sources -------------------------------------------------------------
+def _parents(tx: Tx, n: int, model: str) -> list[tuple[Outpoint, float]]:
+    """The inputs that output ``n`` of ``tx`` came from, with the share of its value each gave: haircut —
+    every input in proportion to its value; FIFO — the inputs whose stretch of the input stream output
+    ``n``'s stretch overlaps (outputs in order, the fee last); poison — every input, each as 1 (a support,
+    not shares)."""
+    total_in = sum(v for _, v in tx.inputs)
+    value = tx.outputs[n]
+    if model == "poison":
+        return [(op, 1.0) for op, _ in tx.inputs]
+    if model == "haircut" or not value:
+        return [(op, v / total_in) for op, v in tx.inputs if v] if total_in else []
+    start = sum(tx.outputs[:n])
+    end, pos, parts = start + value, 0, []
+    for op, v in tx.inputs:
+        overlap = min(pos + v, end) - max(pos, start)
+        if overlap > 0:
+            parts.append((op, overlap / value))
+        pos += v
+    return parts
+
+
+def backward_shares(txs: Iterable[Tx], target: Outpoint, model: str = "haircut") -> dict[Outpoint, float]:
+    """The share of ``target``'s value that came from each source: walking back through ``txs`` from the
+    target, the outputs whose transaction is not among ``txs`` (or has no inputs: a coinbase, a funding
+    transaction) are the sources. Haircut and FIFO shares sum to 1 at the target and agree with the forward
+    models run from every source; poison gives the support (each source as 1)."""
+    if model not in ("poison", "haircut", "fifo"):
+        raise ValueError("model is poison, haircut or fifo")
+    by_id = {tx.txid: tx for tx in txs}
+    tx = by_id.get(target[0])
+    if tx is None or not 0 <= target[1] < len(tx.outputs):
+        raise ValueError(f"{target[0]}:{target[1]} is not an output of the given transactions")
+    current: dict[Outpoint, float] = {target: 1.0}
+    sources: dict[Outpoint, float] = {}
+    while current:
+        step: dict[Outpoint, float] = {}
+        for op, share in current.items():
+            tx = by_id.get(op[0])
+            parts = _parents(tx, op[1], model) if tx is not None and tx.inputs else []
+            if not parts:
+                sources[op] = max(sources.get(op, 0.0), share) if model == "poison" else sources.get(op, 0.0) + share
+                continue
+            for prev, part in parts:
+                add = share * part
+                step[prev] = max(step.get(prev, 0.0), add) if model == "poison" else step.get(prev, 0.0) + add
+        current = step
+    return sources
+
+
+def backward_taint(store, targets: list[str], model: str = "haircut", hops: int = 6,
+                   chain: str = "bitcoin") -> dict[str, dict[str, float]]:
+    """For each target output ``txid:n``, the share of its value that came from each source output ``hops``
+    spends back (or fewer, where the history ends in a coinbase): one query per hop on ``inputs``."""
+    points = _outpoints(targets, "target")
+    txs = _neighbourhood(store, sorted({t for t, _ in points}), hops, chain,
+                         "SELECT DISTINCT prev_txid FROM inputs WHERE chain = ? AND txid IN (SELECT unnest(?)) "
+                         "AND prev_txid IS NOT NULL")
+    have = {t.txid for t in txs}
+    txs += [_outputs_only(store, txid, chain) for txid in sorted({t for t, _ in points} - have)]  # coinbases
+    return {f"{t}:{n}": {f"{s}:{k}": v for (s, k), v in sorted(backward_shares(txs, (t, n), model).items())}
+            for t, n in points}
+
+
+def _outpoints(texts: list[str], what: str) -> list[Outpoint]:
+    points = []
+    for text in texts:
         txid, sep, n = text.rpartition(":")
         if not sep or not n.isdigit():
-            raise ValueError(f"{text}: a source is txid:n (an output)")
-        points[(txid, int(n))] = text
-    frontier = sorted({t for t, _ in points})
+            raise ValueError(f"{text}: a {what} is txid:n (an output)")
+        points.append((txid, int(n)))
+    return points
+
+
+def _neighbourhood(store, frontier: list[str], levels: int, chain: str, step_sql: str) -> list[Tx]:
+    """The transactions ``levels`` steps from ``frontier`` (one query per step: ``step_sql`` maps txids to
+    the next ones), as :class:`Tx` in block order."""
     seen: list[str] = []
-    for _ in range(hops + 1):
+    for _ in range(levels):
         if not frontier:
             break
         seen += [t for t in frontier if t not in seen]
-        frontier = sorted({r[0] for r in store.query(
-            "SELECT DISTINCT spent_by_txid FROM outputs WHERE chain = ? AND txid IN (SELECT unnest(?)) "
-            "AND spent_by_txid IS NOT NULL", [chain, frontier])} - set(seen))
-    txs = from_store(store, seen, chain)
-    # the source transactions themselves: their outputs carry the sources (their inputs need not be known)
-    have = {t.txid for t in txs}
-    for txid in sorted({t for t, _ in points} - have):
-        values = [int(v) for (v,) in store.query(
-            "SELECT value FROM outputs WHERE chain = ? AND txid = ? ORDER BY n", [chain, txid])]
-        if not values:
-            raise ValueError(f"{txid}: not a transaction in this store")
-        tx = Tx(txid, [], [])
-        tx.outputs, tx.fee = values, 0
-        txs.insert(0, tx)
-    taint = propagate(txs, points, model)
-    return {f"{t}:{n}": v for (t, n), v in taint.items()}
+        frontier = sorted({r[0] for r in store.query(step_sql, [chain, frontier])} - set(seen))
+    return from_store(store, seen, chain)
+
+
+def _outputs_only(store, txid: str, chain: str) -> Tx:
+    """A transaction known by its outputs alone (a source's, or a coinbase)."""
+    values = [int(v) for (v,) in store.query("SELECT value FROM outputs WHERE chain = ? AND txid = ? ORDER BY n",
+                                             [chain, txid])]
+    if not values:
+        raise ValueError(f"{txid}: not a transaction in this store")
+    tx = Tx(txid, [], [])
+    tx.outputs, tx.fee = values, 0
+    return tx
