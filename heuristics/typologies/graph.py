@@ -260,6 +260,9 @@ def _windows(g: Graph, p, role: str, min_cp: int) -> dict[str, np.ndarray]:
         "novel": total((g.span <= width).astype(np.float64), idx, s, e) / np.maximum(e - s, 1),
         "noncard": np.where(usd > 0, 1 - total(g.usd * g.card, idx, s, e) / safe, 1.0),
         "burst": 1 - np.minimum(1.0, (t1 - t0) / width),
+        # counterparties used for little else (a mule has its two flows; a biller or utility, dozens)
+        "cp_dedicated": total(np.minimum(1.0, 2.0 / np.maximum(g.degree[g.di if role == "out" else g.si], 1))
+                              * (~g.cash), idx, s, e) / np.maximum(e - s, 1),
         "n_back": _distinct(back_other, a, b),
     }
 
@@ -303,6 +306,8 @@ def _fan(ctx: Context, p, role: str):
     w = _windows(g, p, role, p.min_counterparties)
     score = (0.3 * w["through"] + 0.2 * w["dedicated"] + 0.15 * w["novel"] + 0.1 * w["noncard"]
              + 0.15 * w["burst"] + 0.1 * _size(w["n"], p.min_counterparties))
+    if role == "out":  # paying billers and utilities (popular payees) is not paying out to mules
+        score = score * (0.75 + 0.25 * w["cp_dedicated"])
     take = np.flatnonzero(score >= p.min_score)
     specific = _specific_evidence(ctx, ("scatter_gather", "gather_scatter"), p) if p.defer and take.size else None
     rows = []
