@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracer.simulate.ledger import DUST, NULLDATA, P2WPKH, txid_of
+from tracer.simulate.ledger import DUST, NULLDATA, P2WPKH
 from tracer.simulate.wallets import SOFTWARE, TX_SCRIPTED, USER, Economy, tx_sizes
 
 
@@ -183,7 +183,7 @@ class Scripted:
         return tx, coins
 
     def txid(self, tx: int) -> str:
-        return txid_of(self.led.seed, tx)
+        return self.led.txids([tx])[tx]
 
     def address_owner(self, addr: int) -> int:
         return int(self.led.addr_owner.a[addr])
