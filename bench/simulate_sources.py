@@ -82,7 +82,7 @@ def compare(a: Path, b: Path) -> dict[str, int]:
 def main(scales: list[str]) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, CPython {platform.python_version()}, "
           f"load {open('/proc/loadavg').read().split()[:3]}")
-    print("| scale | Bitcoin tx | simulate s | simulate --sources s | Bitcoin tables stage s (plain → sources) "
+    print("| scale | Bitcoin tx | simulate s | simulate --sources s | Bitcoin tables stage s (plain → sources + serialising) "
           "| blk files | blk MB | ingest blk s (process) | ingest tx/s | rows differing | peak RSS MB (sources) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for scale in scales:
@@ -102,7 +102,8 @@ def main(scales: list[str]) -> None:
             diff = compare(work / "s.duckdb", work / "b.duckdb")
             stage = "writing Bitcoin tables"
             print(f"| {scale} | {src['tx']:,} | {plain['wall']:.1f} | {src['wall']:.1f} | "
-                  f"{plain['stages'][stage]:.1f} → {src['stages'][stage]:.1f} | {len(blks)} | {mb:.0f} | {ingest:.1f} | "
+                  f"{plain['stages'][stage]:.1f} → {src['stages'][stage]:.1f} + "
+                  f"{src['stages']['serialising blk files']:.1f} | {len(blks)} | {mb:.0f} | {ingest:.1f} | "
                   f"{src['tx'] / ingest:,.0f} | {sum(diff.values())} | {src['rss_mb']:,.0f} |", flush=True)
             print(f"  stages (sources): {json.dumps({k: round(v, 1) for k, v in src['stages'].items()})}")
             print(f"  rows differing per table: {diff}")

@@ -10,20 +10,24 @@ Bitcoin block ingester writes (``blocks``, ``transactions``, ``outputs``, ``inpu
   reproducible from the seed (:func:`txid_of`), and with no chance of meeting a real mainnet txid;
 - block heights start at 1,000,000 (far above the real chain when this was written), block hashes are
   ``sha256("<seed>:block:<height>")`` and each block's ``prev_hash`` is the hash of the one before;
+- a regtest world (``materialise(..., blk_dir)``, the sources mode) is instead serialised into blk files
+  (:mod:`tracer.simulate.serialise`): txids, wtxids and block hashes are the double SHA-256 of the bytes,
+  and :meth:`Ledger.txids` is how the rest of the simulator learns them;
 - ``spent_by_txid`` / ``spent_by_n`` of an output and ``address`` / ``value`` of an input are resolved by
   joins, as the ingester resolves them;
 - address ids are dense, continuing from the store's ``max(address_id) + 1``, and assigned in order of
   first sight (block, position, output index), as the ingester assigns them.
 
 Addresses are real mainnet encodings with valid checksums (``tracer.codecs.bitcoin_address``): P2PKH and
-P2SH by Base58Check (versions 0x00 and 0x05), P2WPKH / P2WSH by Bech32 (BIP173) and P2TR by Bech32m
-(BIP350). Their 20- or 32-byte payloads come from a seeded Philox stream, so they are random points
+P2SH by Base58Check (versions 0x00 and 0x05; regtest 0x6f and 0xc4), P2WPKH / P2WSH by Bech32 (BIP173) and
+P2TR by Bech32m (BIP350), HRP ``bc`` (regtest ``bcrt``). Their 20- or 32-byte payloads come from a seeded Philox stream, so they are random points
 with no known key — nobody can spend from them on the real chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,7 +218,8 @@ class Ledger:
         self._addr_flushed = hi
 
     # -- the canonical tables -----------------------------------------------------------------------
-    def materialise(self, run_id: int, block_times: np.ndarray, blk_dir: Path | None = None) -> dict[str, int]:
+    def materialise(self, run_id: int, block_times: np.ndarray, blk_dir: Path | None = None,
+                    stage: Callable[[str], None] | None = None) -> dict[str, int]:
         """Write blocks, transactions, outputs, inputs and addresses from the staging tables.
 
         With ``blk_dir`` (a regtest world) the chain is first serialised into Bitcoin Core blk files there
@@ -243,7 +248,11 @@ class Ledger:
                     FROM _sim_pos t"""
             )
         else:
+            if stage is not None:
+                stage("serialising blk files")
             hashes, header = self._serialise(block_times, blk_dir)
+            if stage is not None:
+                stage("writing Bitcoin tables")
         blocks = pa.table(
             {
                 "block": pa.array(np.arange(n_blocks), pa.int32()),

@@ -83,7 +83,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     scr.release()
     econ.release()  # the coin sets are not needed any more: give their memory back before the joins
     tell("writing Bitcoin tables", 0.0)
-    counts = ledger.materialise(run_id, times, None if sources_dir is None else sources_dir / "blocks")
+    counts = ledger.materialise(run_id, times, None if sources_dir is None else sources_dir / "blocks",
+                                stage=lambda name: tell(name, 0.0))
     tell("ads, USDT and bank", 0.0)
 
     # -- ads ----------------------------------------------------------------------------------------

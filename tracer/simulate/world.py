@@ -140,7 +140,9 @@ def simulate(
     A store that already holds a simulated world is refused (heights and txids would collide).
     ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
     written as the source files the ingesters read, with a manifest of the ingest steps in order
-    (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
+    (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables. Such a
+    world is a regtest world: its Bitcoin chain is serialised into blk files with real txids and headers
+    (:mod:`tracer.simulate.serialise`) and its addresses carry regtest prefixes.
     Ads are stored as a scrape sees them: their fee payment (``fee_txid``, ``fee_amount``) is unknown
     to the store and only in the truth, unless ``ad_fees_known``.
     """
