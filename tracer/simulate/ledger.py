@@ -398,6 +398,19 @@ class Ledger:
         prev_tx = ins["prev_tx"][io]
         prev_row = np.where(prev_tx < 0, -1, row_of[np.maximum(prev_tx, 0)])
         prev_n = ins["prev_n"][io].astype(np.int64)
+        # the serialiser names each parent's txid, computed earlier in the same pass: a parent must come
+        # earlier in block and position order (as consensus requires), and not be the coinbase of the
+        # spender's own block (a coinbase commits to the other transactions' wtxids: it is serialised last)
+        blk_of_row = tx["block"].astype(np.int64)
+        parent = np.maximum(prev_row, 0)
+        first_of_block = np.r_[True, np.diff(blk_of_row) != 0]
+        own_coinbase = (prev_row >= 0) & first_of_block[parent] & (blk_of_row[parent] == blk_of_row[in_row])
+        late = np.flatnonzero((prev_row >= in_row) | own_coinbase)
+        if late.size:
+            k = int(late[0])
+            raise ValueError(f"{late.size} input(s) spend an output of a transaction that is not earlier in the "
+                             f"chain or is their block's coinbase (first: transaction {int(ins['tx'][io][k])} input {int(ins['n'][io][k])} spends "
+                             f"{int(prev_tx[k])}:{int(prev_n[k])}, rows {int(in_row[k])} and {int(prev_row[k])})")
         spent = np.where(prev_row < 0, 0, tx_out0[np.maximum(prev_row, 0)] + prev_n)
         out_script = outs["script"][oo].astype(np.int8)
         out_addr = outs["addr"][oo].astype(np.int64)

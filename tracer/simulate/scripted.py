@@ -122,7 +122,9 @@ class Scripted:
         """Build one transaction; return its index and its outputs as coins (in output order)."""
         if not inputs:
             raise ValueError(f"scripted transaction {role} has no inputs")
-        block = max(block, max(c.block for c in inputs))
+        # not before its coins; an opening coin (a genesis coinbase output) not in its own block: a block's
+        # coinbase commits to the wtxids of the block's other transactions, so none of them can spend it
+        block = max(block, max(c.block + (c.block < self.econ.genesis_blocks) for c in inputs))
         o = self.econ.owners
         scripts = []
         for out in outputs:

@@ -22,6 +22,7 @@ with hashlib, which is the cross-check).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +44,6 @@ def _icbrt(n: int) -> int:
         x = y
 
 
-def _isqrt(n: int) -> int:
-    import math
-
-    return math.isqrt(n)
-
-
 def _primes(count: int) -> list[int]:
     out, k = [], 2
     while len(out) < count:
@@ -61,8 +56,7 @@ def _primes(count: int) -> list[int]:
 # FIPS 180-4 §4.2.2 and §5.3.3: the first 32 bits of the fractional parts of the cube roots of the first
 # 64 primes, and of the square roots of the first 8 (computed exactly with integer roots)
 _K = np.array([_icbrt(p << 96) & 0xFFFFFFFF for p in _primes(64)], dtype=np.int64)
-_H0 = np.array([_isqrt(p << 64) & 0xFFFFFFFF for p in _primes(8)], dtype=np.int64)
-_M = 0xFFFFFFFF
+_H0 = np.array([math.isqrt(p << 64) & 0xFFFFFFFF for p in _primes(8)], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
@@ -373,11 +367,11 @@ def _build_blocks(b0, b1, blk_tx0, blk_height, blk_time, blk_off, magic, prev_ha
             return r0
         strip = _hash_tx(buf, cb_at, end, wstart, True, txid[r0], wtxid[r0], strip, ctx, tmp)
         _merkle(txid[r0:r1], r1 - r0, work, ctx, tmp, merkle[b], 0)
-        q = _le(buf, head, 0x20000000, 4)
+        q = _le(buf, head, BLOCK_VERSION, 4)
         q = _copy(buf, q, prev)
         q = _copy(buf, q, merkle[b])
         q = _le(buf, q, blk_time[b], 4)
-        q = _le(buf, q, 0x207FFFFF, 4)
+        q = _le(buf, q, REGTEST_BITS, 4)
         tries = 0
         while True:  # regtest's target 0x7fffff << 232: about one header in two meets it
             _le(buf, q, tries, 4)

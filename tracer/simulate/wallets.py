@@ -255,6 +255,7 @@ class Economy:
         self.view = SmallPool()  # this round's coins of the owners that act, sorted by owner
         self.view_gidx = np.zeros(0, np.int64)
         self.seq = 0
+        self.genesis_blocks = 0  # blocks 0 .. genesis_blocks - 1 hold only the opening coinbases
         self._build_owners()
 
     # -- owners -----------------------------------------------------------------------------------
@@ -346,6 +347,7 @@ class Economy:
         addr[~is_user] = np.asarray(self.hot_addrs)[ex, rng.integers(0, 3, ex.size)]
         script = self.ledger.addr_script.a[addr]
         per_block = int(np.ceil(owner.size / first_blocks))
+        self.genesis_blocks = first_blocks
         for b in range(first_blocks):
             sl = slice(b * per_block, min(owner.size, (b + 1) * per_block))
             self._coinbase_tx(b, owner[sl], addr[sl], script[sl], value[sl], mature_now=True)
