@@ -472,13 +472,33 @@ _CANDIDATES = [
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){10,30}(?![A-Za-z0-9])")
 
 
-def find_addresses(text: str) -> list[Identifier]:
-    """Crypto addresses in free text, checksum-validated (Bitcoin also by bitcoinlib)."""
+#: Bitcoin's test networks (testnet, signet, regtest): Base58Check versions 0x6f / 0xc4 and their HRPs
+_TEST_BITCOIN = {
+    "base58": re.compile(rf"(?<![{_B58}])[mn2][{_B58}]{{25,34}}(?![{_B58}])"),
+    "tb": re.compile(r"(?<![0-9A-Za-z])(?:tb1|TB1)[02-9ac-hj-np-zAC-HJ-NP-Z]{6,87}(?![0-9A-Za-z])"),
+    "bcrt": re.compile(r"(?<![0-9A-Za-z])(?:bcrt1|BCRT1)[02-9ac-hj-np-zAC-HJ-NP-Z]{6,87}(?![0-9A-Za-z])"),
+}
+
+
+def find_addresses(text: str, bitcoin_network: str = "mainnet") -> list[Identifier]:
+    """Crypto addresses in free text, checksum-validated (Bitcoin also by bitcoinlib). Bitcoin addresses
+    are those of ``bitcoin_network``, the network the store's Bitcoin chain holds."""
     found: list[Identifier] = []
-    for kind, pattern in _CANDIDATES:
+    candidates = _CANDIDATES
+    if bitcoin_network != "mainnet":
+        from tracer.ingest.bitcoin.network import network
+        from tracer.ingest.labels.sources import validate_bitcoin_address
+
+        net = network(bitcoin_network)
+        candidates = [("bitcoin-test", _TEST_BITCOIN["base58"]), ("bitcoin-test", _TEST_BITCOIN[net.hrp])] + \
+            [c for c in _CANDIDATES if c[0] != "bitcoin"]
+    for kind, pattern in candidates:
         for m in pattern.finditer(text):
             try:
-                if kind == "bitcoin":
+                if kind == "bitcoin-test":
+                    value, _ = validate_bitcoin_address(m.group(), bitcoin_network)
+                    kind = "bitcoin"
+                elif kind == "bitcoin":
                     value, _ = validate_bitcoin_user_address(m.group())
                 else:
                     value, _ = validate_address(kind, m.group())
@@ -507,14 +527,15 @@ def _iban_in(candidate: str, offset: int) -> Identifier | None:
         return None
 
 
-def find_identifiers(text: str, region: str | None = "US") -> list[Identifier]:
+def find_identifiers(text: str, region: str | None = "US", bitcoin_network: str = "mainnet") -> list[Identifier]:
     """All identifiers in ``text``, in order of position, each validated; duplicates kept once.
 
-    ``region`` is the default country for phone numbers written without ``+country``.
+    ``region`` is the default country for phone numbers written without ``+country``; Bitcoin
+    addresses are those of ``bitcoin_network``.
     """
     if not text:
         return []
-    found = find_addresses(text)
+    found = find_addresses(text, bitcoin_network)
     for m in _IBAN.finditer(text):
         ident = _iban_in(m.group(), m.start())
         if ident is not None:

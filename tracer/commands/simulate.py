@@ -19,9 +19,10 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
                                   help="test (~3k), demo (~10k), 1e5, 1e6, 1e7 or a number of Bitcoin transactions."),
         truth: Path = typer.Option(..., "--truth", help="Ground-truth JSON to write (Parquet companions go beside it)."),
         sources: Path = typer.Option(None, "--sources",
-                                     help="Also write the world as the source files the ingesters read (ethereum-etl "
-                                          "NDJSON, AMLworld CSV, ads, reports, prices, TagPack; not Bitcoin yet) "
-                                          "with manifest.json and ingest.sh, into this new or empty folder."),
+                                     help="Also write the world as the source files the ingesters read (Bitcoin Core "
+                                          "blk files, ethereum-etl NDJSON, AMLworld CSV, ads, reports, prices, "
+                                          "TagPack) with manifest.json and ingest.sh, into this new or empty folder; "
+                                          "the Bitcoin chain is then a regtest chain (regtest addresses)."),
         ad_fees_known: bool = typer.Option(False, "--ad-fees-known",
                                            help="Store each ad's fee payment (fee_txid, fee_amount) as if the "
                                                 "scrape knew it; by default only the truth files know it."),

@@ -10,26 +10,32 @@ Bitcoin block ingester writes (``blocks``, ``transactions``, ``outputs``, ``inpu
   reproducible from the seed (:func:`txid_of`), and with no chance of meeting a real mainnet txid;
 - block heights start at 1,000,000 (far above the real chain when this was written), block hashes are
   ``sha256("<seed>:block:<height>")`` and each block's ``prev_hash`` is the hash of the one before;
+- a regtest world (``materialise(..., blk_dir)``, the sources mode) is instead serialised into blk files
+  (:mod:`tracer.simulate.serialise`): txids, wtxids and block hashes are the double SHA-256 of the bytes,
+  and :meth:`Ledger.txids` is how the rest of the simulator learns them;
 - ``spent_by_txid`` / ``spent_by_n`` of an output and ``address`` / ``value`` of an input are resolved by
   joins, as the ingester resolves them;
 - address ids are dense, continuing from the store's ``max(address_id) + 1``, and assigned in order of
   first sight (block, position, output index), as the ingester assigns them.
 
 Addresses are real mainnet encodings with valid checksums (``tracer.codecs.bitcoin_address``): P2PKH and
-P2SH by Base58Check (versions 0x00 and 0x05), P2WPKH / P2WSH by Bech32 (BIP173) and P2TR by Bech32m
-(BIP350). Their 20- or 32-byte payloads come from a seeded Philox stream, so they are random points
+P2SH by Base58Check (versions 0x00 and 0x05; regtest 0x6f and 0xc4), P2WPKH / P2WSH by Bech32 (BIP173) and
+P2TR by Bech32m (BIP350), HRP ``bc`` (regtest ``bcrt``). Their 20- or 32-byte payloads come from a seeded Philox stream, so they are random points
 with no known key — nobody can spend from them on the real chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from tracer.codecs.bitcoin_address import base58check_arrow, segwit_arrow
+from tracer.ingest.bitcoin.network import network
 from tracer.store import Store, graph
 
 # script type codes used by every generator; names are those the ingester writes
@@ -44,6 +50,7 @@ IN_BASE = np.array([148, 64, 41, 41, 41, 0], dtype=np.int64)
 IN_WIT = np.array([0, 108, 108, 253, 66, 0], dtype=np.int64)
 OUT_SIZE = np.array([34, 32, 31, 43, 43, 43], dtype=np.int64)
 TX_OVERHEAD = 10  # version 4 + locktime 4 + two 1-byte counts
+COMMITMENT_OUT = 8 + 1 + 38  # the coinbase's witness commitment: value, length, OP_RETURN 0x24 aa21a9ed <32>
 DUST = 546  # Bitcoin Core's dust limit for P2PKH outputs at the default relay fee
 
 FIRST_HEIGHT = 1_000_000
@@ -121,12 +128,15 @@ class Ledger:
 
     FLUSH_ROWS = 400_000
 
-    def __init__(self, store: Store, seed: int):
+    def __init__(self, store: Store, seed: int, network_name: str = "mainnet"):
         self.store, self.seed = store, seed
+        self.net = network(network_name)
         self.next_tx = 0
         self.addr_script = Grow(np.int8)
         self.addr_owner = Grow(np.int32)
         self._addr_flushed = 0
+        # a regtest world is serialised into blk files: its scripts need the addresses' payloads
+        self._payloads: list[np.ndarray] | None = [] if self.net.name == "regtest" else None
         self._payload_rng = np.random.Generator(np.random.Philox(key=[seed, 0xADD5]))
         self.tx = Buffer()
         self.out = Buffer()
@@ -181,13 +191,16 @@ class Ledger:
         owners = self.addr_owner.a[lo:hi]
         # payloads are drawn in id order so the same seed gives the same addresses however we chunk
         payload = self._payload_rng.integers(0, 256, size=(hi - lo, 32), dtype=np.uint8)
+        if self._payloads is not None:
+            self._payloads.append(payload)
+        net = self.net
         parts = []
         for code, encode in (
-            (P2PKH, lambda p: base58check_arrow(0x00, p[:, :20])),
-            (P2SH, lambda p: base58check_arrow(0x05, p[:, :20])),
-            (P2WPKH, lambda p: segwit_arrow("bc", 0, p[:, :20])),
-            (P2WSH, lambda p: segwit_arrow("bc", 0, p)),
-            (P2TR, lambda p: segwit_arrow("bc", 1, p)),
+            (P2PKH, lambda p: base58check_arrow(net.p2pkh_version, p[:, :20])),
+            (P2SH, lambda p: base58check_arrow(net.p2sh_version, p[:, :20])),
+            (P2WPKH, lambda p: segwit_arrow(net.hrp, 0, p[:, :20])),
+            (P2WSH, lambda p: segwit_arrow(net.hrp, 0, p)),
+            (P2TR, lambda p: segwit_arrow(net.hrp, 1, p)),
         ):
             idx = np.flatnonzero(scripts == code)
             if idx.size:
@@ -205,33 +218,54 @@ class Ledger:
         self._addr_flushed = hi
 
     # -- the canonical tables -----------------------------------------------------------------------
-    def materialise(self, run_id: int, block_times: np.ndarray) -> dict[str, int]:
-        """Write blocks, transactions, outputs, inputs and addresses from the staging tables."""
+    def materialise(self, run_id: int, block_times: np.ndarray, blk_dir: Path | None = None,
+                    stage: Callable[[str], None] | None = None) -> dict[str, int]:
+        """Write blocks, transactions, outputs, inputs and addresses from the staging tables.
+
+        With ``blk_dir`` (a regtest world) the chain is first serialised into Bitcoin Core blk files there
+        (:mod:`tracer.simulate.serialise`): txids, wtxids, merkle roots and block hashes are then the
+        real double SHA-256 of those bytes, and the headers carry nBits, nonce and chain work."""
         self.flush()
         con = self.store.con
         seed = self.seed
-        heights = FIRST_HEIGHT + np.arange(len(block_times))
+        n_blocks = len(block_times)
+        heights = FIRST_HEIGHT + np.arange(n_blocks)
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _sim_pos AS
+               SELECT t.*, CAST(row_number() OVER (PARTITION BY t.block ORDER BY t.seq) - 1 AS INTEGER) AS position
+               FROM _sim_tx t"""
+        )
+        header = {"merkle_root": pa.nulls(n_blocks, pa.string()), "bits": pa.nulls(n_blocks, pa.int64()),
+                  "nonce": pa.nulls(n_blocks, pa.int64()), "chainwork": pa.nulls(n_blocks, pa.decimal128(38, 0)),
+                  "work_root": pa.nulls(n_blocks, pa.string()), "arrival": pa.nulls(n_blocks, pa.int64())}
+        if blk_dir is None:
+            hashes = [block_hash_of(seed, int(h)) for h in heights]
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _sim_txid AS
+                    SELECT t.*, sha256('{seed}:tx:' || t.tx) AS txid,
+                           CASE WHEN t.weight = 4 * t.size THEN sha256('{seed}:tx:' || t.tx)
+                                ELSE sha256('{seed}:wtx:' || t.tx) END AS wtxid
+                    FROM _sim_pos t"""
+            )
+        else:
+            if stage is not None:
+                stage("serialising blk files")
+            hashes, header = self._serialise(block_times, blk_dir)
+            if stage is not None:
+                stage("writing Bitcoin tables")
         blocks = pa.table(
             {
-                "block": pa.array(np.arange(len(block_times)), pa.int32()),
+                "block": pa.array(np.arange(n_blocks), pa.int32()),
                 "height": pa.array(heights, pa.int64()),
-                "hash": [block_hash_of(seed, int(h)) for h in heights],
-                "prev_hash": [block_hash_of(seed, int(h) - 1) for h in heights],
+                "hash": hashes,
+                "prev_hash": [block_hash_of(seed, FIRST_HEIGHT - 1)] + hashes[:-1],
                 "time": pa.array(block_times.astype("datetime64[us]")),
+                **header,
             }
         )
-        con.execute("CREATE OR REPLACE TEMP TABLE _sim_block AS SELECT * FROM blocks LIMIT 0")
         con.register("_sim_block_arrow", blocks)
         con.execute("CREATE OR REPLACE TEMP TABLE _sim_block AS SELECT * FROM _sim_block_arrow")
         con.unregister("_sim_block_arrow")
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _sim_txid AS
-            SELECT t.*, sha256('{seed}:tx:' || t.tx) AS txid,
-                   CAST(row_number() OVER (PARTITION BY t.block ORDER BY t.seq) - 1 AS INTEGER) AS position
-            FROM _sim_tx t
-            """
-        )
         n_tx = int(con.execute("SELECT count(*) FROM _sim_txid").fetchone()[0])
         first_tx = graph.next_ids(self.store, "utxo_tx", n_tx)
         con.execute(
@@ -268,9 +302,9 @@ class Ledger:
             INSERT INTO blocks BY NAME
             SELECT 'bitcoin' AS chain, b.height, b.hash, b.prev_hash, b.time,
                    CAST(count(t.tx) AS INTEGER) AS tx_count,
-                   CAST(80 + 3 + sum(t.size) AS INTEGER) AS size,
-                   CAST(536870912 AS BIGINT) AS version,
-                   'simulate' AS height_source, 'simulate' AS source, {run_id} AS run_id
+                   CAST(80 + CASE WHEN count(t.tx) < 253 THEN 1 ELSE 3 END + sum(t.size) AS INTEGER) AS size,
+                   CAST(536870912 AS BIGINT) AS version, b.merkle_root, b.bits, b.nonce, b.chainwork, b.work_root,
+                   b.arrival, 'simulate' AS height_source, 'simulate' AS source, {run_id} AS run_id
             FROM _sim_block b JOIN _sim_txid t ON t.block = b.block
             GROUP BY ALL ORDER BY b.height
             """
@@ -278,9 +312,7 @@ class Ledger:
         con.execute(
             f"""
             INSERT INTO transactions BY NAME
-            SELECT 'bitcoin' AS chain, t.txid,
-                   CASE WHEN t.weight = 4 * t.size THEN t.txid ELSE sha256('{seed}:wtx:' || t.tx) END AS wtxid,
-                   b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
+            SELECT 'bitcoin' AS chain, t.txid, t.wtxid, b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
                    t.version, t.locktime, t.size, t.weight,
                    CASE WHEN t.kind = 0 THEN NULL ELSE t.fee END AS fee, t.kind = 0 AS is_coinbase,
                    t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id, t.tx_id
@@ -340,6 +372,96 @@ class Ledger:
             "addresses": self.n_addresses,
         }
 
+    def _serialise(self, block_times: np.ndarray, blk_dir: Path) -> tuple[list[str], dict[str, pa.Array]]:
+        """Serialise the staged chain into blk files; leave txids in ``_sim_txid``; return the block hashes
+        and header columns. Columns come out of DuckDB once, in block and position order; the
+        serialiser is one compiled pass (no Python loop over transactions)."""
+        from tracer.ingest.bitcoin.blocks import block_work
+        from tracer.ingest.bitcoin.parse import hex_rows
+        from tracer.simulate.serialise import REGTEST_BITS, Chain, write_blk_files
+
+        con = self.store.con
+        tx = con.execute("SELECT tx, block, version, locktime, nin, nout, size, weight FROM _sim_pos "
+                         "ORDER BY block, position").fetchnumpy()
+        rows = tx["tx"].size
+        row_of = np.full(self.next_tx, -1, np.int64)
+        row_of[tx["tx"]] = np.arange(rows)
+        ins = con.execute("SELECT tx, n, prev_tx, prev_n, sequence FROM _sim_in").fetchnumpy()
+        outs = con.execute("SELECT tx, n, addr, script, value FROM _sim_out").fetchnumpy()
+        io = np.lexsort((ins["n"], row_of[ins["tx"]]))
+        oo = np.lexsort((outs["n"], row_of[outs["tx"]]))
+        in_row, out_row = row_of[ins["tx"]][io], row_of[outs["tx"]][oo]
+        tx_in0 = np.searchsorted(in_row, np.arange(rows + 1)).astype(np.int64)
+        tx_out0 = np.searchsorted(out_row, np.arange(rows + 1)).astype(np.int64)
+        if not (np.array_equal(np.diff(tx_in0), tx["nin"]) and np.array_equal(np.diff(tx_out0), tx["nout"])):
+            raise ValueError("staged inputs or outputs do not match their transactions' counts")
+        prev_tx = ins["prev_tx"][io]
+        prev_row = np.where(prev_tx < 0, -1, row_of[np.maximum(prev_tx, 0)])
+        prev_n = ins["prev_n"][io].astype(np.int64)
+        # the serialiser names each parent's txid, computed earlier in the same pass: a parent must come
+        # earlier in block and position order (as consensus requires), and not be the coinbase of the
+        # spender's own block (a coinbase commits to the other transactions' wtxids: it is serialised last)
+        blk_of_row = tx["block"].astype(np.int64)
+        parent = np.maximum(prev_row, 0)
+        first_of_block = np.r_[True, np.diff(blk_of_row) != 0]
+        own_coinbase = (prev_row >= 0) & first_of_block[parent] & (blk_of_row[parent] == blk_of_row[in_row])
+        late = np.flatnonzero((prev_row >= in_row) | own_coinbase)
+        if late.size:
+            k = int(late[0])
+            raise ValueError(f"{late.size} input(s) spend an output of a transaction that is not earlier in the "
+                             f"chain or is their block's coinbase (first: transaction {int(ins['tx'][io][k])} input {int(ins['n'][io][k])} spends "
+                             f"{int(prev_tx[k])}:{int(prev_n[k])}, rows {int(in_row[k])} and {int(prev_row[k])})")
+        spent = np.where(prev_row < 0, 0, tx_out0[np.maximum(prev_row, 0)] + prev_n)
+        out_script = outs["script"][oo].astype(np.int8)
+        out_addr = outs["addr"][oo].astype(np.int64)
+        block = tx["block"].astype(np.int64)
+        chain = Chain(
+            blk_tx0=np.searchsorted(block, np.arange(len(block_times) + 1)).astype(np.int64),
+            blk_height=FIRST_HEIGHT + np.arange(len(block_times), dtype=np.int64),
+            blk_time=block_times.astype("datetime64[s]").astype(np.int64),
+            tx_version=tx["version"].astype(np.int64), tx_lock=tx["locktime"].astype(np.int64),
+            tx_seg=tx["weight"] != 4 * tx["size"], tx_size=tx["size"].astype(np.int64),
+            tx_in0=tx_in0, tx_out0=tx_out0, in_prev_row=prev_row, in_prev_n=np.where(prev_row < 0, 0xFFFFFFFF, prev_n),
+            in_seq=ins["sequence"][io].astype(np.int64),
+            in_script=np.where(prev_row < 0, -1, out_script[spent]).astype(np.int8),
+            in_addr=np.where(prev_row < 0, -1, out_addr[spent]),
+            out_value=outs["value"][oo].astype(np.int64), out_script=out_script, out_addr=out_addr,
+            payload=np.concatenate(self._payloads) if self._payloads else np.zeros((0, 32), np.uint8),
+        )
+        first_prev = bytes.fromhex(block_hash_of(self.seed, FIRST_HEIGHT - 1))[::-1]
+        h = write_blk_files(chain, self.net.magic, first_prev, self.seed, blk_dir)
+        con.register("_sim_hash", pa.table({"tx": tx["tx"], "txid": hex_rows(h.txid, reverse=True),
+                                            "wtxid": hex_rows(h.wtxid, reverse=True)}))
+        con.execute("CREATE OR REPLACE TEMP TABLE _sim_txid AS SELECT t.*, h.txid, h.wtxid FROM _sim_pos t "
+                    "JOIN _sim_hash h USING (tx)")
+        con.unregister("_sim_hash")
+        nb = len(block_times)
+        work = block_work(REGTEST_BITS)
+        root = block_hash_of(self.seed, FIRST_HEIGHT - 1)
+        first_arrival = graph.next_ids(self.store, "block", nb)
+        header = {
+            "merkle_root": hex_rows(h.merkle_root, reverse=True),
+            "bits": pa.array(np.full(nb, REGTEST_BITS, np.int64)),
+            "nonce": pa.array(h.nonce),
+            "chainwork": pa.array([work * (k + 1) for k in range(nb)], pa.decimal128(38, 0)),
+            "work_root": pa.array([root] * nb, pa.string()),
+            "arrival": pa.array(np.arange(first_arrival, first_arrival + nb, dtype=np.int64)),
+        }
+        return hex_rows(h.block_hash, reverse=True).to_pylist(), header
+
+    def txids(self, ids) -> dict[int, str]:
+        """The txids of the given transaction indices (after :meth:`materialise`)."""
+        wanted = np.unique(np.asarray([int(i) for i in ids], np.int64))
+        if wanted.size == 0:
+            return {}
+        self.store.con.register("_sim_want", pa.table({"tx": wanted}))
+        try:
+            rows = self.store.con.execute("SELECT t.tx, t.txid FROM _sim_txid t JOIN _sim_want USING (tx)").fetchall()
+        finally:
+            self.store.con.unregister("_sim_want")
+        return {int(t): x for t, x in rows}
+
     def drop_staging(self) -> None:
-        for t in ("_sim_tx", "_sim_out", "_sim_in", "_sim_addr", "_sim_txid", "_sim_block", "_sim_first", "_sim_addr_id"):
+        for t in ("_sim_tx", "_sim_out", "_sim_in", "_sim_addr", "_sim_pos", "_sim_txid", "_sim_block", "_sim_first",
+                  "_sim_addr_id"):
             self.store.con.execute(f"DROP TABLE IF EXISTS {t}")

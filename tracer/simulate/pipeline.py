@@ -15,7 +15,7 @@ from tracer.simulate import plant_flow
 from tracer.simulate import plant_graph
 from tracer.simulate.ads import CITIES, ad_rows, fee_schedule, plan_ads, write_ad
 from tracer.simulate.bank import Bank, account, cash_out
-from tracer.simulate.ledger import FIRST_HEIGHT, Ledger, txid_of
+from tracer.simulate.ledger import FIRST_HEIGHT, Ledger
 from tracer.simulate.market import Prices
 from tracer.simulate.operation import run_operation
 from tracer.simulate.records import label_rows, report_rows, write_tagpack
@@ -52,16 +52,21 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
         if progress is not None:
             progress(stage, frac)
 
-    store.claim_chain("bitcoin", "utxo", "mainnet", None, run_id)
+    # a world written as sources is a regtest chain: its blocks carry real proof of work only at regtest's
+    # difficulty, and the blk ingester claims the chain with the network it reads
+    network_name = "mainnet" if sources_dir is None else "regtest"
+    store.claim_chain("bitcoin", "utxo", network_name, None, run_id)
     store.claim_chain(evm_mod.CHAIN, "account", "simulated", evm_mod.CHAIN_ID, run_id)
     store.claim_chain("fiat", "fiat", "fiat", None, run_id)
     store.con.execute("SELECT 1").fetchall()  # close claim_chain's open result before Arrow registers
     target = cfg["target"]
     times = block_times(cfg, rng_for(seed, 1))
+    if sources_dir is not None:
+        times = times.astype("datetime64[s]").astype("datetime64[us]")  # headers hold whole seconds
     prices = Prices(START, PERIOD_DAYS, rng_for(seed, 3))
 
     # -- Bitcoin: background economy, then ads and the operation on top ----------------------------
-    ledger = Ledger(store, seed)
+    ledger = Ledger(store, seed, network_name)
     econ = Economy(ledger, cfg, rng_for(seed, 2))
     first = econ.genesis(max(1, int(np.ceil(cfg["users"] * 1.8 / 20_000))))
     econ.reserve(econ.exch_hot[0], 2)  # Kestrel's coins that will fund the operation's ad poster
@@ -84,13 +89,15 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     scr.release()
     econ.release()  # the coin sets are not needed any more: give their memory back before the joins
     tell("writing Bitcoin tables", 0.0)
-    counts = ledger.materialise(run_id, times)
+    counts = ledger.materialise(run_id, times, None if sources_dir is None else sources_dir / "blocks",
+                                stage=lambda name: tell(name, 0.0))
     tell("ads, USDT and bank", 0.0)
 
     # -- ads ----------------------------------------------------------------------------------------
     printed = addr_strings(store, list(op.victim_print_addr.values()))
     victim_addr = [printed[op.victim_print_addr[f"victim-{k + 1}"]] for k in range(4)]
     op_i = 0
+    fee_txids = ledger.txids(tx for tx, _ in op.ad_fees.values()) if ad_fees_known else {}
     for ad in ads:
         a = ad["author"]
         btc = None
@@ -101,7 +108,7 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
         ad["addresses"] = [btc] if btc else []
         ad["title"], ad["body"] = write_ad(arng, a, ad["city"], ad["rate"], ad["phones"][0], btc)
         if ad_fees_known and ad["ad_id"] in op.ad_fees:
-            ad["fee_txid"] = txid_of(seed, op.ad_fees[ad["ad_id"]][0])
+            ad["fee_txid"] = fee_txids[op.ad_fees[ad["ad_id"]][0]]
     # a scrape sees the ad, not its payment: fee_txid stays unknown unless asked for (the truth has it);
     # paid ads the scrape missed are not written at all
     counts["ads"] = store.append("ads", ad_rows([ad for ad in ads if ad["scraped"]], run_id))
@@ -205,7 +212,8 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
     stem = truth_path.with_suffix("")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     tagpack = write_tagpack(Path(f"{stem}.tagpack.yaml"), seed, START.date(), tags)
-    counts["labels"] = store.append("labels", label_rows(tagpack, run_id, set(evm_addr), evm_mod.CHAIN))
+    counts["labels"] = store.append("labels", label_rows(tagpack, run_id, set(evm_addr), evm_mod.CHAIN,
+                                                         {"bitcoin": network_name}))
 
     # -- reports ----------------------------------------------------------------------------------------
     op_phones = sorted({p for a in authors if a.operation for p in a.phones})
@@ -241,14 +249,15 @@ def run_world(store: Store, run_id: int, seed: int, cfg: dict[str, Any], truth_p
              f"{', '.join(sorted({CITIES[ad['city']][0] for ad in op_ads}))} with the same photos; "
              f"numbers {', '.join(op_phones)}.")},
     ]
-    rep, idents = report_rows(records, run_id)
+    rep, idents = report_rows(records, run_id, network_name)
     counts["reports"] = store.append("reports", rep)
     counts["report_identifiers"] = store.append("report_identifiers", idents)
 
     # -- ground truth -----------------------------------------------------------------------------------
     btc_names = addr_strings(store, [a for p in plan.bitcoin for a in p["addrs"]])
+    plant_txids = ledger.txids(t for p in plan.bitcoin for t in p["txs"])  # real hashes in a regtest world
     planted_flow = plant_flow.truth_patterns(
-        plan, lambda tx: txid_of(seed, tx), lambda a: btc_names[int(a)],
+        plan, plant_txids.__getitem__, lambda a: btc_names[int(a)],
         lambda tag: ew.txid_sorted[tags_sorted == tag].tolist(), lambda a: evm_addr[a], fiat_id)
     files, patterns = write_truth(
         store, truth_path, seed=seed, run_id=run_id, cfg=cfg, econ=econ, scr=scr, op=op, authors=authors, ads=ads,

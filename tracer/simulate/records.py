@@ -38,9 +38,11 @@ def write_tagpack(path: Path, seed: int, lastmod: dt.date, tags: list[dict]) -> 
     return path
 
 
-def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str) -> pa.Table:
-    """The labels a TagPack import of ``path`` stores, under ``run_id``; EVM tags moved to ``evm_chain``."""
-    batch = _tagpack_batch(path, run_id)
+def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str,
+               networks: dict[str, str] | None = None) -> pa.Table:
+    """The labels a TagPack import of ``path`` stores, under ``run_id``; EVM tags moved to ``evm_chain``;
+    addresses validated for ``networks`` (chain -> network, as the store's ``chains`` says)."""
+    batch = _tagpack_batch(path, run_id, networks)
     if batch.refused:
         raise ValueError(f"the simulated TagPack {path} has refused tags: {batch.refused}")
     table = batch.table()
@@ -52,12 +54,13 @@ def label_rows(path: Path, run_id: int, evm_addresses: set[str], evm_chain: str)
     return table.set_column(i, "source_file", pa.array([path.name] * len(table), pa.string()))
 
 
-def report_rows(records: list[dict], run_id: int) -> tuple[pa.Table, pa.Table]:
+def report_rows(records: list[dict], run_id: int, bitcoin_network: str = "mainnet") -> tuple[pa.Table, pa.Table]:
     reports, idents = [], []
     for line, rec in enumerate(records, start=1):
-        rows = [(kind, validate_identifier(kind, v, "US"), "field")
+        rows = [(kind, validate_identifier(kind, v, "US", bitcoin_network), "field")
                 for kind, values in rec["identifiers"].items() for v in values]
-        found, report_idents = collect_identifiers(rec["report_id"], rows, rec["narrative"], "US", run_id, line)
+        found, report_idents = collect_identifiers(rec["report_id"], rows, rec["narrative"], "US", run_id, line,
+                                                  bitcoin_network)
         idents.extend(report_idents)
         reports.append({
             "report_id": rec["report_id"], "kind": rec["kind"], "filer": rec["filer"], "filed_at": rec["filed_at"],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracer.simulate.ledger import DUST, NULLDATA, P2WPKH, txid_of
+from tracer.simulate.ledger import DUST, NULLDATA, P2WPKH
 from tracer.simulate.wallets import SOFTWARE, TX_SCRIPTED, USER, Economy, tx_sizes
 
 
@@ -122,7 +122,9 @@ class Scripted:
         """Build one transaction; return its index and its outputs as coins (in output order)."""
         if not inputs:
             raise ValueError(f"scripted transaction {role} has no inputs")
-        block = max(block, max(c.block for c in inputs))
+        # not before its coins; an opening coin (a genesis coinbase output) not in its own block: a block's
+        # coinbase commits to the wtxids of the block's other transactions, so none of them can spend it
+        block = max(block, max(c.block + (c.block < self.econ.genesis_blocks) for c in inputs))
         o = self.econ.owners
         scripts = []
         for out in outputs:
@@ -183,7 +185,7 @@ class Scripted:
         return tx, coins
 
     def txid(self, tx: int) -> str:
-        return txid_of(self.led.seed, tx)
+        return self.led.txids([tx])[tx]
 
     def address_owner(self, addr: int) -> int:
         return int(self.led.addr_owner.a[addr])

@@ -5,6 +5,8 @@
 ==========================  =====================================  ==========================================
 file                        format                                 read by
 ==========================  =====================================  ==========================================
+``blocks/blk*.dat``         Bitcoin Core blk files (regtest magic  ``tracer ingest bitcoin --network regtest``
+                            ``fabfb5da``, files of <= 128 MiB)
 ``ads.jsonl``               the ads format (docs/formats.md)       ``tracer ingest ads``
 ``evm/*.json``              ethereum-etl NDJSON (``type`` per      ``tracer ingest etl --chain sim-evm
                             line; receipt fields on transactions,  --chain-id 1337 --token-price
@@ -156,6 +158,15 @@ def write_sources(store: Store, run_id: int, seed: int, out: Path, tagpack: Path
 
     def step(path: str, argv: list[str], fills: list[str], rows: int | dict[str, int]) -> None:
         steps.append({"path": path, "argv": argv, "fills": fills, "rows": rows})
+
+    # the blk files were written when the Bitcoin tables were (Ledger.materialise): they come first
+    blk = sorted(p.name for p in (out / "blocks").glob("blk*.dat"))
+    if not blk:
+        raise FileNotFoundError(f"{out / 'blocks'} holds no blk files")
+    step("blocks", ["ingest", "bitcoin", "blocks", "--network", "regtest"],
+         ["blocks", "transactions", "outputs", "inputs", "addresses", "flows"],
+         {"blk_files": len(blk), "blocks": int(store.scalar(
+             "SELECT count(*) FROM blocks WHERE chain = 'bitcoin' AND run_id = ?", [run_id]))})
 
     n = write_ads(store, run_id, out / "ads.jsonl")
     step("ads.jsonl", ["ingest", "ads", "ads.jsonl"], ["ads"], n)

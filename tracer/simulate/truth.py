@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tracer.simulate.ledger import txid_of
 from tracer.simulate.wallets import (
     ACTOR,
     COORDINATOR,
@@ -132,7 +131,8 @@ def write_truth(store: Store, truth_path: Path, *, seed: int, run_id: int, cfg: 
     all_addr_ids = [a for p in op.patterns for a in p.get("addrs", [])] + [op.deposit_addr]
     all_addr_ids += [int(a) for a in np.concatenate(econ.hot_addrs)]
     strings = addr_strings(store, all_addr_ids)
-    txid = lambda tx: txid_of(seed, int(tx))  # noqa: E731
+    txids = scr.led.txids([t for p in op.patterns for t in p["txs"]] + [tx for tx, _ in op.ad_fees.values()])
+    txid = lambda tx: txids[int(tx)]  # noqa: E731
 
     actors: list[dict] = []
     for e, name in enumerate(cfg["exchanges"]):

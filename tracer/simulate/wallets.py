@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from tracer.simulate.ledger import (
+    COMMITMENT_OUT,
     DUST,
     FIRST_HEIGHT,
     IN_BASE,
@@ -234,7 +235,9 @@ def tx_sizes(nin_groups: np.ndarray, in_script: np.ndarray, nout: np.ndarray, ou
     base_out = group_sum(OUT_SIZE[out_script], nout)
     varints = 2 * ((nin_groups > 252).astype(np.int64) + (nout > 252).astype(np.int64))
     base = TX_OVERHEAD + base_in + base_out + varints
-    wit = np.where(wit_in > 0, wit_in + 2, 0)
+    # BIP144: marker and flag, and every input has a witness, a legacy input's an empty one (one byte)
+    legacy = group_sum((IN_WIT[in_script] == 0).astype(np.int64), nin_groups)
+    wit = np.where(wit_in > 0, wit_in + 2 + legacy, 0)
     size = base + wit
     weight = 4 * base + wit
     return size, weight, (weight + 3) // 4
@@ -252,6 +255,7 @@ class Economy:
         self.view = SmallPool()  # this round's coins of the owners that act, sorted by owner
         self.view_gidx = np.zeros(0, np.int64)
         self.seq = 0
+        self.genesis_blocks = 0  # blocks 0 .. genesis_blocks - 1 hold only the opening coinbases
         self._build_owners()
 
     # -- owners -----------------------------------------------------------------------------------
@@ -343,6 +347,7 @@ class Economy:
         addr[~is_user] = np.asarray(self.hot_addrs)[ex, rng.integers(0, 3, ex.size)]
         script = self.ledger.addr_script.a[addr]
         per_block = int(np.ceil(owner.size / first_blocks))
+        self.genesis_blocks = first_blocks
         for b in range(first_blocks):
             sl = slice(b * per_block, min(owner.size, (b + 1) * per_block))
             self._coinbase_tx(b, owner[sl], addr[sl], script[sl], value[sl], mature_now=True)
@@ -355,7 +360,7 @@ class Economy:
         n_out = len(owner) + 1
         o_script = np.r_[script, NULLDATA].astype(np.int16)
         # version, input count, coinbase input (36 + 1 + ~30-byte script + 4), output count, outputs, locktime
-        base = 4 + 1 + 71 + (5 if n_out > 252 else 1) + int(OUT_SIZE[o_script.astype(np.int64)].sum()) + 4
+        base = 4 + 1 + 71 + (3 if n_out > 252 else 1) + int(OUT_SIZE[script.astype(np.int64)].sum()) + COMMITMENT_OUT + 4
         witness = 36  # marker, flag and the one 32-byte witness reserved value (BIP141)
         led.add(
             tx={"tx": [tx], "block": np.int32([block]), "seq": [-1], "fee": [0], "nin": np.int32([1]),
@@ -696,7 +701,7 @@ class Economy:
         script = self.owners.script[owner]
         value = np.array([subsidy(FIRST_HEIGHT + int(h)) for h in heights], np.int64) + fees
         tx = self.ledger.new_txs(T)
-        base = 4 + 1 + 71 + 1 + OUT_SIZE[script.astype(np.int64)] + OUT_SIZE[NULLDATA] + 4
+        base = 4 + 1 + 71 + 1 + OUT_SIZE[script.astype(np.int64)] + COMMITMENT_OUT + 4
         witness = 36
         two = np.repeat(tx, 2)
         self.ledger.add(

@@ -141,7 +141,9 @@ def simulate(
     A store that already holds a simulated world is refused (heights and txids would collide).
     ``progress(stage, fraction)`` is called as stages advance. With ``sources_dir`` the world is also
     written as the source files the ingesters read, with a manifest of the ingest steps in order
-    (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables.
+    (:mod:`tracer.simulate.sources`); ingesting them into an empty store gives the same tables. Such a
+    world is a regtest world: its Bitcoin chain is serialised into blk files with real txids and headers
+    (:mod:`tracer.simulate.serialise`) and its addresses carry regtest prefixes.
     ``plant`` > 0 adds that many instances of each planted typology with benign look-alikes
     (:mod:`tracer.simulate.plant_flow`: Bitcoin, USDT and bank; :mod:`tracer.simulate.plant_graph`: the
     graph typologies in the bank); 0 leaves the world as it was.

@@ -84,6 +84,8 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
     refused = Refused()
     records = read_records(path, refused)
     run = store.begin_run("ads", source, {"region": region, "default_tz": default_tz, "hash_pii": hash_pii})
+    # an ad prints addresses of the network the store's Bitcoin chain holds (a regtest world's ads: regtest)
+    bitcoin_network = store.scalar("SELECT network FROM chains WHERE chain = 'bitcoin'") or "mainnet"
     rows: list[dict[str, Any]] = []
     raws: list[tuple[str, str]] = []
     for position, line, rec in records:
@@ -131,7 +133,7 @@ def ingest_ads(store: Store, path: str | Path, *, region: str | None = "US", def
             continue
         text = "\n".join(str(rec.get(k) or "") for k in ("title", "body"))
         addresses = []
-        for ident in find_identifiers(text, region):
+        for ident in find_identifiers(text, region, bitcoin_network):
             if ident.kind == "phone" and ident.value not in phones:
                 phones.append(ident.value)
             elif ident.kind == "email" and ident.value not in emails:

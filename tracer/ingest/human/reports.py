@@ -51,9 +51,15 @@ IDENTIFIER_FIELDS = ("bitcoin", "ethereum", "tron", "litecoin", "iban", "phone",
 HUMAN_TRAFFICKING_KEY_TERM = "HUMAN TRAFFICKING FIN-2020-A008"
 
 
-def validate_identifier(kind: str, value: str, region: str | None = "US") -> str:
-    """Normalise one identifier of a known kind, or raise InvalidIdentifier."""
+def validate_identifier(kind: str, value: str, region: str | None = "US", bitcoin_network: str = "mainnet") -> str:
+    """Normalise one identifier of a known kind, or raise InvalidIdentifier. Bitcoin addresses are
+    validated for ``bitcoin_network``, the network the store's Bitcoin chain holds (a regtest store's
+    reports name regtest addresses)."""
     if kind == "bitcoin":
+        if bitcoin_network != "mainnet":
+            from tracer.ingest.labels.sources import validate_bitcoin_address
+
+            return validate_bitcoin_address(value, bitcoin_network)[0]
         return validate_bitcoin_user_address(value)[0]
     if kind in ("ethereum", "tron", "litecoin"):
         return validate_address(kind, value)[0]
@@ -100,10 +106,11 @@ IDENTIFIER_SCHEMA = pa.schema([("report_id", pa.string()), ("kind", pa.string())
 
 
 def collect_identifiers(report_id: str, field_rows: list[tuple[str, str, str]], narrative: str,
-                        region: str | None, run_id: int, line: int) -> tuple[dict[str, list[str]], list[dict]]:
+                        region: str | None, run_id: int, line: int,
+                        bitcoin_network: str = "mainnet") -> tuple[dict[str, list[str]], list[dict]]:
     """A report's identifiers: the validated field ones plus those found in the narrative, each
     (kind, value, origin) once. Returns the ``reports.identifiers`` map and the ``report_identifiers`` rows."""
-    rows = field_rows + [(i.kind, i.value, "narrative") for i in find_identifiers(narrative, region)]
+    rows = field_rows + [(i.kind, i.value, "narrative") for i in find_identifiers(narrative, region, bitcoin_network)]
     found: dict[str, list[str]] = {}
     idents: list[dict] = []
     seen: set[tuple[str, str, str]] = set()
@@ -127,6 +134,7 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
     refused = Refused()
     records = read_records(path, refused)
     run = store.begin_run("reports", source, {"region": region})
+    bitcoin_network = store.scalar("SELECT network FROM chains WHERE chain = 'bitcoin'") or "mainnet"
     reports: list[dict[str, Any]] = []
     raws: list[tuple[str, str]] = []
     idents: list[list[dict[str, Any]]] = []  # per report
@@ -162,14 +170,15 @@ def ingest_reports(store: Store, path: str | Path, region: str | None = "US") ->
             continue
         for ident_kind, value in field_pairs:
             try:
-                normalised = validate_identifier(ident_kind, value, region)
+                normalised = validate_identifier(ident_kind, value, region, bitcoin_network)
             except InvalidIdentifier as exc:
                 refused.add(f"{position} ({ident_kind})", value,
                             f"invalid {ident_kind} identifier: report {report_id}: {exc}")
                 bad_identifiers += 1
                 continue
             rows.append((ident_kind, normalised, "field"))
-        found, report_idents = collect_identifiers(report_id, rows, narrative, region, run.run_id, line)
+        found, report_idents = collect_identifiers(report_id, rows, narrative, region, run.run_id, line,
+                                                   bitcoin_network)
         idents.append(report_idents)
         raws.append((position, raw))
         reports.append({
