@@ -57,27 +57,32 @@ def total(results: list[dict]) -> dict[str, dict]:
     for r in results:
         for name, s in r["scores"].items():
             t = out.setdefault(name, {"planted": 0, "alerts": 0, "true_alerts": 0, "found": 0, "on_benign": 0,
-                                      "p_at_k": [], "missed": []})
-            for k in ("planted", "alerts", "true_alerts", "found", "on_benign"):
+                                      "on_other": 0, "p_at_k": [], "lp_at_k": [], "missed": []})
+            for k in ("planted", "alerts", "true_alerts", "found", "on_benign", "on_other"):
                 t[k] += s[k]
             if s["precision_at_k"] is not None:
                 t["p_at_k"].append(s["precision_at_k"])
+                t["lp_at_k"].append(s["laundering_precision_at_k"])
             t["missed"] += [f"seed {r['seed']}: {m}" for m in s["missed"]]
     for t in out.values():
         t["precision"] = t["true_alerts"] / t["alerts"] if t["alerts"] else None
         t["precision_at_k"] = sum(t["p_at_k"]) / len(t["p_at_k"]) if t["p_at_k"] else None
+        t["laundering_precision"] = (t["true_alerts"] + t["on_other"]) / t["alerts"] if t["alerts"] else None
+        t["laundering_precision_at_k"] = sum(t["lp_at_k"]) / len(t["lp_at_k"]) if t["lp_at_k"] else None
         t["recall"] = t["found"] / t["planted"] if t["planted"] else None
-        del t["p_at_k"]
+        del t["p_at_k"], t["lp_at_k"]
     return out
 
 
 def show(title: str, tot: dict[str, dict]) -> None:
     print(title)
-    print(f"  {'typology':16} {'planted':>7} {'alerts':>6} {'true':>5} {'benign':>6} {'prec':>6} {'p@k':>6} {'recall':>6}")
+    print(f"  {'typology':16} {'planted':>7} {'alerts':>6} {'true':>5} {'benign':>6} {'other':>5} {'prec':>6} {'p@k':>6} "
+          f"{'l.prec':>6} {'l.p@k':>6} {'recall':>6}")
     fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
     for name, t in sorted(tot.items()):
         print(f"  {name:16} {t['planted']:7d} {t['alerts']:6d} {t['true_alerts']:5d} {t['on_benign']:6d} "
-              f"{fmt(t['precision'])} {fmt(t['precision_at_k'])} {fmt(t['recall'])}")
+              f"{t['on_other']:5d} {fmt(t['precision'])} {fmt(t['precision_at_k'])} {fmt(t['laundering_precision'])} "
+              f"{fmt(t['laundering_precision_at_k'])} {fmt(t['recall'])}")
 
 
 def main() -> None:

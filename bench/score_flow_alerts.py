@@ -47,19 +47,22 @@ def run(seed: int, scale: str, plant: int, folder: Path, typologies: list[str]) 
 
 
 def table(results: list[dict], typologies: list[str], title: str) -> list[str]:
-    lines = [f"### {title}", "", "| typology | planted | found | alerts | true alerts | on benign | precision | "
-             "precision@k | recall |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"### {title}", "", "| typology | planted | found | alerts | true alerts | on benign | on other laundering "
+             "| precision | precision@k | laundering precision | laundering precision@k | recall |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in typologies:
         s = [r["scores"][name] for r in results if name in r["scores"]]
         planted, found_ = sum(x["planted"] for x in s), sum(x["found"] for x in s)
         alerts, true_ = sum(x["alerts"] for x in s), sum(x["true_alerts"] for x in s)
         benign = sum(x["on_benign"] for x in s)
+        other = sum(x["on_other"] for x in s)
         # precision@k over the seeds: the top-k of each seed pooled
         top = sum(round((x["precision_at_k"] or 0) * min(x["planted"], x["alerts"])) for x in s)
         k = sum(min(x["planted"], x["alerts"]) for x in s)
+        ltop = sum(round((x["laundering_precision_at_k"] or 0) * min(x["planted"], x["alerts"])) for x in s)
         f = lambda a, b: f"{a / b:.3f}" if b else "–"  # noqa: E731
-        lines.append(f"| {name} | {planted} | {found_} | {alerts} | {true_} | {benign} | {f(true_, alerts)} | "
-                     f"{f(top, k)} | {f(found_, planted)} |")
+        lines.append(f"| {name} | {planted} | {found_} | {alerts} | {true_} | {benign} | {other} | {f(true_, alerts)} | "
+                     f"{f(top, k)} | {f(true_ + other, alerts)} | {f(ltop, k)} | {f(found_, planted)} |")
     missed = [f"{r['seed']}:{m}" for r in results for n in typologies for m in r["scores"].get(n, {}).get("missed", [])]
     lines += ["", f"missed: {', '.join(missed) or 'none'}", ""]
     return lines

@@ -9,7 +9,10 @@ recall is the share of planted patterns found by any alert.
 
 Truth types that are not laundering (``benign_*``: payroll runs, merchants' card takings, bill
 payments) are planted to share a typology's shape; :func:`score_alerts` reports how many alerts land
-on them, which count as false in the precision.
+on them, which count as false in the precision. An alert on a planted laundering pattern of *another*
+typology only (a structuring instance's cash deposits into one account, passed on, found as a fan_in:
+a funnel account by FinCEN's definition) is false in ``precision`` but counted in ``on_other`` and in
+``laundering_precision`` (the share of alerts that are on laundering at all), reported beside it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class TypologyScore:
     precision_at_k: float | None
     recall: float | None
     on_benign: int = 0
+    on_other: int = 0  # alerts on planted laundering of another typology only (e.g. a structuring funnel as fan_in)
+    laundering_precision: float | None = None  # (true + on_other) / alerts: the alert is on laundering
+    laundering_precision_at_k: float | None = None
     missed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,12 +93,16 @@ def score_alerts(store: Store, truth_path: str | Path, typologies: list[str] | N
         true_alerts = {a for a, t, i in hits if t == name and i in planted}
         found = {i for a, t, i in hits if t == name and i in planted}
         on_benign = len({a for a, t, i in hits if t == name and i in benign} - true_alerts)
+        laundering = {a for a, t, i in hits if t == name and i not in benign}
+        on_other = len(laundering - true_alerts)
         k = len(planted)
         top = mine[:k] if k else []
         out[name] = TypologyScore(
             typology=name, planted=k, alerts=len(mine), true_alerts=len(true_alerts), found=len(found),
             precision=len(true_alerts) / len(mine) if mine else None,
             precision_at_k=sum(a in true_alerts for a in top) / len(top) if top else None,
-            recall=len(found) / k if k else None, on_benign=on_benign,
+            recall=len(found) / k if k else None, on_benign=on_benign, on_other=on_other,
+            laundering_precision=len(laundering) / len(mine) if mine else None,
+            laundering_precision_at_k=sum(a in laundering for a in top) / len(top) if top else None,
             missed=[patterns[i].get("id", str(i)) for i in planted if i not in found])
     return out
