@@ -112,9 +112,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         from heuristics.typologies import REGISTRY, typology as lookup
 
         lookup(name or "structuring")  # loads the detector modules; an unknown name is an error
-        for name in [name] if name else sorted(REGISTRY):
-            t = REGISTRY[name]
-            print(f"{name}: {t.title} ({t.source})")
+        for shown in [name] if name else sorted(REGISTRY):
+            t = REGISTRY[shown]
+            print(f"{shown}: {t.title} ({t.source})")
             for f in dataclasses.fields(t.params):
                 default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
                 print(f"    {f.name} = {default}  — {f.metadata.get('help', '')}")
