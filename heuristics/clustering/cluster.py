@@ -138,6 +138,9 @@ class ClusterMemory:
     # reads it together with its run id and new rows, and reads again if the store holds another
     state: tuple | None = None
     account: bool | None = None  # chains.kind is 'account' (a chain's kind never changes once claimed)
+    # by address id: some cluster_renames row points at this root (so absorbing it must re-point them);
+    # None: not known, every absorbing run re-points
+    renamed_to: np.ndarray | None = None
 
     def grow(self, n: int) -> None:
         """Room for address ids below ``n``: new addresses are clusters of their own."""
@@ -147,6 +150,8 @@ class ClusterMemory:
         n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
         self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
         self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
+        if self.renamed_to is not None:
+            self.renamed_to = np.concatenate([self.renamed_to, np.zeros(n - old, bool)])
 
     @classmethod
     def load(cls, store: Store, chain: str) -> ClusterMemory | None:
@@ -158,16 +163,18 @@ class ClusterMemory:
             return None
         through = int(state[1] or 0)
         parent = np.arange(through + 1, dtype=np.int64)
+        renamed_to = np.zeros(through + 1, bool)
         for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
             rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
             parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
+        renamed_to[rows["cluster_id"].to_numpy()] = True  # rows: the renames, read last
         root = roots(parent)
         size = np.bincount(root, minlength=through + 1).astype(np.int64)
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
         absorbed = int((root != np.arange(through + 1)).sum())
         return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
-                   int(size.max()) if addresses else 0)
+                   int(size.max()) if addresses else 0, renamed_to=renamed_to)
 
 
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
@@ -284,14 +291,14 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         _insert(store, "cluster_members", chain, run_id, moved, cluster_of[moved])
         result.merges = int(merged.sum())
         mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
-                            int(size.max()) if new_addresses else 0)
+                            int(size.max()) if new_addresses else 0, renamed_to=np.zeros(parent.size, bool))
     else:
         mem.grow(top_address + 1)
         merged, survive, absorb, size_a, size_b, gone = union_pairs(mem.parent, mem.size, a, b)
         result.merges = int(merged.sum())
         clock("union")
         if result.merges:
-            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged])
+            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged], mem)
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
@@ -366,19 +373,26 @@ def _insert(store: Store, table: str, chain: str, run_id: int, ids: np.ndarray, 
             store.con.execute(f"INSERT INTO {table} SELECT ?, id, cluster_id, ? FROM _rows", [chain, run_id])
 
 
-def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray) -> None:
+def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray,
+            mem: ClusterMemory) -> None:
     """Record that the clusters rooted at ``absorbed`` (of ``sizes`` addresses) now belong to ``final``
     without rewriting their members: a single address gets its ``cluster_members`` row; a bigger cluster's
     root gets a ``cluster_renames`` row, and the renames that pointed at it point at ``final`` (renames stay
-    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames."""
+    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames.
+    ``mem.renamed_to`` tells which roots renames point at: the UPDATE runs only if an absorbed root is one."""
     single = sizes == 1
     _insert(store, "cluster_members", chain, run_id, absorbed[single], final[single])
     if single.all():
         return
-    renamed = pa.table({"old": absorbed[~single], "new": final[~single]})
-    with store.view("_renamed", renamed):
-        store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
-                             WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""", [run_id, chain])
+    old, new = absorbed[~single], final[~single]
+    if mem.renamed_to is None or mem.renamed_to[old].any():
+        with store.view("_renamed", pa.table({"old": old, "new": new})):
+            store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
+                                 WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""",
+                              [run_id, chain])
+    if mem.renamed_to is not None:
+        mem.renamed_to[old] = False
+        mem.renamed_to[new] = True
     _insert(store, "cluster_renames", chain, run_id, absorbed[~single], final[~single])
 
 
