@@ -134,6 +134,13 @@ class ClusterMemory:
     clusters: int
     largest: int
     codes: dict[str, int] = field(default_factory=dict)  # cluster_heuristics seen: name -> code
+    # the cluster_state row this run wrote (through_tx_id, params, through_address_id, run_id): the next run
+    # reads it together with its run id and new rows, and reads again if the store holds another
+    state: tuple | None = None
+    account: bool | None = None  # chains.kind is 'account' (a chain's kind never changes once claimed)
+    # by address id: some cluster_renames row points at this root (so absorbing it must re-point them);
+    # None: not known, every absorbing run re-points
+    renamed_to: np.ndarray | None = None
 
     def grow(self, n: int) -> None:
         """Room for address ids below ``n``: new addresses are clusters of their own."""
@@ -143,6 +150,8 @@ class ClusterMemory:
         n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
         self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
         self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
+        if self.renamed_to is not None:
+            self.renamed_to = np.concatenate([self.renamed_to, np.zeros(n - old, bool)])
 
     @classmethod
     def load(cls, store: Store, chain: str) -> ClusterMemory | None:
@@ -154,16 +163,18 @@ class ClusterMemory:
             return None
         through = int(state[1] or 0)
         parent = np.arange(through + 1, dtype=np.int64)
+        renamed_to = np.zeros(through + 1, bool)
         for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
             rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
             parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
+        renamed_to[rows["cluster_id"].to_numpy()] = True  # rows: the renames, read last
         root = roots(parent)
         size = np.bincount(root, minlength=through + 1).astype(np.int64)
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
         absorbed = int((root != np.arange(through + 1)).sum())
         return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
-                   int(size.max()) if addresses else 0)
+                   int(size.max()) if addresses else 0, renamed_to=renamed_to)
 
 
 def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: CoinJoinRules | None = None,
@@ -178,7 +189,8 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     :class:`ClusterMemory`) kept by the caller between runs; without it an incremental run first reads the
     chain's clusters from the store. ``summary`` is kept for callers; the counts now come from memory."""
     rules = rules or CoinJoinRules()
-    account = _is_account(store, chain)
+    known = (memory or {}).get(chain)
+    account = known.account if known is not None and known.account is not None else _is_account(store, chain)
     if not links:
         if account:
             from heuristics.clustering.evm_deposit import EvmDeposit
@@ -190,11 +202,14 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
     memory = {} if memory is None else memory
     parameters = {"full": full, "params": json.loads(params)}
     try:
-        with store.transaction():  # the run's row, its results and its 'ok' in one commit
-            run = store.begin_run("cluster", chain, parameters)
-            result = _cluster(store, chain, account, full, rules, links, params, run.run_id, memory)
-            run.add(transactions=result.transactions, merges=result.merges, clusters=result.clusters)
-            run.finish()
+        with store.transaction():  # the run's results and its row ('ok') in one commit
+            started = utcnow()
+            result = _cluster(store, chain, account, full, rules, links, params, memory)
+            counts = {"transactions": result.transactions, "merges": result.merges, "clusters": result.clusters}
+            store.con.execute(
+                "INSERT INTO ingest_runs (run_id, source, target, parameters, started, finished, status, row_counts) "
+                "VALUES (?, 'cluster', ?, ?, ?, ?, 'ok', ?)",
+                [result.run_id, chain, json.dumps(parameters, default=str), started, utcnow(), json.dumps(counts)])
     except Exception as exc:
         memory.pop(chain, None)  # the arrays may hold a batch the store rolled back
         with contextlib.suppress(Exception):  # the rolled-back run, recorded as failed where the store allows
@@ -204,28 +219,44 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 
 def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
-             run_id: int, memory: dict[str, ClusterMemory]) -> ClusterResult:
+             memory: dict[str, ClusterMemory]) -> ClusterResult:
     from heuristics.clustering.unionfind import find_all, roots, union_pairs
 
     con = store.con
-    state = store.one("SELECT through_tx_id, params, through_address_id, run_id FROM cluster_state WHERE chain = ?",
-                      [chain])
-    if state is not None and state[1] != params:
-        full = True  # other rules: what was merged before may not hold
-    after = 0 if full or state is None else int(state[0])
-    through_address = 0 if full or state is None else int(state[2] or 0)
-    result = ClusterResult(chain, run_id, full or state is None)
-    clock = _Clock(result.seconds)
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
     if account:  # no UTXO transactions: positions are the transfers' flow ids
         position = """SELECT max(flow_id), count(DISTINCT txid) FILTER (WHERE flow_id > ?) FROM transfers
                       WHERE chain = ? AND flow_id >= ?"""
     else:
         position = "SELECT max(tx_id), count(*) FILTER (WHERE tx_id > ?) FROM transactions WHERE chain = ? AND tx_id >= ?"
-    top_address, new_addresses, top, result.transactions = store.one(
-        f"""SELECT a.*, t.* FROM (SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?)
-                                FROM addresses WHERE address_id >= ?) a, ({position}) t""",
-        [chain, through_address, through_address, after, chain, after])
+    where = f"""SELECT a.*, t.* FROM (SELECT max(address_id), count(*) FILTER (WHERE chain = ? AND address_id > ?)
+                                     FROM addresses WHERE address_id >= ?) a, ({position}) t"""
+    known = memory.get(chain)
+    row = None
+    if known is not None and known.state is not None and not full:
+        # one statement: the run id, the stored state (checked against the one in memory) and the new rows
+        # above the remembered positions
+        after, through_address = known.state[0], known.state[2]
+        row = store.one(
+            f"""SELECT nextval('run_id_seq'), s.through_tx_id, s.params, s.through_address_id, s.run_id, w.*
+                FROM (SELECT * FROM cluster_state WHERE chain = ?) s, ({where}) w""",
+            [chain, chain, through_address, through_address, after, chain, after])
+    if row is not None and tuple(row[1:5]) == known.state:
+        run_id, state, position_row = int(row[0]), tuple(row[1:5]), row[5:]
+    else:
+        run_id = int(row[0] if row is not None else store.scalar("SELECT nextval('run_id_seq')"))
+        state = store.one("SELECT through_tx_id, params, through_address_id, run_id FROM cluster_state WHERE chain = ?",
+                          [chain])
+        position_row = None
+    if state is not None and state[1] != params:
+        full = True  # other rules: what was merged before may not hold
+    after = 0 if full or state is None else int(state[0])
+    through_address = 0 if full or state is None else int(state[2] or 0)
+    result = ClusterResult(chain, run_id, full or state is None)
+    clock = _Clock(result.seconds)
+    if position_row is None or full:
+        position_row = store.one(where, [chain, through_address, through_address, after, chain, after])
+    top_address, new_addresses, top, result.transactions = position_row
     top_address = max(int(top_address or 0), through_address)
     new_addresses = int(new_addresses)
     top = after if top is None else max(int(top), after)
@@ -260,14 +291,14 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         _insert(store, "cluster_members", chain, run_id, moved, cluster_of[moved])
         result.merges = int(merged.sum())
         mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
-                            int(size.max()) if new_addresses else 0)
+                            int(size.max()) if new_addresses else 0, renamed_to=np.zeros(parent.size, bool))
     else:
         mem.grow(top_address + 1)
         merged, survive, absorb, size_a, size_b, gone = union_pairs(mem.parent, mem.size, a, b)
         result.merges = int(merged.sum())
         clock("union")
         if result.merges:
-            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged])
+            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged], mem)
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
@@ -284,8 +315,13 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         with store.view("_evidence", evidence):
             con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
                            surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
-    con.execute("INSERT OR REPLACE INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
+    if state is None:
+        con.execute("INSERT INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
+    else:  # an UPDATE of the one row costs less than INSERT OR REPLACE's delete and insert through the key
+        con.execute("UPDATE cluster_state SET through_tx_id = ?, params = ?, run_id = ?, updated = ?, "
+                    "through_address_id = ? WHERE chain = ?", [int(top), params, run_id, utcnow(), top_address, chain])
+    mem.state, mem.account = (int(top), params, top_address, run_id), account
     memory[chain] = mem
     result.addresses, result.clusters, result.largest = mem.addresses, mem.clusters, mem.largest
     clock("write")
@@ -337,19 +373,26 @@ def _insert(store: Store, table: str, chain: str, run_id: int, ids: np.ndarray, 
             store.con.execute(f"INSERT INTO {table} SELECT ?, id, cluster_id, ? FROM _rows", [chain, run_id])
 
 
-def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray) -> None:
+def _absorb(store: Store, chain: str, run_id: int, absorbed: np.ndarray, final: np.ndarray, sizes: np.ndarray,
+            mem: ClusterMemory) -> None:
     """Record that the clusters rooted at ``absorbed`` (of ``sizes`` addresses) now belong to ``final``
     without rewriting their members: a single address gets its ``cluster_members`` row; a bigger cluster's
     root gets a ``cluster_renames`` row, and the renames that pointed at it point at ``final`` (renames stay
-    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames."""
+    one hop, so the ``clusters`` view resolves any address with one join). A full run leaves no renames.
+    ``mem.renamed_to`` tells which roots renames point at: the UPDATE runs only if an absorbed root is one."""
     single = sizes == 1
     _insert(store, "cluster_members", chain, run_id, absorbed[single], final[single])
     if single.all():
         return
-    renamed = pa.table({"old": absorbed[~single], "new": final[~single]})
-    with store.view("_renamed", renamed):
-        store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
-                             WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""", [run_id, chain])
+    old, new = absorbed[~single], final[~single]
+    if mem.renamed_to is None or mem.renamed_to[old].any():
+        with store.view("_renamed", pa.table({"old": old, "new": new})):
+            store.con.execute("""UPDATE cluster_renames SET cluster_id = r.new, run_id = ? FROM _renamed r
+                                 WHERE cluster_renames.chain = ? AND cluster_renames.cluster_id = r.old""",
+                              [run_id, chain])
+    if mem.renamed_to is not None:
+        mem.renamed_to[old] = False
+        mem.renamed_to[new] = True
     _insert(store, "cluster_renames", chain, run_id, absorbed[~single], final[~single])
 
 
