@@ -1,6 +1,7 @@
 """Multi-hop forward traces on a big store, cold and warm, against networkx in the same run.
 
     .venv/bin/python bench/trace.py STORE.duckdb [--seeds 20] [--hops 6] [--min-usd 1000] [--out FILE.json]
+                                  [--seeds-from EARLIER.json] [--skip-cold] [--skip-networkx]
 
 Seeds: ``--seeds`` random Bitcoin addresses (reservoir sample, seed 42) that paid out at least
 ``--min-usd`` in one movement. For each seed, a ``--hops``-hop forward trace with ``min_usd`` as the
@@ -160,6 +161,10 @@ def main() -> None:
     ap.add_argument("--hops", type=int, default=6)
     ap.add_argument("--min-usd", type=float, default=1000.0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--seeds-from", type=Path, default=None,
+                    help="trace the seeds of an earlier --out file instead of sampling (a before/after comparison)")
+    ap.add_argument("--skip-cold", action="store_true", help="no cold runs (a process per seed)")
+    ap.add_argument("--skip-networkx", action="store_true", help="no networkx comparison")
     ap.add_argument("--mode", choices=("cold", "warm", "networkx"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed-list", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,23 +177,27 @@ def main() -> None:
         else:
             print(json.dumps(with_networkx(args.db, seeds, args.hops, args.min_usd)))
         return
-    seeds = pick_seeds(args.db, args.seeds, args.min_usd)
-    colds = [child("cold", args, [s]) for s in seeds]
+    seeds = json.loads(args.seeds_from.read_text())["seeds"] if args.seeds_from else \
+        pick_seeds(args.db, args.seeds, args.min_usd)
+    colds = [] if args.skip_cold else [child("cold", args, [s]) for s in seeds]
     hot = child("warm", args, seeds)
-    nx_ = child("networkx", args, seeds)
+    nx_ = None if args.skip_networkx else child("networkx", args, seeds)
     med = statistics.median
     report = {
         "store": args.db, "seeds": seeds, "hops": args.hops, "min_usd": args.min_usd,
-        "cold_median_s": med(r["seconds"] for r in colds), "cold_peak_mb": max(r["peak_mb"] for r in colds),
         "warm_median_s": med(r["seconds"] for r in hot["runs"]),
         "warm_walk_median_s": med(r["walk_seconds"] for r in hot["runs"]), "warm_peak_mb": hot["peak_mb"],
         "trace_nodes_median": med(r["nodes"] for r in hot["runs"]),
-        "truncated": sum(r["truncated"] for r in hot["runs"]),
-        "networkx_load_s": nx_["load_seconds"], "networkx_bfs_median_s": med(r["seconds"] for r in nx_["runs"]),
-        "networkx_nodes_median": med(r["nodes"] for r in nx_["runs"]), "networkx_peak_mb": nx_["peak_mb"],
-        "networkx_graph": [nx_["graph_nodes"], nx_["graph_edges"]],
-        "cold": colds, "warm": hot["runs"], "networkx": nx_["runs"],
+        "truncated": sum(r["truncated"] for r in hot["runs"]), "warm": hot["runs"],
     }
+    if colds:
+        report.update({"cold_median_s": med(r["seconds"] for r in colds),
+                       "cold_peak_mb": max(r["peak_mb"] for r in colds), "cold": colds})
+    if nx_ is not None:
+        report.update({
+            "networkx_load_s": nx_["load_seconds"], "networkx_bfs_median_s": med(r["seconds"] for r in nx_["runs"]),
+            "networkx_nodes_median": med(r["nodes"] for r in nx_["runs"]), "networkx_peak_mb": nx_["peak_mb"],
+            "networkx_graph": [nx_["graph_nodes"], nx_["graph_edges"]], "networkx": nx_["runs"]})
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k not in ("cold", "warm", "networkx", "seeds")}, indent=1))

@@ -472,69 +472,153 @@ def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[in
 
 def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of: dict[int, int],
                  edges: dict[int, int], inferred: list[dict[str, Any]], p: TraceParams, truncated: bool) -> Trace:
-    # the movements' few-valued and numeric columns from flows; the names of their ends from addresses and
-    # transactions by id (reading flows' text columns for every movement costs a scan of all of them)
-    rows = ws.rows(
-        """SELECT flow_id, src_id, dst_id, chain, asset, CAST(amount AS VARCHAR), usd, time, kind
-           FROM flows WHERE flow_id = ANY(?) ORDER BY flow_id""", [sorted(edges)])
-    node_ids = set(hop_of)
-    for r in rows:
-        node_ids.update(x for x in r[1:3] if x is not None)
-    for e in inferred:
-        node_ids.update((e["src_id"], e["dst_id"]))
-    parties = [n for n in node_ids if n > 0]
-    info = {r[0]: r[1:] for r in ws.rows(
-        """SELECT a.address_id, a.chain, a.address, c.cluster_id FROM addresses a
-           LEFT JOIN clusters c ON c.address_id = a.address_id WHERE a.address_id = ANY(?)""", [parties])}
-    by_name = {(chain, address): n for n, (chain, address, _) in info.items()}
-    labels: dict[int, list[dict]] = {}
-    for chain, address, label, category, source in ws.rows(
-            """SELECT chain, address, label, category, source FROM labels WHERE address = ANY(?)
-               ORDER BY label, category, source""", [sorted({v[1] for v in info.values()})]):
-        if (chain, address) in by_name:
-            labels.setdefault(by_name[(chain, address)], []).append(
-                {"label": label, "category": category, "source": source})
-    txs = {r[0]: r[1:] for r in ws.rows(
-        "SELECT -tx_id, chain, txid FROM transactions WHERE tx_id = ANY(?)", [[-n for n in node_ids if n < 0]])}
+    """The Trace's nodes and edges, built column by column: the movements' few-valued and numeric columns
+    from flows, the names of their ends from addresses and transactions by id (reading flows' text columns
+    for every movement costs a scan of all of them), joined in numpy; Python builds only the output dicts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    def name(n: int | None) -> str | None:
-        if n is not None and n > 0 and n in info:
-            return info[n][1]
-        return f"tx:{txs[n][1]}" if n is not None and n in txs else None
+    fids = np.fromiter(edges.keys(), np.int64, len(edges))
+    edge_hops = np.fromiter(edges.values(), np.int64, len(edges))
+    order = np.argsort(fids)
+    fids, edge_hops = fids[order], edge_hops[order]
+    f = _with_ids(ws, """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id, chain, asset,
+                                CAST(amount AS VARCHAR) AS amount, usd, epoch_us(time) AS time, kind
+                         FROM flows WHERE flow_id IN (SELECT id FROM _trace_ids) ORDER BY flow_id""", fids)
+    fid, sid, did = (f[c].to_numpy().astype(np.int64) for c in ("flow_id", "src_id", "dst_id"))
+    hop_nodes = np.fromiter(hop_of.keys(), np.int64, len(hop_of))
+    hop_values = np.fromiter(hop_of.values(), np.int64, len(hop_of))
+    ends = [hop_nodes, sid[sid != 0], did[did != 0],
+            np.asarray([n for e in inferred for n in (e["src_id"], e["dst_id"])], np.int64)]
+    node_ids = np.unique(np.concatenate(ends))
+    info = _with_ids(ws, """SELECT a.address_id AS node, a.chain, a.address, c.cluster_id FROM addresses a
+                            LEFT JOIN clusters c ON c.address_id = a.address_id
+                            WHERE a.address_id IN (SELECT id FROM _trace_ids) ORDER BY 1""", node_ids[node_ids > 0])
+    txs = _with_ids(ws, "SELECT -tx_id AS node, chain, 'tx:' || txid AS name, txid FROM transactions "
+                        "WHERE tx_id IN (SELECT id FROM _trace_ids) ORDER BY 1", -node_ids[node_ids < 0])
+    party_ids, party_names = info["node"].to_numpy().astype(np.int64), _objects(info["address"])
+    tx_ids, tx_names, tx_txids = txs["node"].to_numpy().astype(np.int64), _objects(txs["name"]), _objects(txs["txid"])
 
+    def name(n: np.ndarray) -> np.ndarray:
+        """Each node's name (an address, ``tx:<txid>``), None for one not known by id."""
+        out = np.full(n.size, None, object)
+        for ids, names in ((party_ids, party_names), (tx_ids, tx_names)):
+            at, hit = _lookup(ids, n)
+            out[hit] = names[at[hit]]
+        return out
+
+    src, dst = name(sid), name(did)
+    tx_at, tx_hit = _lookup(tx_ids, np.where(sid < 0, sid, did))
+    txid = np.full(fid.size, None, object)
+    txid[tx_hit] = tx_txids[tx_at[tx_hit]]
+    amount = _objects(f["amount"])
     # account-model and fiat movements carry a txid of their own; and any end not known by id
-    plain = {r[0] for r in rows if r[8] == "utxo" and r[5] is not None and name(r[1]) and name(r[2])}
-    extra = {r[0]: r[1:] for r in ws.rows(
-        "SELECT flow_id, src, dst, txid, amount_raw FROM flows WHERE flow_id = ANY(?)",
-        [[r[0] for r in rows if r[0] not in plain]])} if len(plain) < len(rows) else {}
-    edge_list = []
-    for fid, sid, did, chain, asset, amount, usd, time, kind in rows:
-        if fid in plain:
-            src, dst, txid = name(sid), name(did), txs[sid if sid < 0 else did][1]
-        else:
-            src, dst, txid, amount = extra[fid]
-        edge_list.append({"flow_id": fid, "src": src, "dst": dst, "chain": chain, "asset": asset, "amount": amount,
-                          "usd": usd, "time": time.isoformat() if time else None, "txid": txid, "kind": kind,
-                          "hop": edges[fid]})
+    plain = (_objects(f["kind"]) == "utxo") & (sid != 0) & (src != None) & (dst != None) & tx_hit  # noqa: E711
+    plain &= pc.is_valid(f["amount"]).to_numpy(zero_copy_only=False)
+    if not plain.all():
+        x = _with_ids(ws, "SELECT flow_id, src, dst, txid, amount_raw FROM flows "
+                          "WHERE flow_id IN (SELECT id FROM _trace_ids) ORDER BY 1", fid[~plain])
+        at = np.searchsorted(fid, x["flow_id"].to_numpy().astype(np.int64))
+        for col, values in (("src", src), ("dst", dst), ("txid", txid), ("amount_raw", amount)):
+            values[at] = _objects(x[col])
+    times = f["time"].to_numpy(zero_copy_only=False)
+    edge_list = [{"flow_id": a, "src": b, "dst": c, "chain": d, "asset": e, "amount": g, "usd": h, "time": i,
+                  "txid": j, "kind": k, "hop": m}
+                 for a, b, c, d, e, g, h, i, j, k, m in zip(
+                     fid.tolist(), src.tolist(), dst.tolist(), f["chain"].to_pylist(), f["asset"].to_pylist(),
+                     amount.tolist(), f["usd"].to_pylist(), _isoformat(times, pc.is_valid(f["time"])).tolist(),
+                     txid.tolist(), f["kind"].to_pylist(), edge_hops[np.searchsorted(fids, fid)].tolist(), strict=True)]
     for e in inferred:  # an exchange crossed between chains: a step inferred from values and times
-        edge_list.append({"flow_id": None, "src": info.get(e["src_id"], (None, None))[1],
-                          "dst": info.get(e["dst_id"], (None, None))[1], "chain": None, "asset": "USD", "amount": None,
-                          "usd": e["usd"], "time": _iso(e["time"]), "txid": None, "kind": "inferred", "hop": e["hop"],
-                          "basis": e["basis"]})
+        s_at, s_hit = _lookup(party_ids, np.asarray([e["src_id"], e["dst_id"]], np.int64))
+        ends_named = [party_names[i] if h else None for i, h in zip(s_at.tolist(), s_hit.tolist(), strict=True)]
+        edge_list.append({"flow_id": None, "src": ends_named[0], "dst": ends_named[1], "chain": None, "asset": "USD",
+                          "amount": None, "usd": e["usd"], "time": _iso(e["time"]), "txid": None, "kind": "inferred",
+                          "hop": e["hop"], "basis": e["basis"]})
+    labels = _labels(ws, info, pa, pc)
+    by_node = np.argsort(hop_nodes)
+    at, hit = _lookup(hop_nodes[by_node], node_ids)
+    hops = np.where(hit, hop_values[by_node][at] if hop_nodes.size else 0, NEVER)
+    order = np.lexsort((node_ids, hops))  # by hop (nodes without one last), then id
+    ordered, hop_list = node_ids[order], np.where(hit, hops, -1)[order].tolist()
+    p_at, p_hit = _lookup(party_ids, ordered)
+    t_at, t_hit = _lookup(tx_ids, ordered)
+    chains = np.full(ordered.size, None, object)
+    chains[p_hit] = _objects(info["chain"])[p_at[p_hit]]
+    chains[t_hit] = _objects(txs["chain"])[t_at[t_hit]]
+    addresses = np.full(ordered.size, None, object)
+    addresses[p_hit] = party_names[p_at[p_hit]]
+    clusters = np.full(ordered.size, None, object)
+    clusters[p_hit] = _objects(info["cluster_id"])[p_at[p_hit]]
+    tx_text = np.full(ordered.size, None, object)
+    tx_text[t_hit] = tx_txids[t_at[t_hit]]
     nodes = []
-    for n in sorted(node_ids, key=lambda x: (hop_of.get(x, NEVER), x)):
+    for n, chain, address, cluster_id, txt, hop in zip(ordered.tolist(), chains.tolist(), addresses.tolist(),
+                                                       clusters.tolist(), tx_text.tolist(), hop_list, strict=True):
         if n > 0:
-            chain, address, cluster_id = info.get(n, (None, None, None))
             nodes.append({"id": address, "node": n, "chain": chain, "address": address, "cluster_id": cluster_id,
-                          "labels": labels.get(n, []), "hop": hop_of.get(n), "kind": "party",
+                          "labels": labels.get(n, []), "hop": None if hop < 0 else hop, "kind": "party",
                           "seed": n in start})
         else:
-            chain, txid = txs.get(n, (None, None))
-            nodes.append({"id": f"tx:{txid}", "node": n, "chain": chain, "address": None, "cluster_id": None,
-                          "labels": [], "hop": hop_of.get(n), "kind": "transaction", "seed": n in start})
+            nodes.append({"id": f"tx:{txt}", "node": n, "chain": chain, "address": None, "cluster_id": None,
+                          "labels": [], "hop": None if hop < 0 else hop, "kind": "transaction", "seed": n in start})
     params = {k: (v.isoformat() if isinstance(v, dt.datetime) else list(v) if isinstance(v, tuple) else v)
               for k, v in asdict(p).items()}
     return Trace(list(seeds), nodes, edge_list, params, truncated)
+
+
+def _with_ids(ws: Workspace, sql: str, ids: Any) -> Any:
+    """``sql`` run with the table ``_trace_ids(id)`` holding ``ids``: DuckDB scans an Arrow table of
+    thousands of ids far faster than it binds a list parameter of them."""
+    import pyarrow as pa
+
+    ws.store.con.register("_trace_ids", pa.table({"id": ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids)}))
+    try:
+        return ws.store.arrow(sql)
+    finally:
+        ws.store.con.unregister("_trace_ids")
+
+
+def _objects(column: Any) -> np.ndarray:
+    """An Arrow column as a numpy object array (None for nulls)."""
+    return np.asarray(column.to_pylist(), dtype=object) if len(column) else np.zeros(0, object)
+
+
+def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``wanted`` in the sorted unique ``keys`` and whether each is there."""
+    if not keys.size:
+        return np.zeros(wanted.size, np.int64), np.zeros(wanted.size, bool)
+    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return at, keys[at] == wanted
+
+
+def _isoformat(us: np.ndarray, valid: Any) -> np.ndarray:
+    """Microseconds since the epoch as ``datetime.isoformat`` writes them (no fraction when it is zero)."""
+    valid = valid.to_numpy(zero_copy_only=False)
+    out = np.full(us.size, None, object)
+    t = np.asarray(us[valid], np.int64).astype("datetime64[us]")
+    whole = (np.asarray(us[valid], np.int64) % 1_000_000) == 0
+    text = np.where(whole, np.datetime_as_string(t, unit="s"), np.datetime_as_string(t, unit="us"))
+    out[valid] = text.astype(object)
+    return out
+
+
+def _labels(ws: Workspace, info: Any, pa: Any, pc: Any) -> dict[int, list[dict]]:
+    """The labels of the parties in ``info`` by node id: the few labelled addresses are found in it by text
+    (an Arrow set lookup), not through a dict of every address."""
+    rows = _with_ids(ws, """SELECT chain, address, label, category, source FROM labels
+                            WHERE address IN (SELECT id FROM _trace_ids) ORDER BY label, category, source""",
+                     info["address"]).to_pylist() if len(info) else []
+    if not rows:
+        return {}
+    near = info.filter(pc.is_in(info["address"], value_set=pa.array(sorted({r["address"] for r in rows}))))
+    by_name = dict(zip(zip(near["chain"].to_pylist(), near["address"].to_pylist(), strict=True),
+                       near["node"].to_pylist(), strict=True))
+    labels: dict[int, list[dict]] = {}
+    for r in rows:
+        if (r["chain"], r["address"]) in by_name:
+            labels.setdefault(by_name[(r["chain"], r["address"])], []).append(
+                {"label": r["label"], "category": r["category"], "source": r["source"]})
+    return labels
 
 
 # -- paths ------------------------------------------------------------------------------------------------
