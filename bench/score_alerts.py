@@ -15,40 +15,14 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tracer  # noqa: E402
-from heuristics.typologies import run_alerts  # noqa: E402
-from heuristics.typologies.scoring import score_alerts  # noqa: E402
-from tracer.simulate import simulate  # noqa: E402
+from heuristics.typologies.scoring import score_world, seed_list  # noqa: E402
 
 GRAPH = ["fan_in", "fan_out", "cycle", "scatter_gather", "gather_scatter"]
-
-
-def seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out += list(range(int(a), int(b or a) + 1))
-    return out
-
-
-def one_seed(seed: int, scale: str, plant: int, typologies: list[str] | None, tmp: Path) -> dict:
-    store = tracer.open_store(tmp / f"w{seed}.duckdb")
-    try:
-        truth = tmp / f"w{seed}.json"
-        simulate(store, seed=seed, scale=scale, truth_path=truth, plant=plant)
-        t0 = time.perf_counter()
-        run_alerts(store, typologies)
-        seconds = time.perf_counter() - t0
-        return {"seed": seed, "seconds": seconds,
-                "scores": {k: v.as_dict() for k, v in score_alerts(store, truth, typologies).items()}}
-    finally:
-        store.close()
 
 
 def total(results: list[dict]) -> dict[str, dict]:
@@ -96,11 +70,11 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
     args = ap.parse_args()
     names = [t for t in args.typologies.split(",") if t] or None
-    groups = {"tuned": seeds(args.seeds), "held_out": seeds(args.held_out) if args.held_out else []}
+    groups = {"tuned": seed_list(args.seeds), "held_out": seed_list(args.held_out) if args.held_out else []}
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for group, ss in groups.items():
-            results[group] = [one_seed(s, args.scale, args.plant, names, Path(tmp)) for s in ss]
+            results[group] = [score_world(s, args.scale, args.plant, Path(tmp), names) for s in ss]
     if args.json:
         print(json.dumps({g: {"seeds": groups[g], "total": total(r), "per_seed": r} for g, r in results.items()},
                          default=str))

@@ -13,37 +13,14 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tracer  # noqa: E402
-from heuristics.typologies.scoring import score_alerts  # noqa: E402
-from tracer.simulate import simulate  # noqa: E402
+from heuristics.typologies.scoring import score_world, seed_list  # noqa: E402
 
 TYPOLOGIES = ["structuring", "peeling_chain", "pass_through", "off_ramp", "ad_fee_payer"]
-
-
-def seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def run(seed: int, scale: str, plant: int, folder: Path, typologies: list[str]) -> dict:
-    truth = folder / f"truth-{seed}.json"
-    with tracer.open(folder / f"w{seed}.duckdb") as ws:
-        simulate(ws.store, seed=seed, scale=scale, truth_path=truth, plant=plant)
-        ws.cluster()
-        t0 = time.perf_counter()
-        ws.alerts(typologies)
-        seconds = time.perf_counter() - t0
-        scores = score_alerts(ws.store, truth, typologies)
-    return {"seed": seed, "seconds": seconds, "scores": {k: v.as_dict() for k, v in scores.items()}}
 
 
 def table(results: list[dict], typologies: list[str], title: str) -> list[str]:
@@ -78,13 +55,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = [t for t in args.typology.split(",") if t]
-    groups = [("seeds " + args.seeds, seeds(args.seeds))]
+    groups = [("seeds " + args.seeds, seed_list(args.seeds))]
     if args.held_out:
-        groups.append(("held-out seeds " + args.held_out, seeds(args.held_out)))
+        groups.append(("held-out seeds " + args.held_out, seed_list(args.held_out)))
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for title, group in groups:
-            out[title] = [run(s, args.scale, args.plant, Path(tmp), names) for s in group]
+            out[title] = [score_world(s, args.scale, args.plant, Path(tmp), names, cluster=True) for s in group]
     if args.json:
         print(json.dumps(out, indent=1))
         return

@@ -106,3 +106,33 @@ def score_alerts(store: Store, truth_path: str | Path, typologies: list[str] | N
             laundering_precision_at_k=sum(a in laundering for a in top) / len(top) if top else None,
             missed=[patterns[i].get("id", str(i)) for i in planted if i not in found])
     return out
+
+
+def seed_list(text: str) -> list[int]:
+    """Seeds from ``1-6`` or ``1,3,7-9`` (the benches' ``--seeds`` and ``--held-out``)."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def score_world(seed: int, scale: str, plant: int, folder: Path, typologies: list[str] | None,
+                cluster: bool = False) -> dict[str, Any]:
+    """Simulate one world (``plant`` instances per typology), optionally cluster it, run ``typologies`` and
+    score them: ``{"seed", "seconds" (the alerts run), "scores": {typology: TypologyScore as a dict}}``."""
+    import time
+
+    import tracer
+    from tracer.simulate import simulate
+
+    truth = folder / f"truth-{seed}.json"
+    with tracer.open(folder / f"w{seed}.duckdb") as ws:
+        simulate(ws.store, seed=seed, scale=scale, truth_path=truth, plant=plant)
+        if cluster:
+            ws.cluster()
+        t0 = time.perf_counter()
+        ws.alerts(typologies)
+        seconds = time.perf_counter() - t0
+        scores = score_alerts(ws.store, truth, typologies)
+    return {"seed": seed, "seconds": seconds, "scores": {k: v.as_dict() for k, v in scores.items()}}
