@@ -130,3 +130,43 @@ def test_a_failed_batch_leaves_earlier_batches_committed_and_a_rerun_resumes(tmp
     summary = ingest_bitcoin(store, [good, BTC / "block-227836.raw"])
     assert (summary.units_skipped, summary.blocks) == (1, 1)
     assert store.query("SELECT height FROM blocks ORDER BY height") == [(227835,), (227836,)]
+
+
+SPENT = [  # (funding txid, n, spending txid, its input n, funding height): every spend among blocks 0-438
+    ("0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9", 0, SATOSHI_TO_HAL, 0, 9),
+    (SATOSHI_TO_HAL, 1, "a16f3ce4dd5deb92d98ef5cf8afeaf0775ebca408f708b2146c4fb42b41e14be", 0, 170),
+    ("a16f3ce4dd5deb92d98ef5cf8afeaf0775ebca408f708b2146c4fb42b41e14be", 1,
+     "591e91f809d716912ca1d4a9295e70c3e78bab077683f79350f101da64588073", 0, 181),
+    ("591e91f809d716912ca1d4a9295e70c3e78bab077683f79350f101da64588073", 0,
+     "298ca2045d174f8a158961806ffc4ef96fad02d71a6b84d9fa0491813a776160", 0, 182),
+    ("591e91f809d716912ca1d4a9295e70c3e78bab077683f79350f101da64588073", 1,
+     "12b5633bad1f9c167d523ad1aa1947b2732a865bf5414eab2f9e5ae5d5c191ba", 0, 182),
+    ("12b5633bad1f9c167d523ad1aa1947b2732a865bf5414eab2f9e5ae5d5c191ba", 0,
+     "4385fcf8b14497d0659adccfe06ae7e38e0b5dc95ff8a13d7c62035994a0cd79", 0, 183),
+    ("12b5633bad1f9c167d523ad1aa1947b2732a865bf5414eab2f9e5ae5d5c191ba", 1,
+     "828ef3b079f9c23829c56fe86e85b4a69d9e06e5b54ea597eef5fb3ffef509fe", 0, 183),
+]
+
+
+def test_inputs_find_outputs_committed_by_earlier_batches_and_runs(tmp_path, store):
+    """The outpoint lookup (an integer join on txkey, n, then the matched rows read by row id) finds
+    outputs stored by an earlier transaction of the same run, by an earlier run, and by the same batch."""
+    blocks = real_blocks()
+    for name, part in (("a.dat", blocks[:100]), ("b.dat", blocks[100:182]), ("c.dat", blocks[182:])):
+        write_blk(tmp_path / name, part)
+    # a: block 9 (funds 170); b: 170 spends 9 (earlier batch), 181 spends 170 (same batch); c: 182 spends
+    # 181 (earlier run), 183 spends 182 (same batch)
+    first = ingest_bitcoin(store, [tmp_path / "a.dat", tmp_path / "b.dat"], batch_bytes=1)
+    second = ingest_bitcoin(store, [tmp_path / "c.dat"])
+    assert (first.units, first.inputs_resolved, second.inputs_resolved) == (2, 2, 5)
+    assert store.query(
+        "SELECT txid, n, spent_by_txid, spent_by_n, block_height FROM outputs WHERE spent_by_txid IS NOT NULL "
+        "ORDER BY block_height, txid, n") == SPENT
+    assert store.query(
+        "SELECT count(*) FILTER (WHERE value IS NOT NULL), count(*) FILTER (WHERE prev_txid IS NOT NULL), count(*) "
+        "FROM inputs") == [(7, 7, 446)]
+    assert store.query("SELECT count(*), count(*) FILTER (WHERE leg = 'in') FROM flows") == [(458, 7)]
+    assert store.scalar("SELECT count(*) FROM utxo_pending") == 0
+    with tracer.open_store(tmp_path / "ordered.duckdb") as ordered:
+        ingest_bitcoin(ordered, [BLK])
+        assert content(store) == content(ordered)

@@ -89,12 +89,14 @@ def assign_parties(store: Store, source_sql: str) -> int:
                    min(seen) AS first_seen, arg_min(script_type, seq) AS script_type, arg_min(run_id, seq) AS run_id
             FROM ({source_sql}) s WHERE address IS NOT NULL GROUP BY chain, address"""
     )
-    # the integer join reads only party_key of the stored rows; the text is compared on the matches
+    # the integer join reads only party_key (and the row id) of the stored rows; the other columns, and
+    # the text compared against the batch's, are read for the matched rows only
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _party_known AS
-           SELECT b.party_key, a.address_id, a.chain AS known_chain, a.address AS known_address,
+           WITH hit AS (SELECT b.party_key, a.rowid AS arow FROM _party_batch b JOIN addresses a ON a.party_key = b.party_key)
+           SELECT h.party_key, a.address_id, a.chain AS known_chain, a.address AS known_address,
                   a.first_seen AS known_first_seen
-           FROM _party_batch b JOIN addresses a ON a.party_key = b.party_key"""
+           FROM hit h JOIN addresses a ON a.rowid = h.arow"""
     )
     clash = con.execute(
         """SELECT b.chain, b.address, k.known_chain, k.known_address FROM _party_known k

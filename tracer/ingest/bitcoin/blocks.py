@@ -609,20 +609,27 @@ def _load_utxo(store: Store) -> int:
             FROM _b_in i"""
     )
     # One integer join against the stored outputs finds both the outputs the inputs spend and, for the
-    # coinbases, an earlier output with the same outpoint (BIP30); the txid text is confirmed on matches.
+    # coinbases, an earlier output with the same outpoint (BIP30). It reads only the two integer columns
+    # (txkey, n) of the stored rows and keeps their row ids; the other columns — the txid text confirmed
+    # here, address, value — are then read for the matched rows only, so the big table's wide columns
+    # cost the batch's matches, not the store's size (docs/benchmarks.md, "Money graph at scale").
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _b_cand AS
+        """CREATE OR REPLACE TEMP TABLE _b_hit AS
            WITH probe AS (
                SELECT ord, false AS cb, prev_txkey AS k, prev_n AS pn, prev_txid AS ptxid, tx_id, block_height
                FROM _b_in_k WHERE prev_txkey IS NOT NULL
                UNION ALL
                SELECT o.ord, true, o.txkey, o.n, o.txid, o.tx_id, o.block_height
                FROM _b_out_ids o JOIN _b_tx t ON t.tx_id = o.tx_id WHERE t.is_coinbase)
-           SELECT p.ord, p.cb, p.ptxid AS prev_txid, p.tx_id AS probe_tx, p.block_height AS probe_height,
-                  o.txid AS out_txid, o.rowid AS orow, o.tx_id AS out_tx, o.n AS out_n, o.block_height AS out_height,
+           SELECT p.*, o.rowid AS orow FROM probe p JOIN outputs o ON o.txkey = p.k AND o.n = p.pn"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _b_cand AS
+           SELECT h.ord, h.cb, h.ptxid AS prev_txid, h.tx_id AS probe_tx, h.block_height AS probe_height,
+                  o.txid AS out_txid, h.orow, o.tx_id AS out_tx, o.n AS out_n, o.block_height AS out_height,
                   o.spent_by_txid, o.address, o.address_id, o.value
-           FROM probe p JOIN outputs o ON o.txkey = p.k AND o.n = p.pn
-           WHERE o.chain = ? AND o.txid = p.ptxid""",
+           FROM _b_hit h JOIN outputs o ON o.rowid = h.orow
+           WHERE o.chain = ? AND o.txid = h.ptxid""",
         [CHAIN],
     )
     _bip30_overwrite(store)
@@ -664,7 +671,7 @@ def _load_utxo(store: Store) -> int:
            SELECT i.chain, i.txid, i.tx_id, i.n, i.prev_txid, i.prev_n, i.prev_txkey FROM _b_in_k i
            WHERE i.prev_txid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _b_res r WHERE r.ord = i.ord)"""
     )
-    for t in ("_b_out_ids", "_b_in_k", "_b_cand", "_b_res", "_b_gone"):
+    for t in ("_b_out_ids", "_b_in_k", "_b_hit", "_b_cand", "_b_res", "_b_gone"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return resolved
 
