@@ -2,7 +2,7 @@
 lookups on >= 10^7 flows, and `tracer ingest bitcoin` as a whole process against bitcoinlib.
 
     .venv/bin/python bench/graph_scale.py [--parts a b c] [--small 1e6] [--big 2.5e6] [--reps 3]
-        [--process-reps 5] [--frontiers 20] [--frontier-size 1000] [--markdown]
+        [--process-reps 5] [--frontiers 20] [--frontier-size 1000] [--baseline CHECKOUT] [--markdown]
 
 Worlds are built once with ``tracer --db W simulate --seed 1 --scale S --truth W.json`` into ``--cache``
 (default ``.cache/bench/graph/``) and reused while their ``.done`` marker is there; every measured run
@@ -115,9 +115,13 @@ def run_process(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> di
             "stderr": stderr}
 
 
-def child(name: str, args: dict, env: dict) -> dict:
-    """Run one of this script's children; its JSON result plus the process's own figures."""
-    r = run_process([sys.executable, __file__, "--child", name, "--child-args", json.dumps(args)], env=env)
+def child(name: str, args: dict, env: dict, root: Path = ROOT) -> dict:
+    """Run one of this script's children (``root``'s copy of the script and its tracer); its JSON result
+    plus the process's own figures."""
+    if root != ROOT:
+        env = dict(env, PYTHONPATH=str(root))  # ahead of the editable install of this checkout
+    script = root / "bench" / Path(__file__).name
+    r = run_process([sys.executable, str(script), "--child", name, "--child-args", json.dumps(args)], env=env)
     res = json.loads(r["stdout"].strip().splitlines()[-1])
     res.update(process_wall=r["wall"], process_cpu=r["cpu"], rss_mb=r["rss_mb"])
     return res
@@ -416,6 +420,13 @@ def part_a(args, cache: Path, work: Path, env: dict) -> dict:
             res["runs"][label]["process"].append(ingest_cli(db, env))
             print(f"(a) rep {rep} {label}: ingest_bitcoin {r['ingest_s']:.3f} s, "
                   f"process {res['runs'][label]['process'][-1]['wall']:.3f} s", flush=True)
+            if args.baseline:  # the same in-process ingest with the other checkout's tracer, alternating
+                copy_store(template, db)
+                b = child("ingest", {"db": str(db)}, env, root=args.baseline)
+                assert b["txs"] == 6975, b
+                res.setdefault("baseline", {"root": str(args.baseline), "runs": {k: [] for k in templates}})
+                res["baseline"]["runs"][label].append(b)
+                print(f"(a) rep {rep} {label}: baseline ingest_bitcoin {b['ingest_s']:.3f} s", flush=True)
     res["profiles"] = {}
     for label, template in templates.items():  # where the extra time of the big store goes
         copy_store(template, db)
@@ -547,6 +558,16 @@ def report(res: dict, info: dict, loads: tuple) -> list[str]:
         md += ["", f"Ratio big / empty (target ≤ 1.3): ingest_bitcoin **{meds['big'][0] / meds['empty'][0]:.2f}**, "
                f"whole process **{meds['big'][1] / meds['empty'][1]:.2f}**; by CPU time "
                f"{meds['big'][2] / meds['empty'][2]:.2f} and {meds['big'][3] / meds['empty'][3]:.2f}."]
+        if "baseline" in a:
+            base = a["baseline"]
+            commit = subprocess.run(["git", "-C", base["root"], "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
+            bm = {k: (med([x["ingest_s"] for x in v]), med([x["ingest_cpu_s"] for x in v])) for k, v in base["runs"].items()}
+            md += ["", f"Baseline `--baseline {base['root']}` (commit {commit}), in-process ingest_bitcoin in the same "
+                   "runs, alternating: " + "; ".join(
+                       f"{k} median {bm[k][0]:.3f} s (runs {', '.join(f'{t:.3f}' for t in (x['ingest_s'] for x in v))}), CPU "
+                       f"{bm[k][1]:.2f} s" for k, v in base["runs"].items())
+                   + f"; ratio big / empty **{bm['big'][0] / bm['empty'][0]:.2f}** (CPU {bm['big'][1] / bm['empty'][1]:.2f})."]
         for label, p in a.get("profiles", {}).items():
             md.append(f"cProfile of one ingest_bitcoin into the {label} store ({p['ingest_s']:.2f} s under the "
                       "profiler), tracer functions by cumulative s: "
@@ -634,6 +655,8 @@ def main() -> None:
     ap.add_argument("--v4-cap", type=float, default=120.0, help="seconds after which a flows_v4 lookup is stopped")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench" / "graph")
     ap.add_argument("--markdown", action="store_true", help="print the results as Markdown")
+    ap.add_argument("--baseline", type=Path, help="(a): also time the in-process ingest with the tracer/ of this "
+                    "checkout (e.g. a git worktree of the previous commit), alternating with this one")
     ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--child-args", help=argparse.SUPPRESS)
     args = ap.parse_args()
