@@ -195,6 +195,34 @@ def test_bip30_duplicate_coinbase_is_counted_once(tmp_path):
             assert totals(s, ALICE) == (50 * BTC, 50 * BTC)
 
 
+def test_bip30_duplicate_of_a_spent_coinbase_overwrites_nothing(tmp_path):
+    """Only unspent outputs are overwritten by a repeated coinbase: when the earlier coinbase's output was
+    spent in an earlier batch, both coinbases stay, with their outputs and flows (the loader tells "spent"
+    by spent_by_n). (Within one batch the spend is not yet marked when the duplicate is checked, and the
+    earlier coinbase is replaced: as before this lookup was reworked; not asserted here.)"""
+    g = regtest_genesis()
+    dup = Tx([TxIn(b"\x00" * 32, 0xFFFFFFFF, b"\x04\xff\xff\x00\x1d\x01\x04")], [TxOut(50 * BTC, ALICE[0])], version=1)
+    a = make_block(block_hash(g), 1, [], T0 + 600, version=1, coinbase_tx=dup)
+    spend = Tx([TxIn(dup.txid(), 0)], [TxOut(50 * BTC, X[0])])
+    b = make_block(block_hash(a), 2, [spend], T0 + 1200, [TxOut(50 * BTC, MINER_C[0])], version=1)
+    c = make_block(block_hash(b), 3, [], T0 + 1800, version=1, coinbase_tx=dup)
+    D, S = hx(dup.txid()), hx(spend.txid())
+    for layout in ([[g, a, b], [c]], [[g, a], [b], [c]]):  # the duplicate in a later batch than the spend
+        paths = []
+        for k, blocks in enumerate(layout):
+            paths.append(tmp_path / f"{len(layout)}-blk{k:05d}.dat")
+            paths[-1].write_bytes(blk_file(blocks))
+        with tracer.open_store(tmp_path / f"{len(layout)}.duckdb") as s:
+            for p in paths:
+                ingest_bitcoin(s, [p], network_name="regtest")
+            assert s.query("SELECT block_height FROM transactions WHERE txid = ? ORDER BY 1", [D]) == [(1,), (3,)]
+            assert s.query("SELECT n, value, block_height, spent_by_txid, spent_by_n FROM outputs WHERE txid = ? "
+                           "ORDER BY block_height", [D]) == [(0, 50 * BTC, 1, S, 0), (0, 50 * BTC, 3, None, None)]
+            assert s.query("SELECT address, value FROM inputs WHERE txid = ?", [S]) == [(ALICE[1], 50 * BTC)]
+            assert s.query("SELECT height, CAST(amount AS BIGINT) FROM flows WHERE txid = ? ORDER BY height", [D]) == [
+                (1, 50 * BTC), (3, 50 * BTC)]
+
+
 def test_a_chain_without_forks_keeps_every_block_and_flow(loaded):
     """The real fixture blocks (heights 0-438, 227835-227836 and four lone blocks): nothing competes, so
     every block is on the best chain and flows are exactly what they were before best-chain selection."""

@@ -612,7 +612,9 @@ def _load_utxo(store: Store) -> int:
     # coinbases, an earlier output with the same outpoint (BIP30). It reads only the two integer columns
     # (txkey, n) of the stored rows and keeps their row ids; the other columns — the txid text confirmed
     # here, address, value — are then read for the matched rows only, so the big table's wide columns
-    # cost the batch's matches, not the store's size (docs/benchmarks.md, "Money graph at scale").
+    # cost the batch's matches, not the store's size (docs/benchmarks.md, "Money graph at scale"). Text
+    # read at scattered rows is dear (a dictionary-compressed vector decoded per row), so "unspent" is
+    # told by spent_by_n, which is set and cleared with spent_by_txid, and not by the txid text.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _b_hit AS
            WITH probe AS (
@@ -627,7 +629,7 @@ def _load_utxo(store: Store) -> int:
         """CREATE OR REPLACE TEMP TABLE _b_cand AS
            SELECT h.ord, h.cb, h.ptxid AS prev_txid, h.tx_id AS probe_tx, h.block_height AS probe_height,
                   o.txid AS out_txid, h.orow, o.tx_id AS out_tx, o.n AS out_n, o.block_height AS out_height,
-                  o.spent_by_txid, o.address, o.address_id, o.value
+                  o.spent_by_n, o.address, o.address_id, o.value
            FROM _b_hit h JOIN outputs o ON o.rowid = h.orow
            WHERE o.chain = ? AND o.txid = h.ptxid""",
         [CHAIN],
@@ -687,7 +689,7 @@ def _bip30_overwrite(store: Store) -> None:
         return  # the usual case: no coinbase repeats a stored txid
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _b_over AS SELECT orow, out_tx, out_n FROM _b_cand
-           WHERE cb AND out_tx <> probe_tx AND spent_by_txid IS NULL
+           WHERE cb AND out_tx <> probe_tx AND spent_by_n IS NULL
              AND CASE WHEN out_height IS NOT NULL AND probe_height IS NOT NULL THEN out_height < probe_height
                       ELSE out_tx < probe_tx END""")
     if con.execute("SELECT count(*) FROM _b_over").fetchall()[0][0]:
