@@ -160,6 +160,18 @@ def test_the_stale_branch_arriving_before_its_parent_is_still_placed(tmp_path):
         assert s.query("SELECT count(*) FROM utxo_pending") == [(0,)]
 
 
+def ingest_files(tmp_path, layout: list[list[bytes]]):
+    """A new store with each group of blocks of ``layout`` written to a blk file and ingested in turn."""
+    paths = []
+    for k, blocks in enumerate(layout):
+        paths.append(tmp_path / f"{len(layout)}-blk{k:05d}.dat")
+        paths[-1].write_bytes(blk_file(blocks))
+    s = tracer.open_store(tmp_path / f"{len(layout)}.duckdb")
+    for p in paths:
+        ingest_bitcoin(s, [p], network_name="regtest")
+    return s
+
+
 def test_bip30_duplicate_coinbase_is_counted_once(tmp_path):
     """Version-1 blocks (no BIP34 height) can repeat a coinbase, as mainnet 91842 and 91880 did: the later
     one overwrites the earlier's unspent outputs, which can never be spent; flows hold the 50 BTC once."""
@@ -171,13 +183,7 @@ def test_bip30_duplicate_coinbase_is_counted_once(tmp_path):
     c = make_block(block_hash(b), 3, [spend], T0 + 1800, [TxOut(50 * BTC, MINER_C[0])])
     D, S = hx(dup.txid()), hx(spend.txid())
     for layout in ([[g, a, b, c]], [[g, a], [b], [c]]):  # in one batch, and across batches
-        paths = []
-        for k, blocks in enumerate(layout):
-            paths.append(tmp_path / f"{len(layout)}-blk{k:05d}.dat")
-            paths[-1].write_bytes(blk_file(blocks))
-        with tracer.open_store(tmp_path / f"{len(layout)}.duckdb") as s:
-            for p in paths:
-                ingest_bitcoin(s, [p], network_name="regtest")
+        with ingest_files(tmp_path, layout) as s:
             # the later coinbase replaces the earlier, as in Core's UTXO set and transaction index
             assert s.query("SELECT block_height FROM transactions WHERE txid = ?", [D]) == [(2,)]
             assert s.query("SELECT height, tx_count, in_best_chain FROM blocks WHERE height IN (1, 2) ORDER BY 1") == [
@@ -208,13 +214,7 @@ def test_bip30_duplicate_of_a_spent_coinbase_overwrites_nothing(tmp_path):
     c = make_block(block_hash(b), 3, [], T0 + 1800, version=1, coinbase_tx=dup)
     D, S = hx(dup.txid()), hx(spend.txid())
     for layout in ([[g, a, b], [c]], [[g, a], [b], [c]]):  # the duplicate in a later batch than the spend
-        paths = []
-        for k, blocks in enumerate(layout):
-            paths.append(tmp_path / f"{len(layout)}-blk{k:05d}.dat")
-            paths[-1].write_bytes(blk_file(blocks))
-        with tracer.open_store(tmp_path / f"{len(layout)}.duckdb") as s:
-            for p in paths:
-                ingest_bitcoin(s, [p], network_name="regtest")
+        with ingest_files(tmp_path, layout) as s:
             assert s.query("SELECT block_height FROM transactions WHERE txid = ? ORDER BY 1", [D]) == [(1,), (3,)]
             assert s.query("SELECT n, value, block_height, spent_by_txid, spent_by_n FROM outputs WHERE txid = ? "
                            "ORDER BY block_height", [D]) == [(0, 50 * BTC, 1, S, 0), (0, 50 * BTC, 3, None, None)]
