@@ -250,3 +250,33 @@ def test_a_constructed_p2pkh_or_p2wpkh_spend_gives_the_address_bitcoinlib_derive
         expected.append(("p2sh-p2wpkh", Address(pub, script_type="p2sh_p2wpkh", encoding="base58", network="bitcoin").address))
     ins = _parse_one([Tx(spends, [PAY])])
     assert list(zip(ins["spend_type"].to_pylist()[1:], ins["script_address"].to_pylist()[1:])) == expected
+
+
+def _multisig(m: int, keys: list[bytes]) -> bytes:
+    return bytes([0x50 + m]) + b"".join(bytes([len(k)]) + k for k in keys) + bytes([0x50 + len(keys), 0xAE])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([2, 3]), st.binary(min_size=32, max_size=32)), min_size=1, max_size=15),
+       st.data())
+def test_constructed_multisig_spends_give_the_script_hash_addresses_bitcoinlib_derives(keys, data) -> None:
+    """P2SH multisig (OP_0, m signatures, the redeem script), P2SH-P2WSH and P2WSH with the same script as the
+    witness script: the addresses bitcoinlib encodes from the script (HASH160 for P2SH, SHA-256 for P2WSH).
+    Redeem scripts above 75 bytes exercise OP_PUSHDATA1 / OP_PUSHDATA2."""
+    pubs = [bytes([prefix]) + body for prefix, body in keys]
+    m = data.draw(st.integers(min_value=1, max_value=len(pubs)))
+    script = _multisig(m, pubs)
+    sigs = [SIG] * m
+    p2wsh_redeem = b"\x00\x20" + hashlib.sha256(script).digest()
+    spends = [TxIn(b"\x01" * 32, 0, b"\x00" + b"".join(_push(s) for s in sigs) + _push(script)),
+              TxIn(b"\x02" * 32, 0, _push(p2wsh_redeem), witness=[b"", *sigs, script]),
+              TxIn(b"\x03" * 32, 0, b"", witness=[b"", *sigs, script])]
+    expected = [("p2sh-multisig", Address(script, script_type="p2sh", encoding="base58", network="bitcoin").address),
+                ("p2sh-p2wsh", Address(p2wsh_redeem, script_type="p2sh", encoding="base58", network="bitcoin").address),
+                ("p2wsh", Address(script, script_type="p2wsh", encoding="bech32", network="bitcoin").address)]
+    ins = _parse_one([Tx(spends, [PAY])])
+    assert list(zip(ins["spend_type"].to_pylist()[1:], ins["script_address"].to_pylist()[1:])) == expected
+    # one signature short is not the multisig shape: no address
+    if m > 1:
+        short = TxIn(b"\x04" * 32, 0, b"\x00" + b"".join(_push(s) for s in sigs[1:]) + _push(script))
+        assert _parse_one([Tx([short], [PAY])])["script_address"].to_pylist()[1:] == [None]
