@@ -162,3 +162,15 @@ def segwit_encode(hrp: str, witver: int, programs: np.ndarray | list[bytes]) -> 
 def hash160(data: bytes | memoryview) -> bytes:
     """RIPEMD160(SHA256(data)): the key hash of P2PKH and P2WPKH."""
     return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
+
+
+def place(n: int, pieces: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """A string column of ``n`` rows from (row indices, values) pieces, each encoded for its rows in one call;
+    rows no piece names are NULL."""
+    order = np.full(n, -1, dtype=np.int64)
+    start = 0
+    for idx, _values in pieces:
+        order[idx] = np.arange(start, start + idx.size)
+        start += idx.size
+    everything = pa.concat_arrays([v for _, v in pieces]) if pieces else pa.array([], pa.string())
+    return everything.take(pa.array(order, mask=order < 0))

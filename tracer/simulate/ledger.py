@@ -191,8 +191,12 @@ class Ledger:
         owners = self.addr_owner.a[lo:hi]
         # payloads are drawn in id order so the same seed gives the same addresses however we chunk
         payload = self._payload_rng.integers(0, 256, size=(hi - lo, 32), dtype=np.uint8)
-        if self._payloads is not None:
-            self._payloads.append(payload)
+        if self._payloads is not None:  # written as blocks: the scripts must hash to the addresses
+            from tracer.simulate.serialise import script_material
+
+            material = script_material(payload, scripts)
+            self._payloads.append(material)
+            payload = material[:, :32]
         net = self.net
         parts = []
         for code, encode in (
@@ -337,6 +341,9 @@ class Ledger:
             ORDER BY t.block, t.position, o.n
             """
         )
+        # a world written as blocks carries the spending scripts (serialise.py): the form the ingester reads
+        spend_type = (f"""CASE o.script WHEN {P2PKH} THEN 'p2pkh' WHEN {P2SH} THEN 'p2sh-p2wpkh' WHEN {P2WPKH} THEN 'p2wpkh'
+                         WHEN {P2WSH} THEN 'p2wsh' END""" if blk_dir is not None else "NULL")
         con.execute(
             f"""
             INSERT INTO inputs BY NAME
@@ -344,7 +351,8 @@ class Ledger:
                    CASE WHEN i.prev_tx < 0 THEN NULL ELSE i.prev_n END AS prev_n, a.address, o.value,
                    i.sequence, {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
                    t.tx_id, CASE WHEN p.txid IS NULL THEN NULL ELSE {graph.txid_key('p.txid')} END AS prev_txkey,
-                   ai.address_id
+                   ai.address_id, CASE WHEN a.address IS NOT NULL THEN 'prevout' END AS address_source,
+                   {spend_type} AS spend_type
             FROM _sim_in i JOIN _sim_txid t ON t.tx = i.tx
             LEFT JOIN _sim_txid p ON p.tx = i.prev_tx
             LEFT JOIN _sim_out o ON o.tx = i.prev_tx AND o.n = i.prev_n
@@ -426,7 +434,7 @@ class Ledger:
             in_script=np.where(prev_row < 0, -1, out_script[spent]).astype(np.int8),
             in_addr=np.where(prev_row < 0, -1, out_addr[spent]),
             out_value=outs["value"][oo].astype(np.int64), out_script=out_script, out_addr=out_addr,
-            payload=np.concatenate(self._payloads) if self._payloads else np.zeros((0, 32), np.uint8),
+            payload=np.concatenate(self._payloads) if self._payloads else np.zeros((0, 84), np.uint8),
         )
         first_prev = bytes.fromhex(block_hash_of(self.seed, FIRST_HEIGHT - 1))[::-1]
         h = write_blk_files(chain, self.net.magic, first_prev, self.seed, blk_dir)

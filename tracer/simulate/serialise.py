@@ -9,119 +9,33 @@ Scripts: each output's scriptPubKey is built from its address's payload (P2PKH `
 ``a914…87``, P2WPKH ``0014…``, P2WSH ``0020…``, P2TR ``5120…``; the coinbase's OP_RETURN carries the
 witness commitment). scriptSigs and witnesses have the *shape and size* the simulator's size estimates
 assume (``IN_BASE``, ``IN_WIT`` in ``ledger.py``: a 72-byte DER-shaped signature and a 33-byte key for
-P2PKH and P2WPKH, 2-of-3 multisig for P2WSH, a 64-byte Schnorr-sized signature for P2TR) but are not
-signatures: nobody holds the keys of random payloads. The ingester, like an indexer, does not run
-scripts; a full node would refuse these blocks.
+P2PKH and P2WPKH, 2-of-3 multisig for P2WSH, a 64-byte Schnorr-sized signature for P2TR). The keys,
+redeem scripts and witness scripts are the preimages the addresses commit to (:func:`script_material`),
+so an indexer that derives input addresses from the spending scripts finds the spent output's address;
+the signatures are only DER-shaped (random keys are not curve points anyone holds). The ingester, like an
+indexer, does not run scripts; a full node would refuse these blocks.
 
 Everything runs in one compiled pass per blk file (numba): block by block, each transaction is written
 at its offset of the file's buffer and hashed; a transaction's inputs name txids computed earlier in
 the same pass (parents always precede their children in block and position order), so no Python loop
-runs over transactions. SHA-256 is implemented here from FIPS 180-4 (the ingester verifies every hash
-with hashlib, which is the cross-check).
+runs over transactions. SHA-256 (FIPS 180-4) is the numba one of :mod:`tracer.codecs.hashes` (the
+ingester verifies every hash with hashlib, which is the cross-check).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from tracer.codecs.hashes import SHA256_H0 as _H0, SHA256_K as _K, sha256d as _sha256d
+
 BLK_FILE_BYTES = 128 << 20  # Bitcoin Core's MAX_BLOCKFILE_SIZE
 REGTEST_BITS = 0x207FFFFF
 BLOCK_VERSION = 0x20000000
 COINBASE_TAG = b"/moneytrail simulate/"  # 21 bytes; 4 more bytes of the seed make the 25-byte push
-
-
-def _icbrt(n: int) -> int:
-    x = 1 << ((n.bit_length() + 2) // 3 + 1)
-    while True:
-        y = (2 * x + n // (x * x)) // 3
-        if y >= x:
-            return x
-        x = y
-
-
-def _primes(count: int) -> list[int]:
-    out, k = [], 2
-    while len(out) < count:
-        if all(k % p for p in out if p * p <= k):
-            out.append(k)
-        k += 1
-    return out
-
-
-# FIPS 180-4 §4.2.2 and §5.3.3: the first 32 bits of the fractional parts of the cube roots of the first
-# 64 primes, and of the square roots of the first 8 (computed exactly with integer roots)
-_K = np.array([_icbrt(p << 96) & 0xFFFFFFFF for p in _primes(64)], dtype=np.int64)
-_H0 = np.array([math.isqrt(p << 64) & 0xFFFFFFFF for p in _primes(8)], dtype=np.int64)
-
-
-@njit(cache=True, inline="always")
-def _rotr(x, n):
-    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
-
-
-@njit(cache=True)
-def _compress(state, block, off, w, k):
-    for t in range(16):
-        j = off + 4 * t
-        w[t] = (np.int64(block[j]) << 24) | (np.int64(block[j + 1]) << 16) | (np.int64(block[j + 2]) << 8) | np.int64(block[j + 3])
-    for t in range(16, 64):
-        x, y = w[t - 15], w[t - 2]
-        s0 = _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> 3)
-        s1 = _rotr(y, 17) ^ _rotr(y, 19) ^ (y >> 10)
-        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) & 0xFFFFFFFF
-    a, b, c, d, e, f, g, h = state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7]
-    for t in range(64):
-        t1 = (h + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ ((~e) & g & 0xFFFFFFFF)) + k[t] + w[t]) & 0xFFFFFFFF
-        t2 = ((_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) & 0xFFFFFFFF
-        h, g, f, e = g, f, e, (d + t1) & 0xFFFFFFFF
-        d, c, b, a = c, b, a, (t1 + t2) & 0xFFFFFFFF
-    state[0] = (state[0] + a) & 0xFFFFFFFF
-    state[1] = (state[1] + b) & 0xFFFFFFFF
-    state[2] = (state[2] + c) & 0xFFFFFFFF
-    state[3] = (state[3] + d) & 0xFFFFFFFF
-    state[4] = (state[4] + e) & 0xFFFFFFFF
-    state[5] = (state[5] + f) & 0xFFFFFFFF
-    state[6] = (state[6] + g) & 0xFFFFFFFF
-    state[7] = (state[7] + h) & 0xFFFFFFFF
-
-
-@njit(cache=True)
-def _sha256(data, start, length, out, out_off, ctx):
-    """SHA-256 of data[start:start+length] into out[out_off:out_off+32]; ctx = (state, w, tail, k, h0)."""
-    state, w, tail, k, h0 = ctx
-    state[:] = h0
-    full = length // 64
-    for i in range(full):
-        _compress(state, data, start + 64 * i, w, k)
-    rest = length - 64 * full
-    tail[:] = 0
-    for i in range(rest):
-        tail[i] = data[start + 64 * full + i]
-    tail[rest] = 0x80
-    n_tail = 64 if rest < 56 else 128
-    bits = np.int64(length) * 8
-    for i in range(8):
-        tail[n_tail - 1 - i] = (bits >> (8 * i)) & 0xFF
-    _compress(state, tail, 0, w, k)
-    if n_tail == 128:
-        _compress(state, tail, 64, w, k)
-    for i in range(8):
-        v = state[i]
-        out[out_off + 4 * i] = (v >> 24) & 0xFF
-        out[out_off + 4 * i + 1] = (v >> 16) & 0xFF
-        out[out_off + 4 * i + 2] = (v >> 8) & 0xFF
-        out[out_off + 4 * i + 3] = v & 0xFF
-
-
-@njit(cache=True)
-def _sha256d(data, start, length, out, out_off, ctx, tmp):
-    _sha256(data, start, length, tmp, 0, ctx)
-    _sha256(tmp, 0, 32, out, out_off, ctx)
 
 
 @njit(cache=True)
@@ -214,6 +128,59 @@ def _script_pubkey(buf, p, script, pl, commitment, coinbase):
 
 
 @njit(cache=True)
+def _witness_script(buf, p, key):
+    """The 105-byte 2-of-3 multisig witness script of a P2WSH address: keys 02‖key, 03‖key, 02‖reversed key."""
+    buf[p], buf[p + 1], buf[p + 2] = 0x52, 33, 0x02
+    p = _copy(buf, p + 3, key)
+    buf[p], buf[p + 1] = 33, 0x03
+    p = _copy(buf, p + 2, key)
+    buf[p], buf[p + 1] = 33, 0x02
+    for j in range(32):
+        buf[p + 2 + j] = key[31 - j]
+    buf[p + 34], buf[p + 35] = 0x53, 0xAE
+    return p + 36
+
+
+def script_material(keys: np.ndarray, scripts: np.ndarray) -> np.ndarray:
+    """(N, 84) per address from its 32 random key bytes: [0:32] what its scriptPubKey commits to, [32:64] the
+    key bytes, [64:84] HASH160(02‖key). The scripts the blocks carry then hash to the addresses they spend
+    from, as on the real chain (the ingester derives input addresses from them, spending.py): P2PKH and P2WPKH
+    commit to HASH160(02‖key), P2SH (P2SH-P2WPKH) to HASH160(0014‖HASH160(02‖key)), P2WSH to SHA-256 of
+    :func:`_witness_script`, P2TR to the key bytes themselves (no key is read from a key-path spend)."""
+    from tracer.codecs.hashes import hash160_ranges, sha256_ranges
+    from tracer.simulate.ledger import P2PKH, P2SH, P2WPKH, P2WSH
+
+    n = keys.shape[0]
+    out = np.zeros((n, 84), np.uint8)
+    out[:, :32] = keys
+    out[:, 32:64] = keys
+    pub = np.concatenate([np.full((n, 1), 2, np.uint8), keys], axis=1)
+    out[:, 64:84] = hash160_ranges(pub.ravel(), np.arange(n, dtype=np.int64) * 33, np.full(n, 33, np.int64))
+    keyed = (scripts == P2PKH) | (scripts == P2WPKH)
+    out[keyed, :20] = out[keyed, 64:84]
+    out[keyed, 20:32] = 0
+    nested = np.flatnonzero(scripts == P2SH)
+    if nested.size:
+        redeem = np.concatenate([np.tile(np.array([0, 0x14], np.uint8), (nested.size, 1)), out[nested, 64:84]], axis=1)
+        out[nested, :20] = hash160_ranges(redeem.ravel(), np.arange(nested.size, dtype=np.int64) * 22,
+                                          np.full(nested.size, 22, np.int64))
+        out[nested, 20:32] = 0
+    multisig = np.flatnonzero(scripts == P2WSH)
+    if multisig.size:
+        script = np.zeros(multisig.size * 105, np.uint8)
+        _witness_scripts(script, keys[multisig])
+        out[multisig, :32] = sha256_ranges(script, np.arange(multisig.size, dtype=np.int64) * 105,
+                                           np.full(multisig.size, 105, np.int64))
+    return out
+
+
+@njit(cache=True)
+def _witness_scripts(buf, keys):
+    for i in range(keys.shape[0]):
+        _witness_script(buf, 105 * i, keys[i])
+
+
+@njit(cache=True)
 def _write_tx(r, buf, p, tx_version, tx_lock, tx_seg, tx_in0, tx_out0, in_prev_row, in_prev_n, in_seq,
               in_script, in_addr, out_value, out_script, out_addr, payload, txid, height, tag, commitment):
     """Serialise transaction row r at buf[p:]; return (end, witness start)."""
@@ -242,12 +209,12 @@ def _write_tx(r, buf, p, tx_version, tx_lock, tx_seg, tx_in0, tx_out0, in_prev_r
             pl = payload[in_addr[i]]
             if in_script[i] == 0:  # P2PKH: <sig> <pubkey>
                 buf[p], buf[p + 1] = 107, 72
-                p = _der_sig(buf, p + 2, prev, pl, True)
+                p = _der_sig(buf, p + 2, prev, pl[:32], True)
                 buf[p], buf[p + 1] = 33, 0x02
-                p = _copy(buf, p + 2, pl)
-            elif in_script[i] == 1:  # P2SH-P2WPKH: the redeem script 0014<20>
+                p = _copy(buf, p + 2, pl[32:64])
+            elif in_script[i] == 1:  # P2SH-P2WPKH: the redeem script 0014<HASH160(key)>
                 buf[p], buf[p + 1], buf[p + 2], buf[p + 3] = 23, 22, 0x00, 0x14
-                p = _copy(buf, p + 4, pl[:20])
+                p = _copy(buf, p + 4, pl[64:84])
             else:
                 buf[p] = 0
                 p += 1
@@ -256,7 +223,7 @@ def _write_tx(r, buf, p, tx_version, tx_lock, tx_seg, tx_in0, tx_out0, in_prev_r
     for o in range(o0, o1):
         p = _le(buf, p, out_value[o], 8)
         a = out_addr[o]
-        p = _script_pubkey(buf, p, out_script[o], payload[a] if a >= 0 else zero, commitment, coinbase)
+        p = _script_pubkey(buf, p, out_script[o], payload[a, :32] if a >= 0 else zero, commitment, coinbase)
     wstart = p
     if seg:
         for i in range(i0, i1):
@@ -272,26 +239,20 @@ def _write_tx(r, buf, p, tx_version, tx_lock, tx_seg, tx_in0, tx_out0, in_prev_r
                 p += 1
             elif s == 1 or s == 2:  # <sig> <pubkey>
                 buf[p], buf[p + 1] = 2, 72
-                p = _der_sig(buf, p + 2, prev, pl, True)
+                p = _der_sig(buf, p + 2, prev, pl[:32], True)
                 buf[p], buf[p + 1] = 33, 0x02
-                p = _copy(buf, p + 2, pl)
-            elif s == 3:  # 2-of-3 multisig: dummy, two signatures, the witness script
+                p = _copy(buf, p + 2, pl[32:64])
+            elif s == 3:  # 2-of-3 multisig: dummy, two signatures, the witness script (WITNESS_SCRIPT)
                 buf[p], buf[p + 1], buf[p + 2] = 4, 0, 72
-                p = _der_sig(buf, p + 3, prev, pl, True)
+                p = _der_sig(buf, p + 3, prev, pl[:32], True)
                 buf[p] = 71
-                p = _der_sig(buf, p + 1, pl, prev, False)
-                buf[p], buf[p + 1], buf[p + 2], buf[p + 3] = 105, 0x52, 33, 0x02
-                p = _copy(buf, p + 4, pl)
-                buf[p], buf[p + 1] = 33, 0x03
-                p = _copy(buf, p + 2, pl)
-                buf[p], buf[p + 1] = 33, 0x02
-                p = _copy(buf, p + 2, prev)
-                buf[p], buf[p + 1] = 0x53, 0xAE
-                p += 2
+                p = _der_sig(buf, p + 1, pl[:32], prev, False)
+                buf[p] = 105
+                p = _witness_script(buf, p + 1, pl[32:64])
             else:  # P2TR key path: one 64-byte signature
                 buf[p], buf[p + 1] = 1, 64
                 p = _copy(buf, p + 2, prev)
-                p = _copy(buf, p, pl)
+                p = _copy(buf, p, pl[:32])
     p = _le(buf, p, tx_lock[r], 4)
     return p, wstart
 
@@ -412,7 +373,7 @@ class Chain:
     out_value: np.ndarray
     out_script: np.ndarray
     out_addr: np.ndarray    # payload row, -1 for OP_RETURN
-    payload: np.ndarray     # (addresses, 32) uint8
+    payload: np.ndarray     # (addresses, 84) uint8: script_material
 
 
 @dataclass

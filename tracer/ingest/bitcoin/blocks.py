@@ -30,6 +30,7 @@ from tracer.ingest.bitcoin.network import MAGICS, Network, network
 from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, bits_to_target, parse_blocks
 from tracer.ingest.bitcoin.rpc import BitcoinRPC
 from tracer.store import Run, Store, graph
+from tracer.store.store import utcnow
 
 CHAIN = "bitcoin"
 _BLK_NAME = re.compile(r"^blk(\d+)\.dat$")
@@ -641,10 +642,22 @@ def _load_utxo(store: Store) -> int:
                SELECT c.*, row_number() OVER (PARTITION BY c.ord ORDER BY c.orow) AS k
                FROM _b_cand c WHERE NOT c.cb) WHERE k = 1"""
     )
+    # the spent output's address where it is stored, else the one derived from the spending script
+    # (spending.py; value stays NULL), which then becomes a party; a script address the output contradicts
+    # is quarantined and dropped
+    _quarantine_disagreements(store, "_b_in_k i JOIN _b_res r USING (ord) JOIN _b_tx t ON t.tx_id = i.tx_id")
+    graph.assign_parties(store, SCRIPT_ADDRESS_PARTIES)
     con.execute(
         """INSERT INTO inputs BY NAME
-           SELECT i.* EXCLUDE (time, ord), r.address, r.value, r.address_id
-           FROM _b_in_k i LEFT JOIN _b_res r USING (ord) WHERE i.tx_id NOT IN (SELECT tx_id FROM _b_gone)"""
+           SELECT i.* EXCLUDE (time, ord, script_address, spend_type),
+                  CASE WHEN r.ord IS NULL THEN i.script_address ELSE r.address END AS address, r.value,
+                  CASE WHEN r.ord IS NULL THEN p.address_id ELSE r.address_id END AS address_id,
+                  CASE WHEN r.ord IS NOT NULL THEN 'prevout' WHEN i.script_address IS NOT NULL THEN 'script' END
+                      AS address_source,
+                  CASE WHEN r.ord IS NULL OR i.script_address = r.address THEN i.spend_type END AS spend_type
+           FROM _b_in_k i LEFT JOIN _b_res r USING (ord)
+           LEFT JOIN _parties p ON p.chain = i.chain AND p.address = i.script_address
+           WHERE i.tx_id NOT IN (SELECT tx_id FROM _b_gone)"""
     )
     con.execute(
         """UPDATE outputs SET spent_by_txid = u.txid, spent_by_n = u.n
@@ -676,6 +689,27 @@ def _load_utxo(store: Store) -> int:
     for t in ("_b_out_ids", "_b_in_k", "_b_hit", "_b_cand", "_b_res", "_b_gone"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return resolved
+
+
+# The parties named by the script-derived addresses of inputs whose spent output is not stored (the script
+# type as an output paying the address would have it).
+SCRIPT_ADDRESS_PARTIES = """SELECT chain, script_address AS address, ord AS seq, time AS seen,
+    CASE WHEN spend_type LIKE 'p2sh-%' THEN 'p2sh' ELSE spend_type END AS script_type, run_id
+    FROM _b_in_k i WHERE script_address IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _b_res r WHERE r.ord = i.ord)"""
+
+
+def _quarantine_disagreements(store: Store, joined: str) -> None:
+    """Quarantine every input whose script-derived address differs from its spent output's. ``joined``: a
+    FROM clause naming the input ``i`` (script_address, spend_type, txid, n, run_id), its transaction ``t``
+    (block_hash) and the resolution ``r`` (address). A disagreement means a misread script or a hash collision."""
+    store.con.execute(
+        f"""INSERT INTO quarantine
+            SELECT i.run_id, coalesce(b.source, '{CHAIN}'),
+                   'block ' || t.block_hash || ' tx ' || i.txid || ' input ' || i.n, i.script_address,
+                   'address derived from the ' || i.spend_type || ' spending script (' || i.script_address
+                   || ') differs from the spent output''s address (' || r.address || ')', ?
+            FROM {joined} LEFT JOIN blocks b ON b.chain = '{CHAIN}' AND b.hash = t.block_hash
+            WHERE i.script_address IS NOT NULL AND i.script_address <> r.address""", [utcnow()])
 
 
 def _bip30_overwrite(store: Store) -> None:
@@ -725,8 +759,13 @@ def _resolve_pending(store: Store) -> int:
     )
     found = int(con.execute("SELECT count(*) FROM _p_res").fetchall()[0][0])
     if found:
+        _quarantine_disagreements(
+            store, """_p_res r JOIN (SELECT *, address AS script_address FROM inputs WHERE address_source = 'script') i
+                      ON i.chain = r.chain AND i.tx_id = r.tx_id AND i.n = r.n
+                      JOIN transactions t ON t.chain = i.chain AND t.tx_id = i.tx_id""")
         con.execute(
-            """UPDATE inputs SET address = r.address, value = r.value, address_id = r.address_id
+            """UPDATE inputs SET address = r.address, value = r.value, address_id = r.address_id, address_source = 'prevout',
+                      spend_type = CASE WHEN inputs.address = r.address THEN inputs.spend_type END
                FROM _p_res r WHERE inputs.tx_id = r.tx_id AND inputs.n = r.n AND inputs.chain = r.chain""")
         con.execute(
             """UPDATE outputs SET spent_by_txid = r.txid, spent_by_n = r.n FROM _p_res r
@@ -883,7 +922,8 @@ def _demote(store: Store, hashes: list[str]) -> None:
     con.execute(
         """INSERT INTO stale_inputs BY NAME
            SELECT chain, txid, n, prev_txid, prev_n, sequence, block_height, block_time AS time, tx_id,
-                  tx_id * 2097152 + n AS ord, run_id FROM _dm_in""")
+                  tx_id * 2097152 + n AS ord, run_id, CASE WHEN spend_type IS NOT NULL THEN address END AS script_address,
+                  spend_type FROM _dm_in""")
     # what the demoted inputs spent is unspent again on the best chain
     con.execute(
         """UPDATE outputs SET spent_by_txid = NULL, spent_by_n = NULL FROM _dm_in d
@@ -896,7 +936,12 @@ def _demote(store: Store, hashes: list[str]) -> None:
            FROM inputs i JOIN _dm_out o ON i.prev_txkey = o.txkey AND i.prev_n = o.n AND i.prev_txid = o.txid
            WHERE i.chain = ? AND i.value IS NOT NULL AND i.tx_id NOT IN (SELECT tx_id FROM _dm_tx)""", [CHAIN])
     if con.execute("SELECT count(*) FROM _dm_dep").fetchall()[0][0]:
-        con.execute("UPDATE inputs SET address = NULL, value = NULL, address_id = NULL WHERE rowid IN (SELECT irow FROM _dm_dep)")
+        # an address derived from the spending script stands without the output (it agreed with it)
+        con.execute(
+            """UPDATE inputs SET value = NULL, address = CASE WHEN spend_type IS NULL THEN NULL ELSE address END,
+                      address_id = CASE WHEN spend_type IS NULL THEN NULL ELSE address_id END,
+                      address_source = CASE WHEN spend_type IS NULL THEN NULL ELSE 'script' END
+               WHERE rowid IN (SELECT irow FROM _dm_dep)""")
         con.execute(
             """DELETE FROM flows WHERE chain = ? AND kind = 'utxo' AND leg = 'in'
                AND EXISTS (SELECT 1 FROM _dm_dep d WHERE flows.dst_id = -d.tx_id AND flows.idx = d.n)""", [CHAIN])

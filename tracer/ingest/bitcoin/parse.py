@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.ingest.bitcoin.network import Network
-from tracer.codecs.bitcoin_address import base58check_arrow, hash160, segwit_arrow
+from tracer.codecs.bitcoin_address import base58check_arrow, hash160, place, segwit_arrow
+from tracer.ingest.bitcoin.spending import input_addresses
 
 _sha256 = hashlib.sha256
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -185,13 +186,7 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
     if other.size:
         ids = ["nonstandard:" + hash160(buf[so[i] : so[i] + sl[i]]).hex() for i in other]
         pieces.append((other, pa.array(ids, pa.string())))
-    order = np.full(n, -1, dtype=np.int64)
-    start = 0
-    for idx, _values in pieces:
-        order[idx] = np.arange(start, start + idx.size)
-        start += idx.size
-    everything = pa.concat_arrays([v for _, v in pieces]) if pieces else pa.array([], pa.string())
-    address = everything.take(pa.array(order, mask=order < 0))
+    address = place(n, pieces)
     stype = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(SCRIPT_TYPES)).cast(pa.string())
     return stype, address
 
@@ -530,6 +525,8 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
     prev_hex = hex_rows(prev_rows, reverse=True)
     prev_n = _gather(arr, po + 32, 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
     seq = _gather(arr, np.asarray(in_seq, dtype=np.int64), 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
+    spend_type, script_address = input_addresses(arr, net, po, np.asarray(in_seq, dtype=np.int64), nin, end, wsize,
+                                                 coinbase_in)
     inputs = pa.table(
         {
             "txid": txid_hex.take(pa.array(tx_of_in)),
@@ -538,6 +535,8 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
             "prev_n": pa.array(prev_n, pa.int64(), mask=coinbase_in),
             "sequence": pa.array(seq),
             "tx_index": pa.array(tx_of_in, pa.int64()),
+            "script_address": script_address,
+            "spend_type": spend_type,
         }
     )
     return transactions, outputs, inputs
