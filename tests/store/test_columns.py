@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tracer.columns import array, fixed_width_strings, strings, take_strings, to_numpy
+from tracer.columns import array, fixed_width_strings, select, strings, take, to_numpy
 
 
 @pytest.mark.parametrize("values, type_", [
@@ -44,16 +44,35 @@ def test_a_null_mask_and_strings():
     assert fixed_width_strings(chars, null=np.array([False, True])).to_pylist() == ["ab01", None]
 
 
-def test_take_strings_equals_take_with_nulls_and_a_sliced_source():
+def test_take_of_strings_with_nulls_from_a_sliced_source():
     source = strings(["zero", "one", "", "three", "four"]).slice(1)
     idx = np.array([3, 0, 0, 2, 1, 3])
     null = np.array([False, False, True, False, False, True])
-    ours = take_strings(source, idx, null=null)
+    ours = take(source, idx, null=null)
     ours.validate(full=True)
     assert ours.to_pylist() == ["four", "one", None, "three", "", None]
-    assert take_strings(source, np.zeros(0, np.int64)).to_pylist() == []
-    with pytest.raises(ValueError, match="without nulls"):
-        take_strings(strings(["a", None]), np.array([0]))
+    assert take(source, np.zeros(0, np.int64)).to_pylist() == []
+    assert take(strings(["a", None, "c"]), np.array([2, 1, 0])).to_pylist() == ["c", None, "a"]
+    with pytest.raises(IndexError):
+        take(source, np.array([4]))
+
+
+@pytest.mark.parametrize("column", [
+    pa.array([1, None, 3, 4, None, 6], pa.int64()).slice(1),
+    pa.array([True, None, False, True, True, False, None, True, False, True]),
+    pa.array([1_700_000_000, None, 5], pa.timestamp("s")),
+    pa.array([Decimal(10**30), None, Decimal(-3)], pa.decimal128(38, 0)),
+    pa.chunked_array([pa.array(["p", None]), pa.array(["q"])]),
+])
+def test_take_and_select_equal_pyarrows_take_and_filter(column):
+    idx = np.array([2, 0, 1, 2, 0])
+    expected = column.take(pa.array(idx))
+    expected = expected.combine_chunks() if isinstance(expected, pa.ChunkedArray) else expected
+    assert take(column, idx).equals(expected)
+    mask = np.arange(len(column)) % 2 == 0
+    table = pa.table({"c": column, "k": pa.array(np.arange(len(column)))})
+    assert select(table, mask).equals(table.filter(pa.array(mask)).combine_chunks())
+    assert select(table, np.ones(len(column), dtype=bool)) is table
 
 
 def test_to_numpy_reads_chunked_sliced_and_boolean_columns():
@@ -66,8 +85,8 @@ def test_to_numpy_reads_chunked_sliced_and_boolean_columns():
 
 
 def test_building_columns_imports_no_pandas():
-    code = ("import sys, numpy as np, pyarrow as pa; from tracer.columns import array, strings, take_strings, to_numpy; "
-            "a = array(np.arange(4)); s = take_strings(strings(['x', 'y']), np.array([1, 0, 0, 1])); "
+    code = ("import sys, numpy as np, pyarrow as pa; from tracer.columns import array, strings, take, to_numpy; "
+            "a = array(np.arange(4)); s = take(strings(['x', 'y']), np.array([1, 0, 0, 1])); "
             "t = pa.table({'a': a, 's': s, 'b': array([True, None, False, True]), 'c': array(['k'] * 4)}); to_numpy(t['a']); "
             "print('pandas' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

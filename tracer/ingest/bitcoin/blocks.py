@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from tracer.columns import array, to_numpy
+from tracer.columns import array, select, take, to_numpy
 from tracer.errors import IngestError
 from tracer.ingest.bitcoin.network import MAGICS, Network, network
 from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, bits_to_target, parse_blocks
@@ -517,7 +517,7 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     arrival = np.zeros(len(blocks), dtype=np.int64)
     arrival[keep] = np.arange(first_arrival, first_arrival + len(kept_blocks))
     height_arr = array([h for h, _ in heights], pa.int64())
-    time_arr = array([b["time"] for b in blocks], pa.int64()).cast(pa.timestamp("s"))
+    time_arr = array([b["time"] for b in blocks], pa.timestamp("s"))
     hash_arr = array(hashes, pa.string())
     block_table = pa.table({
         "chain": array([CHAIN] * len(blocks)),
@@ -539,7 +539,8 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
         "chainwork": array([Decimal(work[h][0]) if h in work else None for h in hashes], pa.decimal128(38, 0)),
         "work_root": array([work[h][1] if h in work else None for h in hashes], pa.string()),
         "arrival": array(arrival),
-    }).filter(array(keep))
+    })
+    block_table = select(block_table, keep)
     store.append("blocks", block_table)
     new = set(work)
     untrusted = _reroot(store, work)
@@ -551,15 +552,14 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     best_block = np.array([h in to_best for h in hashes])
     tx_keep = keep[tx_block]
     tx_best = best_block[tx_block]
-    blk_idx = array(tx_block)
-    tx_height = height_arr.take(blk_idx)
-    tx_time = time_arr.take(blk_idx)
+    tx_height = take(height_arr, tx_block)
+    tx_time = take(time_arr, tx_block)
     # dense transaction ids for the kept transactions; -tx_id is the transaction's node in flows
     n = int(tx_keep.sum())
     first_tx = graph.next_ids(store, "utxo_tx", n)
     tx_id_all = np.full(len(tx_keep), -1, dtype=np.int64)
     tx_id_all[tx_keep] = np.arange(first_tx, first_tx + n, dtype=np.int64)
-    txs = txs.append_column("block_hash", hash_arr.take(blk_idx)).append_column("block_height", tx_height) \
+    txs = txs.append_column("block_hash", take(hash_arr, tx_block)).append_column("block_height", tx_height) \
              .append_column("block_time", tx_time).append_column("tx_id", array(tx_id_all))
     txs = txs.append_column("chain", array([CHAIN] * len(txs))).append_column("run_id", array([run.run_id] * len(txs), pa.int64()))
     txs = txs.drop_columns(["block_index"])
@@ -567,12 +567,12 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     def per_row(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
         at = to_numpy(table["tx_index"])
         kept = tx_keep[at]
-        ti = array(at[kept])
-        table = table.filter(array(kept)).drop_columns(["tx_index"])
+        ti = at[kept]
+        table = select(table, kept).drop_columns(["tx_index"])
         rows = len(table)
         tx_of = array(tx_id_all[at[kept]])
         ord_ = array(tx_id_all[at[kept]] * 2097152 + to_numpy(table["n"]).astype(np.int64))
-        return (table.append_column("block_height", tx_height.take(ti)).append_column("time", tx_time.take(ti))
+        return (table.append_column("block_height", take(tx_height, ti)).append_column("time", take(tx_time, ti))
                 .append_column("tx_id", tx_of).append_column("ord", ord_)
                 .append_column("chain", array([CHAIN] * rows)).append_column("run_id", array([run.run_id] * rows, pa.int64())),
                 tx_best[at[kept]])
@@ -584,12 +584,12 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
         store.con.execute("UPDATE blocks SET in_best_chain = true WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, new_best])
     stale = tx_keep & ~tx_best
     if stale.any():  # blocks off the best chain: their transactions wait in the stale tables, out of flows
-        store.append("stale_transactions", txs.filter(array(stale)))
-        store.append("stale_outputs", outs.filter(array(~out_best)))
-        store.append("stale_inputs", ins.filter(array(~in_best)))
+        store.append("stale_transactions", select(txs, stale))
+        store.append("stale_outputs", select(outs, ~out_best))
+        store.append("stale_inputs", select(ins, ~in_best))
     resolved = 0
     if stale.any() or not tx_keep.all():
-        txs, outs, ins = txs.filter(array(tx_keep & tx_best)), outs.filter(array(out_best)), ins.filter(array(in_best))
+        txs, outs, ins = select(txs, tx_keep & tx_best), select(outs, out_best), select(ins, in_best)
     if len(txs):
         with store.view("_b_tx", txs), store.view("_b_out", outs), store.view("_b_in", ins):
             resolved = _load_utxo(store)

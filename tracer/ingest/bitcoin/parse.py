@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from tracer.codecs.bitcoin_address import base58check_arrow, hash160, segwit_arrow
-from tracer.columns import array, fixed_width_strings, strings, take_strings
+from tracer.columns import array, fixed_width_strings, strings, take
 from tracer.ingest.bitcoin.network import Network
 
 _sha256 = hashlib.sha256
@@ -195,8 +195,8 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
         order[idx] = np.arange(start, start + idx.size)
         start += idx.size
     everything = pa.concat_arrays([v for _, v in pieces]) if pieces else strings([])
-    address = take_strings(everything, order, null=order < 0)
-    stype = take_strings(_SCRIPT_TYPE_NAMES, codes)
+    address = take(everything, order, null=order < 0)
+    stype = take(_SCRIPT_TYPE_NAMES, codes)
     return stype, address
 
 
