@@ -29,6 +29,10 @@ repetition starts from the same state. Data: the real mainnet blocks that ``trac
     txid and the address of every output and input, as bench/bitcoin_parse.py does), ``--process-reps``
     each, alternating; bitcoinlib's in-process parse time comes from the same runs. Then where our
     process spends its time: ``python -X importtime`` (largest imports) and cProfile of the whole CLI run.
+    By default every contender runs with compiled modules cached (``PYTHONPYCACHEPREFIX`` in ``--cache``, one
+    untimed run each first), as an installed package has them; ``--no-bytecode-cache`` keeps the shell's
+    ``PYTHONDONTWRITEBYTECODE``. ``--baseline DIR`` adds another source tree (a worktree of main) as a third
+    contender, run with ``PYTHONPATH=DIR``.
 
 Peak memory is each child's ``ru_maxrss`` (``os.wait4``). ``BCL_DATA_DIR`` points into a temporary
 folder so bitcoinlib writes nothing in the home directory.
@@ -455,7 +459,18 @@ def part_c(args, cache: Path, work: Path, env: dict) -> dict:
     res: dict = {"ours": [], "bitcoinlib": [], "baseline": [], "baseline_src": str(args.baseline or "")}
     # --baseline: another source tree of moneytrail (a worktree of main, say), run by the same interpreter
     # with PYTHONPATH pointing at it, as a third contender in the same alternation
+    if args.bytecode_cache:
+        # as installed: compiled modules cached (pip writes them at install). A shell with
+        # PYTHONDONTWRITEBYTECODE=1 would otherwise have every run compile tracer's modules from source, while
+        # bitcoinlib's come precompiled from site-packages. One untimed run of each contender fills the cache.
+        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(cache / "pycache")
+    res["bytecode_cache"] = bool(args.bytecode_cache)
     contenders = [("ours", env)] + ([("baseline", dict(env, PYTHONPATH=str(args.baseline)))] if args.baseline else [])
+    if args.bytecode_cache:
+        for label, cenv in contenders:
+            ingest_cli(work / f"warm-{label}.duckdb", cenv)
+        run_process([sys.executable, "-c", BITCOINLIB, *map(str, FILES)], env=env)
     for rep in range(args.process_reps):
         for label, cenv in contenders:
             db = work / f"c{rep}-{label}.duckdb"
@@ -600,7 +615,9 @@ def report(res: dict, info: dict, loads: tuple) -> list[str]:
         ours = [x["wall"] for x in c["ours"]]
         bl = [x["wall"] for x in c["bitcoinlib"]]
         bl_in = [x["parse_s"] for x in c["bitcoinlib"]]
-        md += ["", f"**(c) whole process** on the real blocks, {len(ours)} runs each, alternating:", "",
+        cached = ("compiled modules cached (PYTHONPYCACHEPREFIX), one untimed run of each first" if c.get("bytecode_cache")
+                  else f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} as in the shell")
+        md += ["", f"**(c) whole process** on the real blocks, {len(ours)} runs each, alternating; {cached}:", "",
                "| contender | median s | runs s | CPU s (median) | peak RSS MB |", "|---|---:|---|---:|---:|",
                f"| `tracer ingest bitcoin` (fresh store, start-up included) | {med(ours):.3f} | "
                f"{', '.join(f'{x:.3f}' for x in ours)} | {med([x['cpu'] for x in c['ours']]):.2f} | "
@@ -641,6 +658,10 @@ def main() -> None:
     ap.add_argument("--big", default="2.5e6", help="scale of the world for (b): >= 10^7 flows")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each ingest in (a) and (b)")
     ap.add_argument("--process-reps", type=int, default=5, help="repetitions of each whole process in (c)")
+    ap.add_argument("--bytecode-cache", action=argparse.BooleanOptionalAction, default=True,
+                    help="(c): run every contender with compiled modules cached in --cache/pycache, as an "
+                    "installed package has them, after one untimed run each (default; --no-bytecode-cache: "
+                    "leave PYTHONDONTWRITEBYTECODE as the shell has it)")
     ap.add_argument("--baseline", type=Path, help="(c): a moneytrail source tree (e.g. a worktree of main) run as a "
                     "third contender, same interpreter, PYTHONPATH=BASELINE")
     ap.add_argument("--frontiers", type=int, default=20)
