@@ -102,7 +102,12 @@ def array(values: np.ndarray | Sequence[Any], type: pa.DataType | None = None,  
     if pa.types.is_boolean(type):
         data = pa.py_buffer(np.packbits(values.astype(bool, copy=False), bitorder="little"))
     else:
-        data = pa.py_buffer(np.ascontiguousarray(values, dtype=_FIXED[type]))
+        target = np.dtype(_FIXED[type])
+        if values.dtype.kind in "iu" and target.kind in "iu" and values.size and values.dtype != target:
+            lo, hi, limits = values.min(), values.max(), np.iinfo(target)
+            if lo < limits.min or hi > limits.max:  # pa.array's safe cast refuses these too
+                raise OverflowError(f"values {lo}..{hi} do not fit {type}")
+        data = pa.py_buffer(np.ascontiguousarray(values, dtype=target))
     return pa.Array.from_buffers(type, n, [validity, data], null_count=nulls)
 
 

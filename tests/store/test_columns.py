@@ -35,6 +35,14 @@ def test_array_equals_pa_array(values, type_):
     ours.validate(full=True)
 
 
+def test_a_narrowing_cast_that_does_not_fit_is_refused_like_pa_array():
+    assert array(np.array([-5, 7], dtype=np.int64), pa.int32()).to_pylist() == [-5, 7]
+    with pytest.raises(OverflowError, match="do not fit int32"):
+        array(np.array([1, 2**40], dtype=np.int64), pa.int32())
+    with pytest.raises(pa.ArrowInvalid):
+        pa.array(np.array([1, 2**40], dtype=np.int64), pa.int32())
+
+
 def test_a_null_mask_and_strings():
     values = np.array([10, 20, 30, 40], dtype=np.int64)
     null = np.array([False, True, False, True])
