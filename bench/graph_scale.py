@@ -29,6 +29,10 @@ repetition starts from the same state. Data: the real mainnet blocks that ``trac
     txid and the address of every output and input, as bench/bitcoin_parse.py does), ``--process-reps``
     each, alternating; bitcoinlib's in-process parse time comes from the same runs. Then where our
     process spends its time: ``python -X importtime`` (largest imports) and cProfile of the whole CLI run.
+    By default every contender runs with compiled modules cached (``PYTHONPYCACHEPREFIX`` in ``--cache``, one
+    untimed run each first), as an installed package has them; ``--no-bytecode-cache`` keeps the shell's
+    ``PYTHONDONTWRITEBYTECODE``. ``--baseline DIR`` adds another source tree (a worktree of main) as a third
+    contender, run with ``PYTHONPATH=DIR``.
 
 Peak memory is each child's ``ru_maxrss`` (``os.wait4``). ``BCL_DATA_DIR`` points into a temporary
 folder so bitcoinlib writes nothing in the home directory.
@@ -463,18 +467,34 @@ def part_b(args, cache: Path, work: Path, env: dict) -> dict:
 
 
 def part_c(args, cache: Path, work: Path, env: dict) -> dict:
-    res: dict = {"ours": [], "bitcoinlib": []}
+    res: dict = {"ours": [], "bitcoinlib": [], "baseline": [], "baseline_src": str(args.baseline or "")}
+    # --baseline: another source tree of moneytrail (a worktree of main, say), run by the same interpreter
+    # with PYTHONPATH pointing at it, as a third contender in the same alternation
+    if args.bytecode_cache:
+        # as installed: compiled modules cached (pip writes them at install). A shell with
+        # PYTHONDONTWRITEBYTECODE=1 would otherwise have every run compile tracer's modules from source, while
+        # bitcoinlib's come precompiled from site-packages. One untimed run of each contender fills the cache.
+        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(cache / "pycache")
+    res["bytecode_cache"] = bool(args.bytecode_cache)
+    contenders = [("ours", env)] + ([("baseline", dict(env, PYTHONPATH=str(args.baseline)))] if args.baseline else [])
+    if args.bytecode_cache:
+        for label, cenv in contenders:
+            ingest_cli(work / f"warm-{label}.duckdb", cenv)
+        run_process([sys.executable, "-c", BITCOINLIB, *map(str, FILES)], env=env)
     for rep in range(args.process_reps):
-        db = work / f"c{rep}.duckdb"
-        os.sync()
-        res["ours"].append(ingest_cli(db, env))
-        for p in (db, Path(f"{db}.wal")):
-            p.unlink(missing_ok=True)
+        for label, cenv in contenders:
+            db = work / f"c{rep}-{label}.duckdb"
+            os.sync()
+            res[label].append(ingest_cli(db, cenv))
+            for p in (db, Path(f"{db}.wal")):
+                p.unlink(missing_ok=True)
         r = run_process([sys.executable, "-c", BITCOINLIB, *map(str, FILES)], env=env)
         bl = json.loads(r["stdout"].strip().splitlines()[-1])
         assert bl["txs"] == 6975 and bl["addresses"] == 16030, bl
         res["bitcoinlib"].append({**bl, "wall": r["wall"], "cpu": r["cpu"], "rss_mb": r["rss_mb"]})
-        print(f"(c) rep {rep}: ours {res['ours'][-1]['wall']:.3f} s, bitcoinlib {r['wall']:.3f} s", flush=True)
+        base = f", baseline {res['baseline'][-1]['wall']:.3f} s" if args.baseline else ""
+        print(f"(c) rep {rep}: ours {res['ours'][-1]['wall']:.3f} s{base}, bitcoinlib {r['wall']:.3f} s", flush=True)
     # the address count of our store, to compare with bitcoinlib's 16,030
     db = work / "c-check.duckdb"
     ingest_cli(db, env)
@@ -616,11 +636,17 @@ def report(res: dict, info: dict, loads: tuple) -> list[str]:
         ours = [x["wall"] for x in c["ours"]]
         bl = [x["wall"] for x in c["bitcoinlib"]]
         bl_in = [x["parse_s"] for x in c["bitcoinlib"]]
-        md += ["", f"**(c) whole process** on the real blocks, {len(ours)} runs each, alternating:", "",
+        cached = ("compiled modules cached (PYTHONPYCACHEPREFIX), one untimed run of each first" if c.get("bytecode_cache")
+                  else f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} as in the shell")
+        md += ["", f"**(c) whole process** on the real blocks, {len(ours)} runs each, alternating; {cached}:", "",
                "| contender | median s | runs s | CPU s (median) | peak RSS MB |", "|---|---:|---|---:|---:|",
                f"| `tracer ingest bitcoin` (fresh store, start-up included) | {med(ours):.3f} | "
                f"{', '.join(f'{x:.3f}' for x in ours)} | {med([x['cpu'] for x in c['ours']]):.2f} | "
                f"{max(x['rss_mb'] for x in c['ours']):.0f} |",
+               *([f"| baseline `tracer ingest bitcoin` ({c['baseline_src']}) | {med([x['wall'] for x in c['baseline']]):.3f}"
+                  f" | {', '.join(f'{x:.3f}' for x in [y['wall'] for y in c['baseline']])} | "
+                  f"{med([x['cpu'] for x in c['baseline']]):.2f} | {max(x['rss_mb'] for x in c['baseline']):.0f} |"]
+                 if c.get("baseline") else []),
                f"| bitcoinlib, `python -c` (imports included) | {med(bl):.3f} | {', '.join(f'{x:.3f}' for x in bl)} | "
                f"{med([x['cpu'] for x in c['bitcoinlib']]):.2f} | {max(x['rss_mb'] for x in c['bitcoinlib']):.0f} |",
                f"| bitcoinlib in-process (parse only, same runs) | {med(bl_in):.3f} | "
@@ -630,6 +656,11 @@ def report(res: dict, info: dict, loads: tuple) -> list[str]:
                f"bitcoinlib in-process {med(bl_in) / med(ours):.1f}×. bitcoinlib import median "
                f"{med([x['import_s'] for x in c['bitcoinlib']]):.2f} s; addresses: ours {c['our_addresses']:,}, "
                f"bitcoinlib {c['bitcoinlib'][0]['addresses']:,}."]
+        if c.get("baseline"):
+            base = [x["wall"] for x in c["baseline"]]
+            md += ["", f"Baseline: bitcoinlib / baseline {med(bl) / med(base):.1f}× by wall time; ours is "
+                   f"{med(base) / med(ours):.2f}× faster than the baseline by wall time, "
+                   f"{med([x['cpu'] for x in c['baseline']]) / med([x['cpu'] for x in c['ours']]):.2f}× by CPU time."]
         p = c["profile"]
         md += ["", f"Profile of one `tracer ingest bitcoin` process: -X importtime run {p['import_wall']:.2f} s wall, "
                f"top-level imports {p['import_total_s']:.2f} s; largest imports (cumulative s): "
@@ -648,6 +679,12 @@ def main() -> None:
     ap.add_argument("--big", default="2.5e6", help="scale of the world for (b): >= 10^7 flows")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each ingest in (a) and (b)")
     ap.add_argument("--process-reps", type=int, default=5, help="repetitions of each whole process in (c)")
+    ap.add_argument("--bytecode-cache", action=argparse.BooleanOptionalAction, default=True,
+                    help="(c): run every contender with compiled modules cached in --cache/pycache, as an "
+                    "installed package has them, after one untimed run each (default; --no-bytecode-cache: "
+                    "leave PYTHONDONTWRITEBYTECODE as the shell has it)")
+    ap.add_argument("--baseline", type=Path, help="(c): a moneytrail source tree (e.g. a worktree of main) run as a "
+                    "third contender, same interpreter, PYTHONPATH=BASELINE")
     ap.add_argument("--frontiers", type=int, default=20)
     ap.add_argument("--frontier-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=8)

@@ -34,18 +34,64 @@ def test_a_new_store_has_every_canonical_table_and_the_latest_schema_version(tmp
         assert [r[0] for r in s.query("SELECT version FROM schema_migrations ORDER BY version")] == shipped
 
 
-def test_an_older_store_is_migrated_on_open_and_keeps_its_rows(tmp_path):
-    path = tmp_path / "old.duckdb"
+def store_at_first_migration(path) -> duckdb.DuckDBPyConnection:
+    """A store that only the first migration was applied to, as an older moneytrail left it (open)."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)")
     version, name, sql = migrations()[0]
     con.execute(sql)
     con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    return con
+
+
+def test_an_older_store_is_migrated_on_open_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = store_at_first_migration(path)
     con.execute("INSERT INTO prices VALUES ('BTC', TIMESTAMP '2024-01-01', 42000.5, 'test', NULL)")
     con.close()
     with tracer.open_store(path) as s:
         assert s.schema_version == migrations()[-1][0]
         assert s.query("SELECT asset, usd FROM prices") == [("BTC", 42000.5)]
+
+
+def schema_of(path) -> dict[str, list[tuple]]:
+    """Everything a migration defines: tables and their columns (types, defaults, nullability), views,
+    indexes, constraints, sequences, macros, and the rows migrations seed (applied_at aside)."""
+    con = duckdb.connect(str(path), read_only=True)
+    own = "database_name = current_database() AND NOT internal"
+    found = {
+        "tables": con.execute(f"SELECT table_name, sql FROM duckdb_tables() WHERE {own} ORDER BY 1").fetchall(),
+        "columns": con.execute(f"""SELECT table_name, column_index, column_name, data_type, column_default, is_nullable
+                                   FROM duckdb_columns() WHERE {own} ORDER BY 1, 2""").fetchall(),
+        "views": con.execute(f"SELECT view_name, sql FROM duckdb_views() WHERE {own} ORDER BY 1").fetchall(),
+        "indexes": con.execute("SELECT index_name, table_name, sql FROM duckdb_indexes() "
+                               "WHERE database_name = current_database() ORDER BY 1").fetchall(),
+        "constraints": con.execute("""SELECT table_name, constraint_type, constraint_text FROM duckdb_constraints()
+                                      WHERE database_name = current_database() ORDER BY ALL""").fetchall(),
+        "sequences": con.execute("""SELECT sequence_name, start_value, increment_by, last_value FROM duckdb_sequences()
+                                    WHERE database_name = current_database() ORDER BY 1""").fetchall(),
+        "macros": con.execute("""SELECT function_name, macro_definition FROM duckdb_functions()
+                                 WHERE database_name = current_database() AND NOT internal ORDER BY ALL""").fetchall(),
+        "migrations": con.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall(),
+    }
+    for (table, _sql) in found["tables"]:
+        if table != "schema_migrations":
+            found[f"rows of {table}"] = con.execute(f'SELECT * FROM "{table}" ORDER BY ALL').fetchall()
+    con.close()
+    return found
+
+
+def test_a_new_store_made_in_one_step_has_the_schema_of_migrating_one_migration_at_a_time(tmp_path):
+    # a new store applies every migration in one transaction; an older store gets them one by one
+    fresh = tmp_path / "fresh.duckdb"
+    tracer.open_store(fresh).close()
+    stepwise = tmp_path / "stepwise.duckdb"
+    store_at_first_migration(stepwise).close()
+    tracer.open_store(stepwise).close()
+    a, b = schema_of(fresh), schema_of(stepwise)
+    assert a == b
+    assert [v for v, _ in a["migrations"]] == [v for v, _, _ in migrations()]
+    assert len(a["tables"]) >= len(CANONICAL) and a["views"] and a["rows of price_assets"]
 
 
 def test_a_store_from_a_newer_moneytrail_is_refused(tmp_path):

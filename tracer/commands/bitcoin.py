@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,30 @@ def rate_column() -> ProgressColumn:
     return RateColumn()
 
 
+@contextlib.contextmanager
+def progress_bar(show: bool) -> Iterator[tuple[Callable | None, Callable | None]]:
+    """(on_units, on_progress) callbacks driving a rich progress bar on stderr, or (None, None) without
+    one: rich is imported only when the bar is shown."""
+    if not show:
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]bitcoin"), BarColumn(), TextColumn("{task.completed}/{task.total} units"),
+                  rate_column(), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("ingest", total=None, blocks=0, txs=0)
+
+        def on_units(total: int, done: int) -> None:
+            bar.update(task, total=total, completed=done)
+
+        def on_progress(units: int, blocks: int, txs: int) -> None:
+            f = bar.tasks[0].fields
+            bar.update(task, advance=units, blocks=f["blocks"] + blocks, txs=f["txs"] + txs)
+
+        yield on_units, on_progress
+
+
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     @ingest_app.command("bitcoin")
     def bitcoin(
@@ -50,11 +76,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     ) -> None:
         """Ingest Bitcoin blocks, verified (merkle root, proof of work, chaining), into the store."""
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         from tracer.ingest.bitcoin.blocks import ingest_bitcoin
-        from tracer.ingest.bitcoin.rpc import BitcoinRPC
 
         if network not in NETWORKS:
             raise MoneytrailError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
@@ -63,27 +85,19 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         source_paths(paths or [])
         if rpc_cookie is not None:
             source_paths([rpc_cookie])
-        client = BitcoinRPC(rpc, user=rpc_user, password=rpc_password, cookie=rpc_cookie) if rpc else None
+        client = None
+        if rpc:
+            from tracer.ingest.bitcoin.rpc import BitcoinRPC  # requests loads only for an RPC ingest
+
+            client = BitcoinRPC(rpc, user=rpc_user, password=rpc_password, cookie=rpc_cookie)
         store = open_store_at(ctx.obj["db"])
         show = sys.stderr.isatty() if progress is None else progress
-        console = Console(stderr=True)
         started = time.perf_counter()
-        with Progress(TextColumn("[bold]bitcoin"), BarColumn(), TextColumn("{task.completed}/{task.total} units"),
-                      rate_column(), TimeElapsedColumn(), console=console, disable=not show) as bar:
-            task = bar.add_task("ingest", total=None, blocks=0, txs=0)
-
-            def on_units(total: int, done: int) -> None:
-                bar.update(task, total=total, completed=done)
-
-            def on_progress(units: int, blocks: int, txs: int) -> None:
-                f = bar.tasks[0].fields
-                bar.update(task, advance=units, blocks=f["blocks"] + blocks, txs=f["txs"] + txs)
-
-            source = ", ".join(map(str, paths or [])) or rpc
-            with naming(source):
-                summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
-                                         confirmations=confirmations, network_name=network, progress=on_progress,
-                                         on_units=on_units)
+        source = ", ".join(map(str, paths or [])) or rpc
+        with progress_bar(show) as (on_units, on_progress), naming(source):
+            summary = ingest_bitcoin(store, paths or [], rpc=client, from_height=from_height, to_height=to_height,
+                                     confirmations=confirmations, network_name=network, progress=on_progress,
+                                     on_units=on_units)
         if paths and not rpc and not (summary.blocks or summary.blocks_skipped or summary.units_skipped):
             raise MoneytrailError(f"{source}: no blocks found: nothing was ingested")
         elapsed = time.perf_counter() - started
@@ -93,7 +107,9 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
             print(json.dumps({"run_id": summary.run_id, **summary.counts, "inputs_resolved": summary.inputs_resolved,
                               "seconds": round(elapsed, 3)}))
         else:
-            console.print(
+            from rich.console import Console
+
+            Console(stderr=True).print(
                 f"run {summary.run_id}: {summary.blocks:,} blocks, {summary.transactions:,} transactions, "
                 f"{summary.inputs:,} inputs, {summary.outputs:,} outputs loaded; {summary.blocks_skipped:,} blocks "
                 f"already stored; {summary.inputs_resolved:,} inputs resolved; {elapsed:.2f} s "

@@ -80,17 +80,25 @@ class Store:
                 f"{self.path} has schema version {max(newer)}, newer than this moneytrail knows "
                 f"({max(known)}); upgrade moneytrail"
             )
-        for version, name, sql in shipped:
-            if version in applied:
-                continue
+        pending = [m for m in shipped if m[0] not in applied]
+        if not applied:
+            # a new store: every migration in one transaction, one commit instead of one per migration, and
+            # no data conversions (a new store has no rows to convert); the schema is the same as applying
+            # them one by one (tests/store/test_store.py checks it)
             with self.transaction():
-                self.con.execute(sql)
-                if version in _PYTHON_STEPS:
-                    _PYTHON_STEPS[version](self)
-                self.con.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, utcnow()]
-                )
+                for migration in pending:
+                    self._apply(*migration, convert=False)
+        else:
+            for migration in pending:
+                with self.transaction():
+                    self._apply(*migration)
         return self.schema_version
+
+    def _apply(self, version: int, name: str, sql: str, convert: bool = True) -> None:
+        self.con.execute(sql)
+        if convert and version in _PYTHON_STEPS:
+            _PYTHON_STEPS[version](self)
+        self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, utcnow()])
 
     @property
     def schema_version(self) -> int:

@@ -21,16 +21,20 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from tracer.columns import array, select, take, to_numpy
 from tracer.errors import IngestError
 from tracer.ingest.bitcoin.network import MAGICS, Network, network
 from tracer.ingest.bitcoin.parse import BlockBatch, BlockError, bits_to_target, parse_blocks
-from tracer.ingest.bitcoin.rpc import BitcoinRPC
 from tracer.store import Run, Store, graph
 from tracer.store.store import utcnow
+
+if TYPE_CHECKING:  # the RPC client (and requests) loads only when --rpc is given
+    from tracer.ingest.bitcoin.rpc import BitcoinRPC
 
 CHAIN = "bitcoin"
 _BLK_NAME = re.compile(r"^blk(\d+)\.dat$")
@@ -222,6 +226,9 @@ def ingest_bitcoin(
             outputs=summary.outputs, blocks_skipped=summary.blocks_skipped, units_skipped=summary.units_skipped,
             blocks_stale=summary.blocks_stale, blocks_rolled_back=summary.blocks_rolled_back)
     run.finish()
+    # The WAL this ingest wrote goes into the store file now, in this run's time, not in a later command's
+    # first commit (DuckDB checkpoints on its own once the WAL passes checkpoint_threshold).
+    store.con.execute("CHECKPOINT")
     summary.counts = dict(run.counts)
     if refused:
         first = refused[0]
@@ -510,30 +517,31 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     first_arrival = graph.next_ids(store, "block", len(kept_blocks))
     arrival = np.zeros(len(blocks), dtype=np.int64)
     arrival[keep] = np.arange(first_arrival, first_arrival + len(kept_blocks))
-    height_arr = pa.array([h for h, _ in heights], pa.int64())
-    time_arr = pa.array([b["time"] for b in blocks], pa.int64()).cast(pa.timestamp("s"))
-    hash_arr = pa.array(hashes, pa.string())
+    height_arr = array([h for h, _ in heights], pa.int64())
+    time_arr = array([b["time"] for b in blocks], pa.timestamp("s"))
+    hash_arr = array(hashes, pa.string())
     block_table = pa.table({
-        "chain": pa.array([CHAIN] * len(blocks)),
+        "chain": array([CHAIN] * len(blocks)),
         "height": height_arr,
         "hash": hash_arr,
-        "prev_hash": pa.array([b["prev_hash"] for b in blocks]),
+        "prev_hash": array([b["prev_hash"] for b in blocks]),
         "time": time_arr,
-        "tx_count": pa.array([b["tx_count"] for b in blocks], pa.int32()),
-        "size": pa.array([b["size"] for b in blocks], pa.int32()),
-        "version": pa.array([b["version"] for b in blocks], pa.int64()),
-        "merkle_root": pa.array([b["merkle_root"] for b in blocks]),
-        "bits": pa.array([b["bits"] for b in blocks], pa.int64()),
-        "nonce": pa.array([b["nonce"] for b in blocks], pa.int64()),
-        "height_source": pa.array([s for _, s in heights], pa.string()),
-        "source": pa.array([b["_source"] for b in blocks], pa.string()),
-        "source_offset": pa.array([b["source_offset"] for b in blocks], pa.int64()),
-        "run_id": pa.array([run.run_id] * len(blocks), pa.int64()),
-        "in_best_chain": pa.array([False] * len(blocks)),
-        "chainwork": pa.array([Decimal(work[h][0]) if h in work else None for h in hashes], pa.decimal128(38, 0)),
-        "work_root": pa.array([work[h][1] if h in work else None for h in hashes], pa.string()),
-        "arrival": pa.array(arrival),
-    }).filter(pa.array(keep))
+        "tx_count": array([b["tx_count"] for b in blocks], pa.int32()),
+        "size": array([b["size"] for b in blocks], pa.int32()),
+        "version": array([b["version"] for b in blocks], pa.int64()),
+        "merkle_root": array([b["merkle_root"] for b in blocks]),
+        "bits": array([b["bits"] for b in blocks], pa.int64()),
+        "nonce": array([b["nonce"] for b in blocks], pa.int64()),
+        "height_source": array([s for _, s in heights], pa.string()),
+        "source": array([b["_source"] for b in blocks], pa.string()),
+        "source_offset": array([b["source_offset"] for b in blocks], pa.int64()),
+        "run_id": array([run.run_id] * len(blocks), pa.int64()),
+        "in_best_chain": array([False] * len(blocks)),
+        "chainwork": array([Decimal(work[h][0]) if h in work else None for h in hashes], pa.decimal128(38, 0)),
+        "work_root": array([work[h][1] if h in work else None for h in hashes], pa.string()),
+        "arrival": array(arrival),
+    })
+    block_table = select(block_table, keep)
     store.append("blocks", block_table)
     new = set(work)
     untrusted = _reroot(store, work)
@@ -541,34 +549,33 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
     _switch(store, [h for h in to_best if h not in new], to_stale)
 
     txs, outs, ins = batch.transactions, batch.outputs, batch.inputs
-    tx_block = txs["block_index"].to_numpy()
+    tx_block = to_numpy(txs["block_index"])
     best_block = np.array([h in to_best for h in hashes])
     tx_keep = keep[tx_block]
     tx_best = best_block[tx_block]
-    blk_idx = pa.array(tx_block)
-    tx_height = height_arr.take(blk_idx)
-    tx_time = time_arr.take(blk_idx)
+    tx_height = take(height_arr, tx_block)
+    tx_time = take(time_arr, tx_block)
     # dense transaction ids for the kept transactions; -tx_id is the transaction's node in flows
     n = int(tx_keep.sum())
     first_tx = graph.next_ids(store, "utxo_tx", n)
     tx_id_all = np.full(len(tx_keep), -1, dtype=np.int64)
     tx_id_all[tx_keep] = np.arange(first_tx, first_tx + n, dtype=np.int64)
-    txs = txs.append_column("block_hash", hash_arr.take(blk_idx)).append_column("block_height", tx_height) \
-             .append_column("block_time", tx_time).append_column("tx_id", pa.array(tx_id_all))
-    txs = txs.append_column("chain", pa.array([CHAIN] * len(txs))).append_column("run_id", pa.array([run.run_id] * len(txs), pa.int64()))
+    txs = txs.append_column("block_hash", take(hash_arr, tx_block)).append_column("block_height", tx_height) \
+             .append_column("block_time", tx_time).append_column("tx_id", array(tx_id_all))
+    txs = txs.append_column("chain", array([CHAIN] * len(txs))).append_column("run_id", array([run.run_id] * len(txs), pa.int64()))
     txs = txs.drop_columns(["block_index"])
 
     def per_row(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
-        at = table["tx_index"].to_numpy()
+        at = to_numpy(table["tx_index"])
         kept = tx_keep[at]
-        ti = pa.array(at[kept])
-        table = table.filter(pa.array(kept)).drop_columns(["tx_index"])
+        ti = at[kept]
+        table = select(table, kept).drop_columns(["tx_index"])
         rows = len(table)
-        tx_of = pa.array(tx_id_all[at[kept]])
-        ord_ = pa.array(tx_id_all[at[kept]] * 2097152 + table["n"].to_numpy().astype(np.int64))
-        return (table.append_column("block_height", tx_height.take(ti)).append_column("time", tx_time.take(ti))
+        tx_of = array(tx_id_all[at[kept]])
+        ord_ = array(tx_id_all[at[kept]] * 2097152 + to_numpy(table["n"]).astype(np.int64))
+        return (table.append_column("block_height", take(tx_height, ti)).append_column("time", take(tx_time, ti))
                 .append_column("tx_id", tx_of).append_column("ord", ord_)
-                .append_column("chain", pa.array([CHAIN] * rows)).append_column("run_id", pa.array([run.run_id] * rows, pa.int64())),
+                .append_column("chain", array([CHAIN] * rows)).append_column("run_id", array([run.run_id] * rows, pa.int64())),
                 tx_best[at[kept]])
 
     (outs, out_best), (ins, in_best) = per_row(outs), per_row(ins)
@@ -578,12 +585,12 @@ def load_batch(store: Store, run: Run, batch: BlockBatch, net: Network) -> tuple
         store.con.execute("UPDATE blocks SET in_best_chain = true WHERE chain = ? AND hash IN (SELECT unnest(?))", [CHAIN, new_best])
     stale = tx_keep & ~tx_best
     if stale.any():  # blocks off the best chain: their transactions wait in the stale tables, out of flows
-        store.append("stale_transactions", txs.filter(pa.array(stale)))
-        store.append("stale_outputs", outs.filter(pa.array(~out_best)))
-        store.append("stale_inputs", ins.filter(pa.array(~in_best)))
+        store.append("stale_transactions", select(txs, stale))
+        store.append("stale_outputs", select(outs, ~out_best))
+        store.append("stale_inputs", select(ins, ~in_best))
     resolved = 0
     if stale.any() or not tx_keep.all():
-        txs, outs, ins = txs.filter(pa.array(tx_keep & tx_best)), outs.filter(pa.array(out_best)), ins.filter(pa.array(in_best))
+        txs, outs, ins = select(txs, tx_keep & tx_best), select(outs, out_best), select(ins, in_best)
     if len(txs):
         with store.view("_b_tx", txs), store.view("_b_out", outs), store.view("_b_in", ins):
             resolved = _load_utxo(store)

@@ -23,10 +23,10 @@ from struct import unpack_from
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tracer.ingest.bitcoin.network import Network
 from tracer.codecs.bitcoin_address import base58check_arrow, hash160, place, segwit_arrow
+from tracer.columns import array, fixed_width_strings, strings, take
+from tracer.ingest.bitcoin.network import Network
 from tracer.ingest.bitcoin.spending import input_addresses
 
 _sha256 = hashlib.sha256
@@ -34,6 +34,7 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NULL_OUTPOINT = b"\x00" * 32 + b"\xff\xff\xff\xff"
 _WITNESS_COMMITMENT = bytes.fromhex("6a24aa21a9ed")
 SCRIPT_TYPES = ["nonstandard", "p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr", "witness_unknown", "p2pk", "nulldata", "multisig"]
+_SCRIPT_TYPE_NAMES = strings(SCRIPT_TYPES)
 
 
 class BlockError(ValueError):
@@ -51,18 +52,20 @@ def sha256d(data: bytes | memoryview) -> bytes:
     return _sha256(_sha256(data).digest()).digest()
 
 
-def hex_rows(rows: np.ndarray, reverse: bool = False) -> pa.Array:
-    """(N, k) uint8 rows to an Arrow array of lowercase hex strings (reversed bytes for txids)."""
+def hex_chars(rows: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """(N, k) uint8 rows to (N, 2k) ASCII codes of their lowercase hex (reversed bytes for txids)."""
     n, k = rows.shape
     if reverse:
         rows = rows[:, ::-1]
     chars = np.empty((n, 2 * k), dtype=np.uint8)
     chars[:, 0::2] = _HEX[rows >> 4]
     chars[:, 1::2] = _HEX[rows & 15]
-    data = pa.py_buffer(chars.tobytes())
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * k), n, [None, data]).cast(pa.binary()).cast(
-        pa.string()
-    )
+    return chars
+
+
+def hex_rows(rows: np.ndarray, reverse: bool = False, null: np.ndarray | None = None) -> pa.Array:
+    """(N, k) uint8 rows to an Arrow array of lowercase hex strings (reversed bytes for txids)."""
+    return fixed_width_strings(hex_chars(rows, reverse), null)
 
 
 def merkle_root(hashes: list[bytes]) -> bytes:
@@ -162,7 +165,8 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
         put(p2wsh, "p2wsh", segwit_arrow(net.hrp, 0, payload(p2wsh, 2, 32)))
     if p2tr.any():
         put(p2tr, "p2tr", segwit_arrow(net.hrp, 1, payload(p2tr, 2, 32)))
-    for length in np.unique(sl[witness_other]):
+    # np.unique imports numpy.ma (~25 ms of start-up): only when there is something to group
+    for length in np.unique(sl[witness_other]) if witness_other.any() else ():
         for version_op in np.unique(b0[witness_other & (sl == length)]):
             mask = witness_other & (sl == length) & (b0 == version_op)
             put(mask, "witness_unknown", segwit_arrow(net.hrp, int(version_op) - 0x50, payload(mask, 2, int(length) - 2)))
@@ -181,13 +185,13 @@ def _classify_outputs(arr: np.ndarray, so: np.ndarray, sl: np.ndarray, net: Netw
             multisig_idx.append(i)
             multisig_ids.append(f"multisig:{shape[0]}of{shape[1]}:{hash160(script).hex()}")
     if multisig_idx:
-        put(np.isin(np.arange(n), multisig_idx), "multisig", pa.array(multisig_ids, pa.string()))
+        put(np.isin(np.arange(n), multisig_idx), "multisig", strings(multisig_ids))
     other = np.flatnonzero(codes == 0)
     if other.size:
         ids = ["nonstandard:" + hash160(buf[so[i] : so[i] + sl[i]]).hex() for i in other]
-        pieces.append((other, pa.array(ids, pa.string())))
+        pieces.append((other, strings(ids)))
     address = place(n, pieces)
-    stype = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(SCRIPT_TYPES)).cast(pa.string())
+    stype = take(_SCRIPT_TYPE_NAMES, codes)
     return stype, address
 
 
@@ -484,20 +488,20 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
     end = np.asarray(tx_end, dtype=np.int64)
     txid_rows = np.frombuffer(b"".join(tx_ids), dtype=np.uint8).reshape(ntx, 32)
     wtxid_rows = np.frombuffer(b"".join(tx_wids), dtype=np.uint8).reshape(ntx, 32)
-    txid_hex = hex_rows(txid_rows, reverse=True)
+    txid_chars = hex_chars(txid_rows, reverse=True)
     transactions = pa.table(
         {
-            "txid": txid_hex,
+            "txid": fixed_width_strings(txid_chars),
             "wtxid": hex_rows(wtxid_rows, reverse=True),
-            "block_index": pa.array(block_of_tx, pa.int32()),
-            "position": pa.array(position, pa.int32()),
-            "version": pa.array(_gather(arr, start, 4).view("<i4").ravel().astype(np.int64)),
-            "locktime": pa.array(_gather(arr, end - 4, 4).view("<u4").ravel().astype(np.int64)),
-            "size": pa.array(size, pa.int32()),
-            "weight": pa.array((size - wsize) * 3 + size, pa.int32()),
-            "is_coinbase": pa.array(is_coinbase),
-            "input_count": pa.array(nin, pa.int32()),
-            "output_count": pa.array(nout, pa.int32()),
+            "block_index": array(block_of_tx, pa.int32()),
+            "position": array(position, pa.int32()),
+            "version": array(_gather(arr, start, 4).view("<i4").ravel().astype(np.int64)),
+            "locktime": array(_gather(arr, end - 4, 4).view("<u4").ravel().astype(np.int64)),
+            "size": array(size, pa.int32()),
+            "weight": array((size - wsize) * 3 + size, pa.int32()),
+            "is_coinbase": array(is_coinbase),
+            "input_count": array(nin, pa.int32()),
+            "output_count": array(nout, pa.int32()),
         }
     )
     tx_of_out = np.repeat(np.arange(ntx), nout)
@@ -509,12 +513,12 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
     stype, addr = _classify_outputs(arr, so, sl, net, buf)
     outputs = pa.table(
         {
-            "txid": txid_hex.take(pa.array(tx_of_out)),
-            "n": pa.array(out_n, pa.int32()),
+            "txid": fixed_width_strings(txid_chars[tx_of_out]),
+            "n": array(out_n, pa.int32()),
             "address": addr,
             "script_type": stype,
-            "value": pa.array(values),
-            "tx_index": pa.array(tx_of_out, pa.int64()),
+            "value": array(values, pa.int64()),
+            "tx_index": array(tx_of_out, pa.int64()),
         }
     )
     tx_of_in = np.repeat(np.arange(ntx), nin)
@@ -522,19 +526,18 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
     po = np.asarray(in_prev, dtype=np.int64)
     coinbase_in = is_coinbase[tx_of_in]
     prev_rows = _gather(arr, po, 32) if po.size else np.zeros((0, 32), np.uint8)
-    prev_hex = hex_rows(prev_rows, reverse=True)
     prev_n = _gather(arr, po + 32, 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
     seq = _gather(arr, np.asarray(in_seq, dtype=np.int64), 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
     spend_type, script_address = input_addresses(arr, net, po, np.asarray(in_seq, dtype=np.int64), nin, end, wsize,
                                                  coinbase_in)
     inputs = pa.table(
         {
-            "txid": txid_hex.take(pa.array(tx_of_in)),
-            "n": pa.array(in_n, pa.int32()),
-            "prev_txid": pc.if_else(pa.array(coinbase_in), pa.scalar(None, pa.string()), prev_hex),
-            "prev_n": pa.array(prev_n, pa.int64(), mask=coinbase_in),
-            "sequence": pa.array(seq),
-            "tx_index": pa.array(tx_of_in, pa.int64()),
+            "txid": fixed_width_strings(txid_chars[tx_of_in]),
+            "n": array(in_n, pa.int32()),
+            "prev_txid": hex_rows(prev_rows, reverse=True, null=coinbase_in),
+            "prev_n": array(prev_n, pa.int64(), null=coinbase_in),
+            "sequence": array(seq, pa.int64()),
+            "tx_index": array(tx_of_in, pa.int64()),
             "script_address": script_address,
             "spend_type": spend_type,
         }

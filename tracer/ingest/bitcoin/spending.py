@@ -39,10 +39,12 @@ from numba import njit
 
 from tracer.codecs.bitcoin_address import base58check_arrow, place, segwit_arrow
 from tracer.codecs.hashes import hash160_ranges, sha256_ranges
+from tracer.columns import strings, take
 from tracer.ingest.bitcoin.network import Network
 
 SPEND_TYPES = [None, "p2pkh", "p2wpkh", "p2sh-p2wpkh", "p2sh-p2wsh", "p2sh-multisig", "p2wsh"]
 P2PKH, P2WPKH, P2SH_P2WPKH, P2SH_P2WSH, P2SH_MULTISIG, P2WSH = range(1, 7)
+_SPEND_TYPE_NAMES = strings([""] + SPEND_TYPES[1:])
 
 
 @njit(cache=True, inline="always")
@@ -204,6 +206,5 @@ def input_addresses(arr: np.ndarray, net: Network, in_prev: np.ndarray, in_seq: 
     if scripts.size:
         pieces.append((scripts, segwit_arrow(net.hrp, 0, sha256_ranges(arr, start[scripts], length[scripts]))))
     address = place(n, pieces)
-    names = pa.array([""] + SPEND_TYPES[1:], pa.string())
-    spend_type = pa.DictionaryArray.from_arrays(pa.array(kind, pa.int8(), mask=kind == 0), names).cast(pa.string())
+    spend_type = take(_SPEND_TYPE_NAMES, kind, null=kind == 0)
     return spend_type, address
