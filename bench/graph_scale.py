@@ -683,8 +683,9 @@ def main() -> None:
                     help="(c): run every contender with compiled modules cached in --cache/pycache, as an "
                     "installed package has them, after one untimed run each (default; --no-bytecode-cache: "
                     "leave PYTHONDONTWRITEBYTECODE as the shell has it)")
-    ap.add_argument("--baseline", type=Path, help="(c): a moneytrail source tree (e.g. a worktree of main) run as a "
-                    "third contender, same interpreter, PYTHONPATH=BASELINE")
+    ap.add_argument("--baseline", type=Path, help="another moneytrail source tree (e.g. a git worktree of the previous "
+                    "commit): (a) also times the in-process ingest with its tracer/, alternating with this one; (c) runs "
+                    "it as a third contender, same interpreter, PYTHONPATH=BASELINE")
     ap.add_argument("--frontiers", type=int, default=20)
     ap.add_argument("--frontier-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=8)
@@ -692,8 +693,6 @@ def main() -> None:
     ap.add_argument("--v4-cap", type=float, default=120.0, help="seconds after which a flows_v4 lookup is stopped")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench" / "graph")
     ap.add_argument("--markdown", action="store_true", help="print the results as Markdown")
-    ap.add_argument("--baseline", type=Path, help="(a): also time the in-process ingest with the tracer/ of this "
-                    "checkout (e.g. a git worktree of the previous commit), alternating with this one")
     ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--child-args", help=argparse.SUPPRESS)
     args = ap.parse_args()
