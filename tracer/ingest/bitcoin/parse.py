@@ -236,6 +236,7 @@ def parse_blocks(
     # per input / output: offsets only
     in_prev: list[int] = []
     in_seq: list[int] = []
+    in_wit: list[int] = []  # per input, the offset of its witness (item count), -1 without one
     out_val: list[int] = []
     out_script: list[int] = []
     out_len: list[int] = []
@@ -336,6 +337,7 @@ def parse_blocks(
                 wstart = p
                 if segwit:
                     for _ in range(nin):
+                        in_wit.append(p)
                         b = d[p]
                         p += 1
                         if b < 0xFD:
@@ -355,6 +357,8 @@ def parse_blocks(
                                 p += unpack_from("<H", d, p)[0] + 2
                             else:
                                 p += unpack_from("<I", d, p)[0] + 4
+                else:
+                    in_wit.extend([-1] * nin)
                 p += 4
                 if p > end:
                     raise BlockError(source, offset, block_hash, f"transaction {len(tx_ids) - block_first} runs past the end of the block")
@@ -429,7 +433,7 @@ def parse_blocks(
     _check_single_coinbase(arr, in_prev, tx_nin, first_tx, blocks, source)
     batch.transactions, batch.outputs, batch.inputs = _columns(
         arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, tx_wsize,
-        in_prev, in_seq, out_val, out_script, out_len, first_tx,
+        in_prev, in_seq, in_wit, out_val, out_script, out_len, first_tx,
     )
     return batch, first_tx
 
@@ -475,7 +479,7 @@ def _gather(arr: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
 
 
 def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, tx_wsize,
-             in_prev, in_seq, out_val, out_script, out_len, first_tx):
+             in_prev, in_seq, in_wit, out_val, out_script, out_len, first_tx):
     ntx = len(tx_ids)
     nin = np.asarray(tx_nin, dtype=np.int64)
     nout = np.asarray(tx_nout, dtype=np.int64)
@@ -528,8 +532,8 @@ def _columns(arr, buf, net, tx_ids, tx_wids, tx_start, tx_end, tx_nin, tx_nout, 
     prev_rows = _gather(arr, po, 32) if po.size else np.zeros((0, 32), np.uint8)
     prev_n = _gather(arr, po + 32, 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
     seq = _gather(arr, np.asarray(in_seq, dtype=np.int64), 4).view("<u4").ravel().astype(np.int64) if po.size else np.zeros(0, np.int64)
-    spend_type, script_address = input_addresses(arr, net, po, np.asarray(in_seq, dtype=np.int64), nin, end, wsize,
-                                                 coinbase_in)
+    spend_type, script_address = input_addresses(buf, arr, net, po, np.asarray(in_seq, dtype=np.int64),
+                                                 np.asarray(in_wit, dtype=np.int64), coinbase_in)
     inputs = pa.table(
         {
             "txid": fixed_width_strings(txid_chars[tx_of_in]),
