@@ -180,14 +180,15 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
             if not frontier.size and crossing is None:
                 break
             walkable = _not_stopped(ws, frontier, p) if frontier.size else frontier
-            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None and forward)
+            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None)
             nodes, times, used = step.nodes, step.times, step.used
             if crossing is not None:  # the inferred steps found at the previous hop are this hop's
                 nodes, times = np.concatenate([nodes, crossing.nodes]), np.concatenate([times, crossing.times])
                 used = np.concatenate([used, crossing.used])
                 for e in crossing.edges:
                     inferred.append({**e, "hop": hop})
-                    hop_of.setdefault(e["dst_id"], hop)
+                    hop_of.setdefault(e["src_id"], hop)  # the actor's node on the other chain (the other end
+                    hop_of.setdefault(e["dst_id"], hop)  # was reached the hop before)
                 crossing = None
             for fid in used.tolist():
                 edges.setdefault(fid, hop)
@@ -202,8 +203,8 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
             for n in new.tolist():
                 hop_of[n] = hop
             reached.add(new, new_times)
-            if exchanges is not None and forward and hop < p.hops:
-                crossing = _cross(ws, exchanges, step, p)
+            if exchanges is not None and hop < p.hops:
+                crossing = _cross(ws, exchanges, step, p, forward)
             frontier = new[new > 0]
             if len(edges) > p.max_edges:
                 truncated = True
@@ -253,8 +254,9 @@ def _first(nodes: np.ndarray, times: np.ndarray, forward: bool) -> tuple[np.ndar
 @dataclass
 class _Step:
     """One hop: the parties reached and when, the movements used, and (for crossing exchanges) the
-    movements that reached a party with the share of their value the trace carried and when the money
-    reached the party that paid it."""
+    movements that reached a party (backward: that a party paid) with the share of their value the trace
+    carried and, as ``bound``, when the money was at the party on the trace's side (forward: when it reached
+    the party that paid; backward: the latest time it was at the party paid)."""
 
     nodes: np.ndarray
     times: np.ndarray
@@ -277,7 +279,7 @@ def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, 
     if with_arrivals:
         arrivals = {"flow_id": k1["flow_id"][party], "node": k1[side][party], "time": k1["time"][party],
                     "usd": k1["usd"][party], "share": np.ones(int(party.sum())),
-                    "from_time": reached.of(k1[near_side][party])}
+                    "bound": reached.of(k1[near_side][party])}
     tx_nodes, tx_times = _first(k1[side][to_tx], k1["time"][to_tx], forward)
     if tx_nodes.size:
         at_tx = _Times(forward)
@@ -289,26 +291,29 @@ def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, 
         out_nodes.append(k2[side][party2])
         out_times.append(k2["time"][party2])
         if arrivals is not None:
-            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached)
+            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached, forward)
             at = np.searchsorted(tx_nodes, k2[near_side][party2])
             more = {"flow_id": k2["flow_id"][party2], "node": k2[side][party2], "time": k2["time"][party2],
-                    "usd": k2["usd"][party2], "share": share[at], "from_time": paid_from[at]}
+                    "usd": k2["usd"][party2], "share": share[at], "bound": paid_from[at]}
             arrivals = {c: np.concatenate([arrivals[c], more[c]]) for c in arrivals}
     return _Step(np.concatenate(out_nodes), np.concatenate(out_times), np.concatenate(used), arrivals)
 
 
 def _tx_share(ws: Workspace, k1: dict[str, np.ndarray], to_tx: np.ndarray, tx_nodes: np.ndarray,
-              reached: _Times) -> tuple[np.ndarray, np.ndarray]:
-    """Per transaction node (sorted ``tx_nodes``): the share of its inputs' value the trace brought in
-    (haircut: an exchange's sweep carries other customers' deposits too), and when the money first
-    reached the addresses that paid into it."""
-    at = np.searchsorted(tx_nodes, k1["dst_id"][to_tx])
+              reached: _Times, forward: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per transaction node (sorted ``tx_nodes``): the share of its value the trace carried — forward, of its
+    inputs' value the trace brought in (haircut: an exchange's sweep carries other customers' deposits
+    too); backward, of its outputs' value the trace came back through (an exchange's batch pays other
+    customers too) — and when the money was at the trace's side: forward, when it first reached the
+    addresses that paid in; backward, the latest time it was at the addresses paid."""
+    tx_side, near = ("dst_id", "src_id") if forward else ("src_id", "dst_id")
+    at = np.searchsorted(tx_nodes, k1[tx_side][to_tx])
     traced = np.bincount(at, weights=k1["amount"][to_tx], minlength=tx_nodes.size)
-    paid_from = np.full(tx_nodes.size, NEVER, np.int64)
-    np.minimum.at(paid_from, at, reached.of(k1["src_id"][to_tx]))
-    inputs = _arrays(ws.hop(tx_nodes, "in"))
-    total = np.bincount(np.searchsorted(tx_nodes, inputs["dst_id"]), weights=inputs["amount"], minlength=tx_nodes.size)
-    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), paid_from
+    bound = np.full(tx_nodes.size, NEVER if forward else -NEVER, np.int64)
+    (np.minimum if forward else np.maximum).at(bound, at, reached.of(k1[near][to_tx]))
+    legs = _arrays(ws.hop(tx_nodes, "in" if forward else "out"))
+    total = np.bincount(np.searchsorted(tx_nodes, legs[tx_side]), weights=legs["amount"], minlength=tx_nodes.size)
+    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), bound
 
 
 def _kept(e: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
@@ -376,10 +381,13 @@ class _Crossing:
     edges: list[dict[str, Any]]  # the inferred steps, with their basis
 
 
-def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams) -> _Crossing | None:
-    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain:
-    the withdrawals after the arrival whose USD value matches what arrived (docs/tracing.md, "Through
-    exchanges"). The arrivals of one hop at one actor on one chain are matched together."""
+def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams,
+           forward: bool = True) -> _Crossing | None:
+    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain
+    (docs/tracing.md, "Through exchanges"). Forward: the withdrawals after the arrival whose USD value
+    matches what arrived. Backward (the trace came back through the exchange's withdrawals): the deposits
+    before them whose value matches what was withdrawn. The movements of one hop at one actor on one chain
+    are matched together."""
     a = step.arrivals
     if a is None or not a["node"].size or not ex["node"].size:
         return None
@@ -393,41 +401,61 @@ def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams
     actor, chain = ex["actor"][i], ex["chain"][i]
     for act, ch in sorted({(int(x), int(y)) for x, y in zip(actor[hit], chain[hit], strict=True)}):
         sel = hit & (actor == act) & (chain == ch)
-        arrived = float(value[sel].sum())
-        if arrived <= 0:
+        traced = float(value[sel].sum())
+        if traced <= 0:
             continue
-        last = int(a["time"][sel].max())
-        since = max(int(a["from_time"][sel].min()), int(a["time"][sel].min()) - window)
-        until = last + window
+        first, last = int(a["time"][sel].min()), int(a["time"][sel].max())
+        if forward:  # from when the money reached the exchange's payer, at most the window before the arrival
+            since, until = max(int(a["bound"][sel].min()), first - window), last + window
+        else:  # the window around the withdrawals: the hot wallet sees a deposit when the exchange sweeps
+            since, until = first - window, last + window  # it, which may be after it credited and paid out
         own = ex["node"][ex["actor"] == act]
+        here = int(a["node"][sel][np.argmax(value[sel])])  # the actor's node that carried most of it
         for there in sorted(set(ex["chain"][(ex["actor"] == act) & (ex["chain"] != ch)].tolist())):
-            found = _withdrawals(ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, arrived,
-                                 since, until, p)
+            found = (_withdrawals if forward else _deposits)(
+                ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, traced, since, until, p)
             if found is None:
                 continue
-            out, rule = found
-            withdrawn = float(out["usd"].sum())
-            biggest = int(a["node"][sel][np.argmax(value[sel])])
-            basis = {"actor": str(ex["actors"][act]), "from_chain": str(ex["chains"][ch]),
-                     "to_chain": str(ex["chains"][there]),
-                     "arrival_flow_ids": sorted(int(f) for f in a["flow_id"][sel]), "arrival_usd": round(arrived, 2),
-                     "withdrawal_flow_ids": sorted(int(f) for f in out["flow_id"]),
+            m, rule = found
+            matched = float(m["usd"])
+            arrived, withdrawn = (traced, matched) if forward else (matched, traced)
+            ids = (a["flow_id"][sel], m["actor_flow_ids"]) if forward else (m["actor_flow_ids"], a["flow_id"][sel])
+            basis = {"actor": str(ex["actors"][act]),
+                     "from_chain": str(ex["chains"][ch if forward else there]),
+                     "to_chain": str(ex["chains"][there if forward else ch]),
+                     "arrival_flow_ids": sorted(int(f) for f in ids[0]), "arrival_usd": round(arrived, 2),
+                     "withdrawal_flow_ids": sorted(int(f) for f in ids[1]),
                      "withdrawal_usd": round(withdrawn, 2), "usd_difference": round(withdrawn - arrived, 2),
                      "usd_difference_share": round((withdrawn - arrived) / arrived, 4),
                      "window": [_iso(since), _iso(until)], "tolerance": p.exchange_tolerance, "rule": rule}
-            for node in sorted(set(out["src_id"].tolist())):
-                edges.append({"src_id": biggest, "dst_id": int(node), "usd": round(arrived, 2),
-                              "time": int(out["time"].min()), "basis": basis})
-            nodes.append(out["dst_id"])
-            times.append(out["time"])
-            used.append(out["flow_id"])
+            when = int(m["time"]) if forward else first  # the first withdrawal
+            for node in sorted(set(m["actor_nodes"].tolist())):
+                src, dst = (here, node) if forward else (node, here)
+                edges.append({"src_id": src, "dst_id": dst, "usd": round(arrived, 2), "time": when, "basis": basis})
+            nodes.append(m["reach"])
+            times.append(m["reach_time"])
+            used.append(m["flow_ids"])
     if not edges:
         return None
     return _Crossing(np.concatenate(nodes), np.concatenate(times), np.concatenate(used), edges)
 
 
+def _match(usd: np.ndarray, target: float, p: TraceParams) -> tuple[np.ndarray, str] | None:
+    """Positions (in the order given: the nearest in time first) of the movements that match ``target``
+    USD: the single one closest in value within the tolerance, else the shortest run from the first whose
+    running total comes within it (at most ``exchange_max_parts``)."""
+    tol = p.exchange_tolerance * target
+    gap = np.abs(usd - target)
+    if (gap <= tol).any():
+        return np.array([int(np.argmin(gap))]), "one"
+    ok = np.abs(np.cumsum(usd[: p.exchange_max_parts]) - target) <= tol
+    if not ok.any():
+        return None
+    return np.arange(int(np.argmax(ok)) + 1), "run"
+
+
 def _withdrawals(ws: Workspace, there: np.ndarray, own: np.ndarray, arrived: float, since: int, until: int,
-                 p: TraceParams) -> tuple[dict[str, np.ndarray], str] | None:
+                 p: TraceParams) -> tuple[dict[str, Any], str] | None:
     """The withdrawals from ``there`` (the actor's nodes on one other chain) to outsiders within the window
     that match ``arrived`` USD: the single one closest in value within the tolerance, else the first ones
     in time order whose running total comes within it (at most ``exchange_max_parts``)."""
@@ -437,16 +465,71 @@ def _withdrawals(ws: Workspace, there: np.ndarray, own: np.ndarray, arrived: flo
     w = _kept(w, keep)
     order = np.lexsort((w["flow_id"], w["time"]))
     w = {c: v[order] for c, v in w.items()}
-    tol = p.exchange_tolerance * arrived
-    gap = np.abs(w["usd"] - arrived)
-    if (gap <= tol).any():
-        chosen, rule = np.array([int(np.argmin(gap))]), "one withdrawal"
-    else:
-        ok = np.abs(np.cumsum(w["usd"][: p.exchange_max_parts]) - arrived) <= tol
-        if not ok.any():
-            return None
-        chosen, rule = np.arange(int(np.argmax(ok)) + 1), "the first withdrawals after the arrival"
-    return _kept(w, np.isin(np.arange(w["flow_id"].size), chosen)), rule
+    found = _match(w["usd"], arrived, p)
+    if found is None:
+        return None
+    chosen, rule = found
+    out = _kept(w, np.isin(np.arange(w["flow_id"].size), chosen))
+    return ({"usd": out["usd"].sum(), "time": out["time"].min(), "actor_nodes": out["src_id"],
+             "actor_flow_ids": out["flow_id"], "flow_ids": out["flow_id"], "reach": out["dst_id"],
+             "reach_time": out["time"]},
+            "one withdrawal" if rule == "one" else "the first withdrawals after the arrival")
+
+
+def _deposits(ws: Workspace, there: np.ndarray, own: np.ndarray, withdrawn: float, since: int, until: int,
+              p: TraceParams) -> tuple[dict[str, Any], str] | None:
+    """The deposits into ``there`` (the actor's nodes on one other chain) from outsiders within the window
+    that match ``withdrawn`` USD, by depositor (a customer's deposits come from its account, or its deposit
+    address, however many movements it took): the single depositor whose total is closest in value within
+    the tolerance, else the depositors nearest before the withdrawal, the latest first, whose running total
+    comes within it (at most ``exchange_max_parts``). On a UTXO chain the depositors are the addresses
+    whose coins the transactions paying the actor spent, each with the share of the transaction's outputs
+    that went to the actor (haircut)."""
+    d = _arrays(ws.hop(there, "in"))
+    keep = _allowed(d, p, None, "in") & (d["time"] >= since) & (d["time"] <= until) & ~np.isnan(d["usd"])
+    keep &= (d["src_id"] != 0) & ~np.isin(d["src_id"], own)
+    d = _kept(d, keep)
+    direct = d["src_id"] > 0
+    # per deposit: the depositor, the USD it gave, when, the movement into the actor's node and its own
+    who, usd, when = [d["src_id"][direct]], [d["usd"][direct]], [d["time"][direct]]
+    leg, own_leg = [d["flow_id"][direct]], [d["flow_id"][direct]]
+    txs = np.unique(d["src_id"][~direct])
+    if txs.size:
+        outs = _arrays(ws.hop(txs, "out"))
+        total = np.bincount(np.searchsorted(txs, outs["src_id"]), weights=outs["amount"], minlength=txs.size)
+        paid = np.bincount(np.searchsorted(txs, d["src_id"][~direct]), weights=d["amount"][~direct],
+                           minlength=txs.size)
+        share = np.minimum(1.0, paid / np.where(total > 0, total, 1.0))
+        ins = _arrays(ws.hop(txs, "in"))
+        ins = _kept(ins, _allowed(ins, p, None, "in") & (ins["src_id"] > 0) & ~np.isin(ins["src_id"], own)
+                    & ~np.isnan(ins["usd"]))
+        at = np.searchsorted(txs, ins["dst_id"])
+        who.append(ins["src_id"])
+        usd.append(ins["usd"] * share[at])
+        when.append(ins["time"])
+        leg.append(ins["flow_id"])
+        own_leg.append(-at - 1)  # which transaction: its movements into the actor are named below
+    who, usd, when, leg, own_leg = (np.concatenate(x) for x in (who, usd, when, leg, own_leg))
+    if not who.size:
+        return None
+    depositors, inv = np.unique(who, return_inverse=True)
+    total_usd = np.bincount(inv, weights=usd, minlength=depositors.size)
+    latest = np.full(depositors.size, -NEVER, np.int64)
+    np.maximum.at(latest, inv, when)
+    order = np.lexsort((depositors, -latest))  # the latest first
+    found = _match(total_usd[order], withdrawn, p)
+    if found is None:
+        return None
+    chosen, rule = found
+    picked = np.isin(inv, order[chosen])
+    tx_of = -own_leg[picked & (own_leg < 0)] - 1
+    utxo = np.isin(d["src_id"], txs[np.unique(tx_of)]) & ~direct
+    into = np.concatenate([d["flow_id"][direct][picked[: int(direct.sum())]], d["flow_id"][utxo]])
+    nodes_in = np.concatenate([d["dst_id"][direct][picked[: int(direct.sum())]], d["dst_id"][utxo]])
+    return ({"usd": total_usd[order[chosen]].sum(), "time": when[picked].max(), "actor_nodes": nodes_in,
+             "actor_flow_ids": into, "flow_ids": np.concatenate([leg[picked], d["flow_id"][utxo]]),
+             "reach": who[picked], "reach_time": when[picked]},
+            "one depositor" if rule == "one" else "the last depositors before the withdrawal")
 
 
 def _iso(us: int) -> str:
