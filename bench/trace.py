@@ -3,7 +3,9 @@
     .venv/bin/python bench/trace.py STORE.duckdb [--seeds 20] [--hops 6] [--min-usd 1000] [--out FILE.json]
                                   [--seeds-from EARLIER.json] [--skip-cold] [--skip-networkx]
 
-Seeds: ``--seeds`` random Bitcoin addresses (reservoir sample, seed ``--sample``, default 42) that paid out at least
+Seeds: ``--seeds`` random Bitcoin addresses (reservoir sample, seed ``--sample``, default 42; DuckDB draws a
+multi-threaded sample differently from run to run whatever the seed: the seeds drawn are in ``--out``,
+to trace again with ``--seeds-from``) that paid out at least
 ``--min-usd`` in one movement. For each seed, a ``--hops``-hop forward trace with ``min_usd`` as the
 value threshold (``Workspace.trace``: address → transaction → address is one hop; money only moves forward
 in time; the answer is the Trace with its nodes and edges materialised from the store):
