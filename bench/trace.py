@@ -3,15 +3,19 @@
     .venv/bin/python bench/trace.py STORE.duckdb [--seeds 20] [--hops 6] [--min-usd 1000] [--out FILE.json]
                                   [--seeds-from EARLIER.json] [--skip-cold] [--skip-networkx]
 
-Seeds: ``--seeds`` random Bitcoin addresses (reservoir sample, seed 42) that paid out at least
+Seeds: ``--seeds`` random Bitcoin addresses (reservoir sample, seed ``--sample``, default 42; DuckDB draws a
+multi-threaded sample differently from run to run whatever the seed: the seeds drawn are in ``--out``,
+to trace again with ``--seeds-from``) that paid out at least
 ``--min-usd`` in one movement. For each seed, a ``--hops``-hop forward trace with ``min_usd`` as the
 value threshold (``Workspace.trace``: address → transaction → address is one hop; money only moves forward
 in time; the answer is the Trace with its nodes and edges materialised from the store):
 
 - **cold**: a new process per seed: open the store, resolve the seed, build the in-memory adjacency, trace,
   materialise — wall time from before ``tracer.open`` to the answer;
-- **warm**: one process, the store open, the adjacency and the address index built (two untimed warm-up
-  traces), each seed traced once; also the walk alone (seed ids given, nothing materialised);
+- **warm**: one process, the store open, the adjacency, the address index and the id → text indexes built
+  (two untimed warm-up traces), each seed traced once — the answer (its columns), then also with the
+  dictionaries of the JSON form built (``as_json()``); also the walk alone (seed ids given, nothing
+  materialised);
 - **networkx**: one process loads every flow of the store into an ``nx.DiGraph`` (an edge per src → dst
   pair carrying its largest USD value, grouped in DuckDB; UTXO transactions are nodes, as in ``flows``), then per seed
   ``nx.generic_bfs_edges`` to depth 2 × hops over edges of at least ``min_usd`` (no time order: it reaches
@@ -36,21 +40,21 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def pick_seeds(db: str, n: int, min_usd: float) -> list[str]:
+def pick_seeds(db: str, n: int, min_usd: float, sample: int = 42) -> list[str]:
     import tracer
 
     ws = tracer.open(db, read_only=True)
     try:
         return [r[0] for r in ws.rows(
             f"""SELECT src FROM (SELECT DISTINCT src FROM flows WHERE chain = 'bitcoin' AND src_id > 0 AND usd >= ?)
-                USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (42) ORDER BY src""", [min_usd])]
+                USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(sample)}) ORDER BY src""", [min_usd])]
     finally:
         ws.close()
 
 
 def _parties(result) -> int:
     """Addresses and accounts reached (transaction nodes apart), as networkx's count below."""
-    return sum(1 for n in result.nodes if n["kind"] == "party")
+    return result.counts()[1]
 
 
 def cold(db: str, seed: str, hops: int, min_usd: float) -> dict:
@@ -60,7 +64,7 @@ def cold(db: str, seed: str, hops: int, min_usd: float) -> dict:
     ws = tracer.open(db, read_only=True)
     result = ws.trace([seed], hops=hops, min_usd=min_usd)
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "nodes": _parties(result), "edges": len(result.edges),
+    return {"seconds": seconds, "nodes": _parties(result), "edges": result.counts()[2],
             "truncated": result.truncated, "peak_mb": peak_mb()}
 
 
@@ -76,8 +80,10 @@ def warm(db: str, seeds: list[str], hops: int, min_usd: float) -> dict:
         t = time.perf_counter()
         result = ws.trace([seed], hops=hops, min_usd=min_usd)
         answer = time.perf_counter() - t
-        runs.append({"seed": seed, "seconds": answer, "nodes": _parties(result), "edges": len(result.edges),
-                     "truncated": result.truncated})
+        result.as_json()  # the dictionaries of the JSON form, built from the answer's columns when asked
+        with_dicts = time.perf_counter() - t
+        runs.append({"seed": seed, "seconds": answer, "json_seconds": with_dicts, "nodes": _parties(result),
+                     "edges": result.counts()[2], "truncated": result.truncated})
     from tracer.trace import follow
 
     p = TraceParams(hops=hops, min_usd=min_usd)
@@ -158,6 +164,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("db")
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--sample", type=int, default=42, help="the reservoir sample's seed (42: the recorded runs)")
     ap.add_argument("--hops", type=int, default=6)
     ap.add_argument("--min-usd", type=float, default=1000.0)
     ap.add_argument("--out", type=Path, default=None)
@@ -178,7 +185,7 @@ def main() -> None:
             print(json.dumps(with_networkx(args.db, seeds, args.hops, args.min_usd)))
         return
     seeds = json.loads(args.seeds_from.read_text())["seeds"] if args.seeds_from else \
-        pick_seeds(args.db, args.seeds, args.min_usd)
+        pick_seeds(args.db, args.seeds, args.min_usd, args.sample)
     colds = [] if args.skip_cold else [child("cold", args, [s]) for s in seeds]
     hot = child("warm", args, seeds)
     nx_ = None if args.skip_networkx else child("networkx", args, seeds)
@@ -186,7 +193,8 @@ def main() -> None:
     report = {
         "store": args.db, "seeds": seeds, "hops": args.hops, "min_usd": args.min_usd,
         "warm_median_s": med(r["seconds"] for r in hot["runs"]),
-        "warm_walk_median_s": med(r["walk_seconds"] for r in hot["runs"]), "warm_peak_mb": hot["peak_mb"],
+        "warm_walk_median_s": med(r["walk_seconds"] for r in hot["runs"]),
+        "warm_json_median_s": med(r["json_seconds"] for r in hot["runs"]), "warm_peak_mb": hot["peak_mb"],
         "trace_nodes_median": med(r["nodes"] for r in hot["runs"]),
         "truncated": sum(r["truncated"] for r in hot["runs"]), "warm": hot["runs"],
     }

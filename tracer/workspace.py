@@ -80,13 +80,14 @@ class Workspace:
         self.path = Path(path)
         self.store: Store = Store(path, read_only=read_only)
         self._adjacency: Any = None
+        self._names: Any = None
         self._clusters: dict[str, Any] = {}  # chain -> heuristics.clustering.cluster.ClusterMemory
 
     @classmethod
     def of(cls, store: Store) -> Workspace:
         """A workspace over a store that is already open."""
         ws = cls.__new__(cls)
-        ws.path, ws.store, ws._adjacency, ws._clusters = Path(store.path), store, None, {}
+        ws.path, ws.store, ws._adjacency, ws._names, ws._clusters = Path(store.path), store, None, None, {}
         return ws
 
     # -- ingest ---------------------------------------------------------------------------------------
@@ -215,11 +216,24 @@ class Workspace:
         ids ``nodes`` (address ids, or ``-tx_id`` for UTXO transaction nodes), with flow_id, src_id,
         dst_id, amount, usd and time (microseconds). Served from sorted in-memory arrays kept current
         with ``flows`` (:mod:`tracer.store.adjacency`)."""
+        return self.adjacency().hop_table(nodes, direction)
+
+    def adjacency(self) -> Any:
+        """The in-memory graph arrays (:class:`tracer.store.adjacency.Adjacency`), built on first use."""
         if self._adjacency is None:
             from tracer.store.adjacency import Adjacency
 
             self._adjacency = Adjacency(self.store)
-        return self._adjacency.hop_table(nodes, direction)
+        return self._adjacency
+
+    def names(self) -> Any:
+        """Addresses' and transactions' text by id, in memory (:class:`tracer.store.names.Names`), loaded on
+        first use and kept current with the store: what names a trace's nodes."""
+        if self._names is None:
+            from tracer.store.names import Names
+
+            self._names = Names(self.store)
+        return self._names
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.store.query(sql, params)

@@ -187,3 +187,36 @@ def test_one_hop_from_memory_equals_the_sql_answer_and_follows_new_and_deleted_f
         graph.delete_transfers(ws.store, "chain = 'fiat'", [])
     assert _ws_hop(ws, fiat, "out") == _sql_hop(ws.store, fiat, "out") == []
     ws.close()
+
+
+def test_names_and_movement_columns_in_memory_equal_the_tables_and_follow_new_rows(tmp_path):
+    """The id -> text indexes a trace names its nodes with (tracer/store/names.py) and the movement columns
+    kept with the graph arrays (exact amount, chain, asset, kind) answer as the tables do, after each ingest."""
+    import numpy as np
+
+    ws = tracer.open(tmp_path / "s.duckdb")
+
+    def check() -> None:
+        for index, sql in ((ws.names().addresses, "SELECT address_id, chain, address FROM addresses"),
+                           (ws.names().transactions, "SELECT tx_id, chain, txid FROM transactions WHERE tx_id > 0")):
+            rows = ws.rows(sql + " ORDER BY 1")
+            ids = np.asarray([r[0] for r in rows] + [0, 10**9, rows[0][0]], np.int64)
+            got = index.take(ids)
+            assert list(zip(ids.tolist(), got.chain.tolist(), got.text.to_pylist(), strict=True)) == \
+                rows + [(0, None, None), (10**9, None, None), rows[0]]
+            assert got.found.tolist() == [True] * len(rows) + [False, False, True]
+        flows = ws.rows("SELECT flow_id, chain, asset, kind, CAST(amount AS VARCHAR) FROM flows ORDER BY 1")
+        adj = ws.adjacency()
+        adj.refresh()
+        cols = adj.columns(np.asarray([r[0] for r in flows], np.int64), ("units", "code"))
+        assert [(f, *adj.codes[c], str(u)) for f, u, c in zip(
+            [r[0] for r in flows], cols["units"].tolist(), cols["code"].tolist(), strict=True)] == flows
+
+    ws.ingest("bitcoin", [BLOCKS / "block-227835.raw"])
+    check()
+    ws.ingest("bitcoin", [BLOCKS / "block-227836.raw"])
+    check()
+    ws.ingest("bank", ROOT / "fixtures" / "aml" / "amlworld-small.csv")
+    check()
+    assert {c[0] for c in ws.adjacency().codes} == {"bitcoin", "fiat"}
+    ws.close()

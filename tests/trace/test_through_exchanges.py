@@ -107,3 +107,61 @@ def test_exposure_of_the_operation_shows_the_categories_planted_around_it(world)
     for result in (poster, controller):  # shares of one subject's flow: never more than all of it
         for side in ("received", "sent"):
             assert sum(c[f"share_{side}"] for c in result["categories"]) <= 1 + 1e-9
+
+
+def test_backward_from_the_mules_crosses_both_exchanges_back_to_the_victims(world):
+    """The same route walked back: the mules' wires come from Lumen's bank account, whose deposit on the
+    USDT chain (the operation's Lumen deposit address) is inferred from them; the USDT came from Kestrel's
+    hot wallet, whose deposit on Bitcoin (the operation's deposit address, swept with other customers'
+    coins) is inferred from that withdrawal; then back along the peels to every victim."""
+    ws, actors, patterns = world
+    controller = actors["operation-1:controller"]
+    mules = controller["bank_accounts"]["mules"]
+    n = planted_hops(patterns)
+    t = ws.trace(mules, direction="backward", hops=n, stop_at=("exchange",), through_exchanges=True).as_json()
+    hop = {node["id"]: node["hop"] for node in t["nodes"]}
+    kestrel, lumen = actors["exchange:kestrel"], actors["exchange:lumen"]
+    deposit = patterns["operation-1/kestrel-deposits"]["addresses"]
+    assert [hop.get(lumen["bank_account"]), hop.get(lumen["sim-evm"]["hot_wallet"])] == [1, 2]
+    assert [hop.get(a) for a in controller["sim-evm"]["addresses"]] == [4, 3, 3]
+    assert [hop.get(kestrel["sim-evm"]["hot_wallet"]), *(hop.get(a) for a in deposit)] == [5, 6]
+    victims = [a for a in actors.values() if a["id"].startswith("operation-1:victim-")]
+    assert len(victims) == 4 and {hop.get(a["bitcoin"]["addresses"][0]) for a in victims} == {n}
+    steps = sorted((e for e in t["edges"] if e["kind"] == "inferred"), key=lambda e: e["hop"])[:2]
+    assert [(e["hop"], e["src"], e["dst"]) for e in steps] == [
+        (2, lumen["sim-evm"]["hot_wallet"], lumen["bank_account"]), (6, steps[1]["src"], kestrel["sim-evm"]["hot_wallet"])]
+    assert steps[1]["src"] in kestrel["bitcoin"]["hot_addresses"]
+    assert [(s["basis"]["actor"], s["basis"]["from_chain"], s["basis"]["to_chain"], s["basis"]["rule"]) for s in steps] == [
+        (f"sim-{lumen['id'].split(':')[1]}", "sim-evm", "fiat", "one depositor"),
+        (f"sim-{kestrel['id'].split(':')[1]}", "bitcoin", "sim-evm", "one depositor")]
+    by_id = {e["flow_id"]: e for e in t["edges"] if e["flow_id"] is not None}
+    lumen_step, kestrel_step = steps[0]["basis"], steps[1]["basis"]
+    # withdrawals: the structured wires to the mules; the one USDT payment to evm-1
+    assert {by_id[f]["dst"] for f in lumen_step["withdrawal_flow_ids"]} == set(mules)
+    assert [by_id[f]["dst"] for f in kestrel_step["withdrawal_flow_ids"]] == [controller["sim-evm"]["addresses"][0]]
+    # deposits: the Lumen deposit address's two forwards into the hot wallet; Kestrel's sweep into its hot wallet
+    assert len(lumen_step["arrival_flow_ids"]) == 2
+    assert {by_id[f]["dst"] for f in lumen_step["arrival_flow_ids"]} == {lumen["sim-evm"]["hot_wallet"]}
+    assert [by_id[f]["src"] for f in kestrel_step["arrival_flow_ids"]] == [
+        "tx:" + patterns["operation-1/kestrel-deposits"]["txids"][-1]]
+    for e in steps:
+        b = e["basis"]
+        assert (b["tolerance"], e["flow_id"], e["amount"], e["usd"]) == (0.03, None, None, b["arrival_usd"])
+        assert abs(b["usd_difference"]) <= 0.03 * b["arrival_usd"]
+        assert b["window"][0] < e["time"] < b["window"][1]
+
+
+def test_both_ways_from_the_first_usdt_account_crosses_kestrel_back_and_lumen_forward(world):
+    ws, actors, patterns = world
+    controller = actors["operation-1:controller"]
+    evm1 = controller["sim-evm"]["addresses"][0]
+    kestrel, lumen = actors["exchange:kestrel"], actors["exchange:lumen"]
+    t = ws.trace([evm1], direction="both", hops=4, stop_at=("exchange",), through_exchanges=True).as_json()
+    hop = {node["id"]: node["hop"] for node in t["nodes"]}
+    assert [hop.get(m) for m in controller["bank_accounts"]["mules"]] == [4, 4, 4]
+    assert [hop.get(a) for a in patterns["operation-1/kestrel-deposits"]["addresses"]] == [2]
+    steps = sorted((e["hop"], e["basis"]["actor"], e["basis"]["rule"]) for e in t["edges"] if e["kind"] == "inferred")
+    assert steps == [(2, f"sim-{kestrel['id'].split(':')[1]}", "one depositor"),
+                     (4, f"sim-{lumen['id'].split(':')[1]}", "the first withdrawals after the arrival")]
+    back = ws.trace([evm1], direction="backward", hops=4, stop_at=("exchange",)).as_json()
+    assert {n["chain"] for n in back["nodes"]} == {"sim-evm"}  # without the option: no crossing

@@ -40,9 +40,11 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         through_exchanges: bool = typer.Option(False, "--through-exchanges", help="Where money reaches an exchange "
                                                "labelled on several chains (same actor), continue from its "
                                                "withdrawals on the other chains that match the arrival in value "
-                                               "and time: an inferred step, with its basis."),
+                                               "and time (backward: from the deposits on the other chains that match "
+                                               "its withdrawals): an inferred step, with its basis."),
         exchange_window: float = typer.Option(72.0, "--exchange-window", min=0.0,
-                                              help="Hours after the arrival a matching withdrawal may come."),
+                                              help="Hours after the arrival a matching withdrawal may come "
+                                                   "(backward: hours either side of the withdrawal for deposits)."),
         exchange_tolerance: float = typer.Option(0.03, "--exchange-tolerance", min=0.0, max=1.0,
                                                  help="Largest |withdrawn - arrived| USD, as a share of the arrival."),
     ) -> None:

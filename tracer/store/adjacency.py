@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from tracer.store.store import Store
 
 COLUMNS = ("flow_id", "src_id", "dst_id", "amount", "decimals", "usd", "time")
+# kept too, for naming a trace's movements without reading flows again: the exact amount in base units
+# where it fits in 64 bits (-1 where it does not: wei), and a code for the movement's (chain, asset, kind)
+EXTRA = ("units", "code")
 
 
 @dataclass
@@ -64,27 +67,41 @@ class Adjacency:
         self._parts: list[_Part] = []
         self._top = 0          # the highest flow_id read
         self._epoch = None     # graph_epoch when built
+        self.codes: list[tuple[str, str, str]] = []  # (chain, asset, kind) of each ``code``
 
-    def _counter(self, name: str) -> int:
-        rows = self.store.query("SELECT last FROM id_counters WHERE name = ?", [name])
-        return int(rows[0][0]) if rows else 0
+    def _counters(self) -> tuple[int, int]:
+        """(graph_epoch, the last flow id), in one round trip."""
+        rows = dict(self.store.query("SELECT name, last FROM id_counters WHERE name IN ('graph_epoch', 'flow')"))
+        return int(rows.get("graph_epoch", 0)), int(rows.get("flow", 0))
 
     def _read(self, above: int) -> dict[str, np.ndarray] | None:
-        t = self.store.arrow(
-            """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id,
-                      CAST(amount AS DOUBLE) AS amount, CAST(coalesce(decimals, 0) AS INTEGER) AS decimals, usd,
-                      epoch_us(time) AS time
-               FROM flows WHERE flow_id > ? ORDER BY flow_id""", [above])
+        import pyarrow as pa
+
+        kinds = self.store.query("SELECT DISTINCT chain, asset, kind FROM flows WHERE flow_id > ? ORDER BY ALL", [above])
+        for k in kinds:
+            if k not in self.codes:
+                self.codes.append(k)
+        self.store.con.register("_adjacency_codes", pa.table(
+            {n: [k[i] for k in self.codes] for i, n in enumerate(("chain", "asset", "kind"))}
+            | {"code": pa.array(range(len(self.codes)), pa.int16())}))
+        try:
+            t = self.store.arrow(
+                """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id,
+                          CAST(amount AS DOUBLE) AS amount, CAST(coalesce(decimals, 0) AS INTEGER) AS decimals,
+                          usd, epoch_us(time) AS time, coalesce(TRY_CAST(amount AS BIGINT), -1) AS units, c.code
+                   FROM flows f JOIN _adjacency_codes c USING (chain, asset, kind)
+                   WHERE flow_id > ? ORDER BY flow_id""", [above])
+        finally:
+            self.store.con.unregister("_adjacency_codes")
         if not len(t):
             return None
-        return {c: t[c].to_numpy(zero_copy_only=False) for c in COLUMNS}
+        return {c: t[c].to_numpy(zero_copy_only=False) for c in COLUMNS + EXTRA}
 
     def refresh(self) -> None:
         """Read what was appended since the last refresh; rebuild if flows were deleted."""
-        epoch = self._counter("graph_epoch")
+        epoch, top = self._counters()
         if epoch != self._epoch:
-            self._parts, self._top, self._epoch = [], 0, epoch
-        top = self._counter("flow")
+            self._parts, self._top, self._epoch, self.codes = [], 0, epoch, []
         if top <= self._top:
             return
         cols = self._read(self._top)
@@ -92,16 +109,18 @@ class Adjacency:
         if cols is None:
             return
         if len(self._parts) >= 8:  # fold the small deltas back into one sorted part
-            merged = {c: np.concatenate([p.cols[c] for p in self._parts] + [cols[c]]) for c in COLUMNS}
+            merged = {c: np.concatenate([p.cols[c] for p in self._parts] + [cols[c]]) for c in COLUMNS + EXTRA}
             self._parts = [_Part.of(merged)]
         else:
             self._parts.append(_Part.of(cols))
 
-    def hop(self, nodes: np.ndarray | list[int], direction: str = "out") -> dict[str, np.ndarray]:
-        """The flows leaving (``out``) or entering (``in``) ``nodes``: columns of :data:`COLUMNS`."""
+    def hop(self, nodes: np.ndarray | list[int], direction: str = "out", refresh: bool = True) -> dict[str, np.ndarray]:
+        """The flows leaving (``out``) or entering (``in``) ``nodes``: columns of :data:`COLUMNS`. ``refresh``
+        False: as of the last refresh (a walk of many hops checks the store once)."""
         if direction not in ("out", "in"):
             raise ValueError("direction is 'out' or 'in'")
-        self.refresh()
+        if refresh:
+            self.refresh()
         wanted = np.unique(np.asarray(nodes, dtype=np.int64))
         pieces = []
         for part in self._parts:
@@ -114,6 +133,21 @@ class Adjacency:
         out = {c: np.concatenate([p[c] for p in pieces]) for c in COLUMNS}
         order = np.argsort(out["flow_id"])  # a stable answer: flows in the order they were stored
         return {c: v[order] for c, v in out.items()}
+
+    def columns(self, flow_ids: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Columns (of :data:`COLUMNS` and :data:`EXTRA`) of the flows ``flow_ids`` (sorted, unique, every one
+        read already: ids a hop returned), in that order."""
+        flow_ids = np.asarray(flow_ids, np.int64)
+        out = {c: None for c in names}
+        for part in self._parts:
+            ids = part.cols["flow_id"]
+            at = np.minimum(np.searchsorted(ids, flow_ids), max(ids.size - 1, 0))
+            hit = ids[at] == flow_ids if ids.size else np.zeros(flow_ids.size, bool)
+            for c in names:
+                if out[c] is None:
+                    out[c] = np.zeros(flow_ids.size, part.cols[c].dtype)
+                out[c][hit] = part.cols[c][at[hit]]
+        return {c: v if v is not None else np.zeros(0) for c, v in out.items()}
 
     def hop_table(self, nodes: np.ndarray | list[int], direction: str = "out") -> pa.Table:
         import pyarrow as pa

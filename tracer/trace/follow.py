@@ -50,17 +50,85 @@ class TraceParams:
     exchange_max_parts: int = 20        # a split withdrawal has at most this many movements
 
 
-@dataclass
 class Trace:
-    seeds: list[str]
-    nodes: list[dict[str, Any]]
-    edges: list[dict[str, Any]]
-    params: dict[str, Any] = field(default_factory=dict)
-    truncated: bool = False
+    """A trace's answer. Built as columns (:class:`_Columns`); ``nodes``, ``edges`` and :meth:`as_json`
+    build the documented dictionaries from them when first asked (a 10^5-movement answer spends more
+    time making dictionaries than finding the movements)."""
+
+    def __init__(self, seeds: list[str], nodes: list[dict[str, Any]] | None = None,
+                 edges: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None,
+                 truncated: bool = False, columns: _Columns | None = None):
+        self.seeds, self.params, self.truncated, self.columns = seeds, params or {}, truncated, columns
+        self._nodes, self._edges = nodes, edges
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        if self._nodes is None:
+            self._nodes = _without_gc(self.columns.node_dicts) if self.columns is not None else []
+        return self._nodes
+
+    @property
+    def edges(self) -> list[dict[str, Any]]:
+        if self._edges is None:
+            self._edges = _without_gc(self.columns.edge_dicts) if self.columns is not None else []
+        return self._edges
+
+    def counts(self) -> tuple[int, int, int]:
+        """(nodes, parties among them, edges), without building the dictionaries."""
+        if self.columns is None or self._nodes is not None:
+            return len(self.nodes), sum(1 for n in self.nodes if n["kind"] == "party"), len(self.edges)
+        c = self.columns
+        return c.nodes["node"].size, int(c.nodes["party"].sum()), c.edges["flow_id"].size + len(c.inferred)
 
     def as_json(self) -> dict[str, Any]:
         return {"seeds": self.seeds, "nodes": self.nodes, "edges": self.edges,
                 "params": {**self.params, "truncated": self.truncated}}
+
+
+def _without_gc(build: Any) -> Any:
+    """``build()`` with the cyclic garbage collector paused: 10^5 new dictionaries (none in a cycle) would
+    otherwise set off collections that walk every object of the process, many times."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return build()
+    finally:
+        if paused:
+            gc.enable()
+
+
+@dataclass
+class _Columns:
+    """A trace's nodes and edges column by column (numpy arrays; text as object arrays), the inferred
+    edges as their dictionaries, and the labels of the labelled nodes."""
+
+    edges: dict[str, np.ndarray]
+    inferred: list[dict[str, Any]]
+    nodes: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: dict[int, list[dict]] = field(default_factory=dict)
+
+    def edge_dicts(self) -> list[dict[str, Any]]:
+        e = self.edges
+        usd = e["usd"].astype(object)
+        usd[np.isnan(e["usd"])] = None
+        out = [{"flow_id": a, "src": b, "dst": c, "chain": d, "asset": f, "amount": g, "usd": h, "time": i,
+                "txid": j, "kind": k, "hop": m}
+               for a, b, c, d, f, g, h, i, j, k, m in zip(
+                   e["flow_id"].tolist(), e["src"].tolist(), e["dst"].tolist(), e["chain"].tolist(),
+                   e["asset"].tolist(), e["amount"].tolist(), usd.tolist(), e["time"].tolist(), e["txid"].tolist(),
+                   e["kind"].tolist(), e["hop"].tolist(), strict=True)]
+        return out + [dict(x) for x in self.inferred]
+
+    def node_dicts(self) -> list[dict[str, Any]]:
+        n, labels = self.nodes, self.labels
+        return [{"id": i, "node": node, "chain": chain, "address": address, "cluster_id": cluster,
+                 "labels": labels.get(node, []) if party else [], "hop": None if hop < 0 else hop,
+                 "kind": "party" if party else "transaction", "seed": seed}
+                for i, node, chain, address, cluster, hop, party, seed in zip(
+                    n["id"].tolist(), n["node"].tolist(), n["chain"].tolist(), n["address"].tolist(),
+                    n["cluster_id"].tolist(), n["hop"].tolist(), n["party"].tolist(), n["seed"].tolist(), strict=True)]
 
 
 class SeedError(ValueError):
@@ -157,12 +225,19 @@ def _arrays(t: Any) -> dict[str, np.ndarray]:
     return {c: t[c].to_numpy(zero_copy_only=False) for c in t.column_names}
 
 
+def _hop(ws: Workspace, nodes: Any, direction: str) -> dict[str, np.ndarray]:
+    """One hop on the workspace's graph arrays as numpy columns, without checking the store for new flows
+    (:func:`trace` brings the arrays up to date once, before it walks)."""
+    return ws.adjacency().hop(nodes, direction, refresh=False)
+
+
 def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) -> Trace:
     """Walk the flows graph from ``seeds`` (see the module docstring)."""
     p = params or TraceParams()
     if p.direction not in ("forward", "backward", "both"):
         raise ValueError("direction is forward, backward or both")
     start = resolve_seeds(ws, seeds, p.chain)
+    ws.adjacency().refresh()
     edges: dict[int, int] = {}   # flow_id -> hop
     inferred: list[dict[str, Any]] = []
     hop_of: dict[int, int] = {n: 0 for n in start}
@@ -180,14 +255,15 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
             if not frontier.size and crossing is None:
                 break
             walkable = _not_stopped(ws, frontier, p) if frontier.size else frontier
-            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None and forward)
+            step = _one_hop(ws, walkable, reached, direction, p, with_arrivals=exchanges is not None)
             nodes, times, used = step.nodes, step.times, step.used
             if crossing is not None:  # the inferred steps found at the previous hop are this hop's
                 nodes, times = np.concatenate([nodes, crossing.nodes]), np.concatenate([times, crossing.times])
                 used = np.concatenate([used, crossing.used])
                 for e in crossing.edges:
                     inferred.append({**e, "hop": hop})
-                    hop_of.setdefault(e["dst_id"], hop)
+                    hop_of.setdefault(e["src_id"], hop)  # the actor's node on the other chain (the other end
+                    hop_of.setdefault(e["dst_id"], hop)  # was reached the hop before)
                 crossing = None
             for fid in used.tolist():
                 edges.setdefault(fid, hop)
@@ -202,8 +278,8 @@ def trace(ws: Workspace, seeds: list[str], params: TraceParams | None = None) ->
             for n in new.tolist():
                 hop_of[n] = hop
             reached.add(new, new_times)
-            if exchanges is not None and forward and hop < p.hops:
-                crossing = _cross(ws, exchanges, step, p)
+            if exchanges is not None and hop < p.hops:
+                crossing = _cross(ws, exchanges, step, p, forward)
             frontier = new[new > 0]
             if len(edges) > p.max_edges:
                 truncated = True
@@ -253,8 +329,9 @@ def _first(nodes: np.ndarray, times: np.ndarray, forward: bool) -> tuple[np.ndar
 @dataclass
 class _Step:
     """One hop: the parties reached and when, the movements used, and (for crossing exchanges) the
-    movements that reached a party with the share of their value the trace carried and when the money
-    reached the party that paid it."""
+    movements that reached a party (backward: that a party paid) with the share of their value the trace
+    carried and, as ``bound``, when the money was at the party on the trace's side (forward: when it reached
+    the party that paid; backward: the latest time it was at the party paid)."""
 
     nodes: np.ndarray
     times: np.ndarray
@@ -267,7 +344,7 @@ def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, 
     """One hop from party nodes: their movements, and through UTXO transaction nodes the second leg."""
     forward = direction == "out"
     side, near_side = ("dst_id", "src_id") if forward else ("src_id", "dst_id")
-    first = _arrays(ws.hop(nodes, direction))
+    first = _hop(ws, nodes, direction)
     k1 = _kept(first, _allowed(first, p, reached.of(first[near_side]), direction))
     used = [k1["flow_id"]]
     party = k1[side] > 0
@@ -277,38 +354,41 @@ def _one_hop(ws: Workspace, nodes: np.ndarray, reached: _Times, direction: str, 
     if with_arrivals:
         arrivals = {"flow_id": k1["flow_id"][party], "node": k1[side][party], "time": k1["time"][party],
                     "usd": k1["usd"][party], "share": np.ones(int(party.sum())),
-                    "from_time": reached.of(k1[near_side][party])}
+                    "bound": reached.of(k1[near_side][party])}
     tx_nodes, tx_times = _first(k1[side][to_tx], k1["time"][to_tx], forward)
     if tx_nodes.size:
         at_tx = _Times(forward)
         at_tx.add(tx_nodes, tx_times)
-        second = _arrays(ws.hop(tx_nodes, direction))
+        second = _hop(ws, tx_nodes, direction)
         k2 = _kept(second, _allowed(second, p, at_tx.of(second[near_side]), direction))
         used.append(k2["flow_id"])
         party2 = k2[side] > 0
         out_nodes.append(k2[side][party2])
         out_times.append(k2["time"][party2])
         if arrivals is not None:
-            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached)
+            share, paid_from = _tx_share(ws, k1, to_tx, tx_nodes, reached, forward)
             at = np.searchsorted(tx_nodes, k2[near_side][party2])
             more = {"flow_id": k2["flow_id"][party2], "node": k2[side][party2], "time": k2["time"][party2],
-                    "usd": k2["usd"][party2], "share": share[at], "from_time": paid_from[at]}
+                    "usd": k2["usd"][party2], "share": share[at], "bound": paid_from[at]}
             arrivals = {c: np.concatenate([arrivals[c], more[c]]) for c in arrivals}
     return _Step(np.concatenate(out_nodes), np.concatenate(out_times), np.concatenate(used), arrivals)
 
 
 def _tx_share(ws: Workspace, k1: dict[str, np.ndarray], to_tx: np.ndarray, tx_nodes: np.ndarray,
-              reached: _Times) -> tuple[np.ndarray, np.ndarray]:
-    """Per transaction node (sorted ``tx_nodes``): the share of its inputs' value the trace brought in
-    (haircut: an exchange's sweep carries other customers' deposits too), and when the money first
-    reached the addresses that paid into it."""
-    at = np.searchsorted(tx_nodes, k1["dst_id"][to_tx])
+              reached: _Times, forward: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per transaction node (sorted ``tx_nodes``): the share of its value the trace carried — forward, of its
+    inputs' value the trace brought in (haircut: an exchange's sweep carries other customers' deposits
+    too); backward, of its outputs' value the trace came back through (an exchange's batch pays other
+    customers too) — and when the money was at the trace's side: forward, when it first reached the
+    addresses that paid in; backward, the latest time it was at the addresses paid."""
+    tx_side, near = ("dst_id", "src_id") if forward else ("src_id", "dst_id")
+    at = np.searchsorted(tx_nodes, k1[tx_side][to_tx])
     traced = np.bincount(at, weights=k1["amount"][to_tx], minlength=tx_nodes.size)
-    paid_from = np.full(tx_nodes.size, NEVER, np.int64)
-    np.minimum.at(paid_from, at, reached.of(k1["src_id"][to_tx]))
-    inputs = _arrays(ws.hop(tx_nodes, "in"))
-    total = np.bincount(np.searchsorted(tx_nodes, inputs["dst_id"]), weights=inputs["amount"], minlength=tx_nodes.size)
-    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), paid_from
+    bound = np.full(tx_nodes.size, NEVER if forward else -NEVER, np.int64)
+    (np.minimum if forward else np.maximum).at(bound, at, reached.of(k1[near][to_tx]))
+    legs = _hop(ws, tx_nodes, "in" if forward else "out")
+    total = np.bincount(np.searchsorted(tx_nodes, legs[tx_side]), weights=legs["amount"], minlength=tx_nodes.size)
+    return np.minimum(1.0, traced / np.where(total > 0, total, 1.0)), bound
 
 
 def _kept(e: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
@@ -376,10 +456,13 @@ class _Crossing:
     edges: list[dict[str, Any]]  # the inferred steps, with their basis
 
 
-def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams) -> _Crossing | None:
-    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain:
-    the withdrawals after the arrival whose USD value matches what arrived (docs/tracing.md, "Through
-    exchanges"). The arrivals of one hop at one actor on one chain are matched together."""
+def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams,
+           forward: bool = True) -> _Crossing | None:
+    """Continue from exchanges the money reached on one chain at the same actor's nodes on another chain
+    (docs/tracing.md, "Through exchanges"). Forward: the withdrawals after the arrival whose USD value
+    matches what arrived. Backward (the trace came back through the exchange's withdrawals): the deposits
+    before them whose value matches what was withdrawn. The movements of one hop at one actor on one chain
+    are matched together."""
     a = step.arrivals
     if a is None or not a["node"].size or not ex["node"].size:
         return None
@@ -393,60 +476,135 @@ def _cross(ws: Workspace, ex: dict[str, np.ndarray], step: _Step, p: TraceParams
     actor, chain = ex["actor"][i], ex["chain"][i]
     for act, ch in sorted({(int(x), int(y)) for x, y in zip(actor[hit], chain[hit], strict=True)}):
         sel = hit & (actor == act) & (chain == ch)
-        arrived = float(value[sel].sum())
-        if arrived <= 0:
+        traced = float(value[sel].sum())
+        if traced <= 0:
             continue
-        last = int(a["time"][sel].max())
-        since = max(int(a["from_time"][sel].min()), int(a["time"][sel].min()) - window)
-        until = last + window
+        first, last = int(a["time"][sel].min()), int(a["time"][sel].max())
+        if forward:  # from when the money reached the exchange's payer, at most the window before the arrival
+            since, until = max(int(a["bound"][sel].min()), first - window), last + window
+        else:  # the window around the withdrawals: the hot wallet sees a deposit when the exchange sweeps
+            since, until = first - window, last + window  # it, which may be after it credited and paid out
         own = ex["node"][ex["actor"] == act]
+        here = int(a["node"][sel][np.argmax(value[sel])])  # the actor's node that carried most of it
         for there in sorted(set(ex["chain"][(ex["actor"] == act) & (ex["chain"] != ch)].tolist())):
-            found = _withdrawals(ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, arrived,
-                                 since, until, p)
+            found = (_withdrawals if forward else _deposits)(
+                ws, ex["node"][(ex["actor"] == act) & (ex["chain"] == there)], own, traced, since, until, p)
             if found is None:
                 continue
-            out, rule = found
-            withdrawn = float(out["usd"].sum())
-            biggest = int(a["node"][sel][np.argmax(value[sel])])
-            basis = {"actor": str(ex["actors"][act]), "from_chain": str(ex["chains"][ch]),
-                     "to_chain": str(ex["chains"][there]),
-                     "arrival_flow_ids": sorted(int(f) for f in a["flow_id"][sel]), "arrival_usd": round(arrived, 2),
-                     "withdrawal_flow_ids": sorted(int(f) for f in out["flow_id"]),
+            m, rule = found
+            matched = float(m["usd"])
+            arrived, withdrawn = (traced, matched) if forward else (matched, traced)
+            ids = (a["flow_id"][sel], m["actor_flow_ids"]) if forward else (m["actor_flow_ids"], a["flow_id"][sel])
+            basis = {"actor": str(ex["actors"][act]),
+                     "from_chain": str(ex["chains"][ch if forward else there]),
+                     "to_chain": str(ex["chains"][there if forward else ch]),
+                     "arrival_flow_ids": sorted(int(f) for f in ids[0]), "arrival_usd": round(arrived, 2),
+                     "withdrawal_flow_ids": sorted(int(f) for f in ids[1]),
                      "withdrawal_usd": round(withdrawn, 2), "usd_difference": round(withdrawn - arrived, 2),
                      "usd_difference_share": round((withdrawn - arrived) / arrived, 4),
                      "window": [_iso(since), _iso(until)], "tolerance": p.exchange_tolerance, "rule": rule}
-            for node in sorted(set(out["src_id"].tolist())):
-                edges.append({"src_id": biggest, "dst_id": int(node), "usd": round(arrived, 2),
-                              "time": int(out["time"].min()), "basis": basis})
-            nodes.append(out["dst_id"])
-            times.append(out["time"])
-            used.append(out["flow_id"])
+            when = int(m["time"]) if forward else first  # the first withdrawal
+            for node in sorted(set(m["actor_nodes"].tolist())):
+                src, dst = (here, node) if forward else (node, here)
+                edges.append({"src_id": src, "dst_id": dst, "usd": round(arrived, 2), "time": when, "basis": basis})
+            nodes.append(m["reach"])
+            times.append(m["reach_time"])
+            used.append(m["flow_ids"])
     if not edges:
         return None
     return _Crossing(np.concatenate(nodes), np.concatenate(times), np.concatenate(used), edges)
 
 
+def _match(usd: np.ndarray, target: float, p: TraceParams) -> tuple[np.ndarray, str] | None:
+    """Positions (in the order given: the nearest in time first) of the movements that match ``target``
+    USD: the single one closest in value within the tolerance, else the shortest run from the first whose
+    running total comes within it (at most ``exchange_max_parts``)."""
+    tol = p.exchange_tolerance * target
+    gap = np.abs(usd - target)
+    if (gap <= tol).any():
+        return np.array([int(np.argmin(gap))]), "one"
+    ok = np.abs(np.cumsum(usd[: p.exchange_max_parts]) - target) <= tol
+    if not ok.any():
+        return None
+    return np.arange(int(np.argmax(ok)) + 1), "run"
+
+
 def _withdrawals(ws: Workspace, there: np.ndarray, own: np.ndarray, arrived: float, since: int, until: int,
-                 p: TraceParams) -> tuple[dict[str, np.ndarray], str] | None:
+                 p: TraceParams) -> tuple[dict[str, Any], str] | None:
     """The withdrawals from ``there`` (the actor's nodes on one other chain) to outsiders within the window
     that match ``arrived`` USD: the single one closest in value within the tolerance, else the first ones
     in time order whose running total comes within it (at most ``exchange_max_parts``)."""
-    w = _arrays(ws.hop(there, "out"))
+    w = _hop(ws, there, "out")
     keep = _allowed(w, p, None, "out") & (w["time"] >= since) & (w["time"] <= until) & ~np.isnan(w["usd"])
     keep &= (w["dst_id"] != 0) & ~np.isin(w["dst_id"], own)
     w = _kept(w, keep)
     order = np.lexsort((w["flow_id"], w["time"]))
     w = {c: v[order] for c, v in w.items()}
-    tol = p.exchange_tolerance * arrived
-    gap = np.abs(w["usd"] - arrived)
-    if (gap <= tol).any():
-        chosen, rule = np.array([int(np.argmin(gap))]), "one withdrawal"
-    else:
-        ok = np.abs(np.cumsum(w["usd"][: p.exchange_max_parts]) - arrived) <= tol
-        if not ok.any():
-            return None
-        chosen, rule = np.arange(int(np.argmax(ok)) + 1), "the first withdrawals after the arrival"
-    return _kept(w, np.isin(np.arange(w["flow_id"].size), chosen)), rule
+    found = _match(w["usd"], arrived, p)
+    if found is None:
+        return None
+    chosen, rule = found
+    out = _kept(w, np.isin(np.arange(w["flow_id"].size), chosen))
+    return ({"usd": out["usd"].sum(), "time": out["time"].min(), "actor_nodes": out["src_id"],
+             "actor_flow_ids": out["flow_id"], "flow_ids": out["flow_id"], "reach": out["dst_id"],
+             "reach_time": out["time"]},
+            "one withdrawal" if rule == "one" else "the first withdrawals after the arrival")
+
+
+def _deposits(ws: Workspace, there: np.ndarray, own: np.ndarray, withdrawn: float, since: int, until: int,
+              p: TraceParams) -> tuple[dict[str, Any], str] | None:
+    """The deposits into ``there`` (the actor's nodes on one other chain) from outsiders within the window
+    that match ``withdrawn`` USD, by depositor (a customer's deposits come from its account, or its deposit
+    address, however many movements it took): the single depositor whose total is closest in value within
+    the tolerance, else the depositors nearest before the withdrawal, the latest first, whose running total
+    comes within it (at most ``exchange_max_parts``). On a UTXO chain the depositors are the addresses
+    whose coins the transactions paying the actor spent, each with the share of the transaction's outputs
+    that went to the actor (haircut)."""
+    d = _hop(ws, there, "in")
+    keep = _allowed(d, p, None, "in") & (d["time"] >= since) & (d["time"] <= until) & ~np.isnan(d["usd"])
+    keep &= (d["src_id"] != 0) & ~np.isin(d["src_id"], own)
+    d = _kept(d, keep)
+    direct = d["src_id"] > 0
+    # per deposit: the depositor, the USD it gave, when, the movement into the actor's node and its own
+    who, usd, when = [d["src_id"][direct]], [d["usd"][direct]], [d["time"][direct]]
+    leg, own_leg = [d["flow_id"][direct]], [d["flow_id"][direct]]
+    txs = np.unique(d["src_id"][~direct])
+    if txs.size:
+        outs = _hop(ws, txs, "out")
+        total = np.bincount(np.searchsorted(txs, outs["src_id"]), weights=outs["amount"], minlength=txs.size)
+        paid = np.bincount(np.searchsorted(txs, d["src_id"][~direct]), weights=d["amount"][~direct],
+                           minlength=txs.size)
+        share = np.minimum(1.0, paid / np.where(total > 0, total, 1.0))
+        ins = _hop(ws, txs, "in")
+        ins = _kept(ins, _allowed(ins, p, None, "in") & (ins["src_id"] > 0) & ~np.isin(ins["src_id"], own)
+                    & ~np.isnan(ins["usd"]))
+        at = np.searchsorted(txs, ins["dst_id"])
+        who.append(ins["src_id"])
+        usd.append(ins["usd"] * share[at])
+        when.append(ins["time"])
+        leg.append(ins["flow_id"])
+        own_leg.append(-at - 1)  # which transaction: its movements into the actor are named below
+    who, usd, when, leg, own_leg = (np.concatenate(x) for x in (who, usd, when, leg, own_leg))
+    if not who.size:
+        return None
+    depositors, inv = np.unique(who, return_inverse=True)
+    total_usd = np.bincount(inv, weights=usd, minlength=depositors.size)
+    latest = np.full(depositors.size, -NEVER, np.int64)
+    np.maximum.at(latest, inv, when)
+    order = np.lexsort((depositors, -latest))  # the latest first
+    found = _match(total_usd[order], withdrawn, p)
+    if found is None:
+        return None
+    chosen, rule = found
+    picked = np.isin(inv, order[chosen])
+    tx_of = -own_leg[picked & (own_leg < 0)] - 1
+    utxo = np.isin(d["src_id"], txs[np.unique(tx_of)]) & ~direct
+    into = np.concatenate([d["flow_id"][direct][picked[: int(direct.sum())]], d["flow_id"][utxo]])
+    nodes_in = np.concatenate([d["dst_id"][direct][picked[: int(direct.sum())]], d["dst_id"][utxo]])
+    return ({"usd": total_usd[order[chosen]].sum(), "time": when[picked].max(), "actor_nodes": nodes_in,
+             "actor_flow_ids": into, "flow_ids": np.concatenate([leg[picked], d["flow_id"][utxo]]),
+             "reach": who[picked], "reach_time": when[picked]},
+            "one depositor" if rule == "one" else "the last depositors before the withdrawal")
 
 
 def _iso(us: int) -> str:
@@ -472,98 +630,103 @@ def _expand_clusters(ws: Workspace, nodes: list[int], p: TraceParams) -> list[in
 
 def _materialise(ws: Workspace, seeds: list[str], start: dict[int, str], hop_of: dict[int, int],
                  edges: dict[int, int], inferred: list[dict[str, Any]], p: TraceParams, truncated: bool) -> Trace:
-    """The Trace's nodes and edges, built column by column: the movements' few-valued and numeric columns
-    from flows, the names of their ends from addresses and transactions by id (reading flows' text columns
-    for every movement costs a scan of all of them), joined in numpy; Python builds only the output dicts."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+    """The Trace's nodes and edges as columns: the movements' columns from the in-memory graph arrays
+    (:meth:`tracer.store.adjacency.Adjacency.columns`), the nodes' names from the workspace's id → text
+    indexes (:mod:`tracer.store.names`), joined in numpy; only movements whose text is not known by id
+    (account-model and fiat movements carry a txid of their own; amounts beyond 64 bits) are read from
+    ``flows``. No dictionaries: :meth:`Trace.as_json` builds them when asked."""
     fids = np.fromiter(edges.keys(), np.int64, len(edges))
     edge_hops = np.fromiter(edges.values(), np.int64, len(edges))
     order = np.argsort(fids)
     fids, edge_hops = fids[order], edge_hops[order]
-    f = _with_ids(ws, """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id, chain, asset,
-                                CAST(amount AS VARCHAR) AS amount, usd, epoch_us(time) AS time, kind
-                         FROM flows WHERE flow_id IN (SELECT id FROM _trace_ids) ORDER BY flow_id""", fids)
-    fid, sid, did = (f[c].to_numpy().astype(np.int64) for c in ("flow_id", "src_id", "dst_id"))
+    adj = ws.adjacency()
+    f = adj.columns(fids, ("src_id", "dst_id", "usd", "time", "units", "code")) if fids.size else \
+        {c: np.zeros(0, np.int64) for c in ("src_id", "dst_id", "units", "code", "time")} | {"usd": np.zeros(0)}
+    sid, did = f["src_id"].astype(np.int64), f["dst_id"].astype(np.int64)
     hop_nodes = np.fromiter(hop_of.keys(), np.int64, len(hop_of))
     hop_values = np.fromiter(hop_of.values(), np.int64, len(hop_of))
     ends = [hop_nodes, sid[sid != 0], did[did != 0],
             np.asarray([n for e in inferred for n in (e["src_id"], e["dst_id"])], np.int64)]
     node_ids = np.unique(np.concatenate(ends))
-    info = _with_ids(ws, """SELECT a.address_id AS node, a.chain, a.address, c.cluster_id FROM addresses a
-                            LEFT JOIN clusters c ON c.address_id = a.address_id
-                            WHERE a.address_id IN (SELECT id FROM _trace_ids) ORDER BY 1""", node_ids[node_ids > 0])
-    txs = _with_ids(ws, "SELECT -tx_id AS node, chain, 'tx:' || txid AS name, txid FROM transactions "
-                        "WHERE tx_id IN (SELECT id FROM _trace_ids) ORDER BY 1", -node_ids[node_ids < 0])
-    party_ids, party_names = info["node"].to_numpy().astype(np.int64), _objects(info["address"])
-    tx_ids, tx_names, tx_txids = txs["node"].to_numpy().astype(np.int64), _objects(txs["name"]), _objects(txs["txid"])
+    names = ws.names()
+    parties, txs = node_ids > 0, node_ids < 0
+    a_named, t_named = names.addresses.take(node_ids[parties]), names.transactions.take(-node_ids[txs])
+    chain = np.full(node_ids.size, None, object)
+    address = np.full(node_ids.size, None, object)
+    tx_text = np.full(node_ids.size, None, object)
+    chain[parties], chain[txs] = a_named.chain, t_named.chain
+    address[parties] = _objects(a_named.text)
+    tx_text[txs] = _objects(t_named.text)
+    known = np.zeros(node_ids.size, bool)
+    known[parties], known[txs] = a_named.found, t_named.found
+    name = address.copy()  # each node's name (an address, ``tx:<txid>``), None for one not known by id
+    at_tx = np.flatnonzero(txs & known)
+    name[at_tx] = [f"tx:{t}" for t in tx_text[at_tx].tolist()]
 
-    def name(n: np.ndarray) -> np.ndarray:
-        """Each node's name (an address, ``tx:<txid>``), None for one not known by id."""
-        out = np.full(n.size, None, object)
-        for ids, names in ((party_ids, party_names), (tx_ids, tx_names)):
-            at, hit = _lookup(ids, n)
-            out[hit] = names[at[hit]]
-        return out
+    def of(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _lookup(node_ids, n)
 
-    src, dst = name(sid), name(did)
-    tx_at, tx_hit = _lookup(tx_ids, np.where(sid < 0, sid, did))
-    txid = np.full(fid.size, None, object)
-    txid[tx_hit] = tx_txids[tx_at[tx_hit]]
-    amount = _objects(f["amount"])
+    def party_name(n: int) -> str | None:
+        at, hit = of(np.asarray([n], np.int64))
+        return name[at[0]] if n > 0 and hit[0] else None
+
+    s_at, _ = of(sid)
+    d_at, _ = of(did)
+    src, dst = np.where(sid != 0, name[s_at], None), np.where(did != 0, name[d_at], None)
+    tx_end = np.where(sid < 0, sid, did)
+    x_at, x_hit = of(tx_end)
+    x_hit &= (tx_end < 0)
+    txid = np.full(fids.size, None, object)
+    txid[x_hit] = tx_text[x_at[x_hit]]
+    x_hit &= txid != None  # noqa: E711
+    kinds = np.asarray([c[2] for c in adj.codes] or [""], object)
+    kind = kinds[f["code"]] if fids.size else np.zeros(0, object)
+    units = f["units"].astype(np.int64)
+    amount = np.full(fids.size, None, object)
+    exact = units >= 0
+    amount[exact] = units[exact].astype(str).astype(object)
     # account-model and fiat movements carry a txid of their own; and any end not known by id
-    plain = (_objects(f["kind"]) == "utxo") & (sid != 0) & (src != None) & (dst != None) & tx_hit  # noqa: E711
-    plain &= pc.is_valid(f["amount"]).to_numpy(zero_copy_only=False)
+    plain = (kind == "utxo") & (sid != 0) & (src != None) & (dst != None) & x_hit & exact  # noqa: E711
     if not plain.all():
         x = _with_ids(ws, "SELECT flow_id, src, dst, txid, amount_raw FROM flows "
-                          "WHERE flow_id IN (SELECT id FROM _trace_ids) ORDER BY 1", fid[~plain])
-        at = np.searchsorted(fid, x["flow_id"].to_numpy().astype(np.int64))
+                          "WHERE flow_id IN (SELECT id FROM _trace_ids) ORDER BY 1", fids[~plain])
+        at = np.searchsorted(fids, x["flow_id"].to_numpy().astype(np.int64))
         for col, values in (("src", src), ("dst", dst), ("txid", txid), ("amount_raw", amount)):
             values[at] = _objects(x[col])
-    times = f["time"].to_numpy(zero_copy_only=False)
-    edge_list = [{"flow_id": a, "src": b, "dst": c, "chain": d, "asset": e, "amount": g, "usd": h, "time": i,
-                  "txid": j, "kind": k, "hop": m}
-                 for a, b, c, d, e, g, h, i, j, k, m in zip(
-                     fid.tolist(), src.tolist(), dst.tolist(), f["chain"].to_pylist(), f["asset"].to_pylist(),
-                     amount.tolist(), f["usd"].to_pylist(), _isoformat(times, pc.is_valid(f["time"])).tolist(),
-                     txid.tolist(), f["kind"].to_pylist(), edge_hops[np.searchsorted(fids, fid)].tolist(), strict=True)]
-    for e in inferred:  # an exchange crossed between chains: a step inferred from values and times
-        s_at, s_hit = _lookup(party_ids, np.asarray([e["src_id"], e["dst_id"]], np.int64))
-        ends_named = [party_names[i] if h else None for i, h in zip(s_at.tolist(), s_hit.tolist(), strict=True)]
-        edge_list.append({"flow_id": None, "src": ends_named[0], "dst": ends_named[1], "chain": None, "asset": "USD",
-                          "amount": None, "usd": e["usd"], "time": _iso(e["time"]), "txid": None, "kind": "inferred",
-                          "hop": e["hop"], "basis": e["basis"]})
-    labels = _labels(ws, info, pa, pc)
+    times = f["time"]
+    valid = ~np.isnan(times) if times.dtype.kind == "f" else np.ones(times.size, bool)
+    columns = _Columns(
+        edges={"flow_id": fids, "src": src, "dst": dst,
+               "chain": np.asarray([c[0] for c in adj.codes] or [""], object)[f["code"]] if fids.size else kind,
+               "asset": np.asarray([c[1] for c in adj.codes] or [""], object)[f["code"]] if fids.size else kind,
+               "amount": amount, "usd": f["usd"].astype(np.float64),
+               "time": _isoformat(np.where(valid, times, 0).astype(np.int64), valid), "txid": txid,
+               "kind": kind, "hop": edge_hops},
+        inferred=[{"flow_id": None, "src": party_name(e["src_id"]), "dst": party_name(e["dst_id"]), "chain": None, "asset": "USD", "amount": None, "usd": e["usd"], "time": _iso(e["time"]),
+                   "txid": None, "kind": "inferred", "hop": e["hop"], "basis": e["basis"]} for e in inferred])
     by_node = np.argsort(hop_nodes)
     at, hit = _lookup(hop_nodes[by_node], node_ids)
     hops = np.where(hit, hop_values[by_node][at] if hop_nodes.size else 0, NEVER)
     order = np.lexsort((node_ids, hops))  # by hop (nodes without one last), then id
-    ordered, hop_list = node_ids[order], np.where(hit, hops, -1)[order].tolist()
-    p_at, p_hit = _lookup(party_ids, ordered)
-    t_at, t_hit = _lookup(tx_ids, ordered)
-    chains = np.full(ordered.size, None, object)
-    chains[p_hit] = _objects(info["chain"])[p_at[p_hit]]
-    chains[t_hit] = _objects(txs["chain"])[t_at[t_hit]]
-    addresses = np.full(ordered.size, None, object)
-    addresses[p_hit] = party_names[p_at[p_hit]]
-    clusters = np.full(ordered.size, None, object)
-    clusters[p_hit] = _objects(info["cluster_id"])[p_at[p_hit]]
-    tx_text = np.full(ordered.size, None, object)
-    tx_text[t_hit] = tx_txids[t_at[t_hit]]
-    nodes = []
-    for n, chain, address, cluster_id, txt, hop in zip(ordered.tolist(), chains.tolist(), addresses.tolist(),
-                                                       clusters.tolist(), tx_text.tolist(), hop_list, strict=True):
-        if n > 0:
-            nodes.append({"id": address, "node": n, "chain": chain, "address": address, "cluster_id": cluster_id,
-                          "labels": labels.get(n, []), "hop": None if hop < 0 else hop, "kind": "party",
-                          "seed": n in start})
-        else:
-            nodes.append({"id": f"tx:{txt}", "node": n, "chain": chain, "address": None, "cluster_id": None,
-                          "labels": [], "hop": None if hop < 0 else hop, "kind": "transaction", "seed": n in start})
+    ordered = node_ids[order]
+    party = ordered > 0
+    cluster = np.full(ordered.size, None, object)
+    if (party & known[order]).any() and ws.rows("SELECT count(*) FROM cluster_state")[0][0]:
+        c = _with_ids(ws, "SELECT address_id, cluster_id FROM clusters WHERE address_id IN (SELECT id FROM _trace_ids)",
+                      ordered[party & known[order]])
+        c_at, c_hit = _lookup(ordered, c["address_id"].to_numpy().astype(np.int64))
+        cluster[c_at[c_hit]] = _objects(c["cluster_id"])[c_hit]
+    node_names = np.where(party, address[order], None)
+    at_tx = np.flatnonzero(~party)
+    node_names[at_tx] = [f"tx:{t}" for t in tx_text[order][at_tx].tolist()]
+    columns.nodes = {"id": node_names, "node": ordered, "chain": chain[order],
+                     "address": np.where(party, address[order], None), "cluster_id": cluster,
+                     "hop": np.where(hit, hops, -1)[order], "party": party,
+                     "seed": np.isin(ordered, np.fromiter(start.keys(), np.int64, len(start)))}
+    columns.labels = _node_labels(ws, ordered[party & known[order]])
     params = {k: (v.isoformat() if isinstance(v, dt.datetime) else list(v) if isinstance(v, tuple) else v)
               for k, v in asdict(p).items()}
-    return Trace(list(seeds), nodes, edge_list, params, truncated)
+    return Trace(list(seeds), params=params, truncated=truncated, columns=columns)
 
 
 def _with_ids(ws: Workspace, sql: str, ids: Any) -> Any:
@@ -593,32 +756,37 @@ def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _isoformat(us: np.ndarray, valid: Any) -> np.ndarray:
     """Microseconds since the epoch as ``datetime.isoformat`` writes them (no fraction when it is zero)."""
-    valid = valid.to_numpy(zero_copy_only=False)
     out = np.full(us.size, None, object)
-    t = np.asarray(us[valid], np.int64).astype("datetime64[us]")
-    whole = (np.asarray(us[valid], np.int64) % 1_000_000) == 0
-    text = np.where(whole, np.datetime_as_string(t, unit="s"), np.datetime_as_string(t, unit="us"))
-    out[valid] = text.astype(object)
+    distinct, back = np.unique(np.asarray(us[valid], np.int64), return_inverse=True)  # a block's movements
+    t = distinct.astype("datetime64[us]")                                               # share its time
+    text = np.datetime_as_string(t, unit="s").astype(object)
+    part = (distinct % 1_000_000) != 0
+    if part.any():
+        text[part] = np.datetime_as_string(t[part], unit="us").astype(object)
+    out[valid] = text[back]
     return out
 
 
-def _labels(ws: Workspace, info: Any, pa: Any, pc: Any) -> dict[int, list[dict]]:
-    """The labels of the parties in ``info`` by node id: the few labelled addresses are found in it by text
-    (an Arrow set lookup), not through a dict of every address."""
-    rows = _with_ids(ws, """SELECT chain, address, label, category, source FROM labels
-                            WHERE address IN (SELECT id FROM _trace_ids) ORDER BY label, category, source""",
-                     info["address"]).to_pylist() if len(info) else []
-    if not rows:
-        return {}
-    near = info.filter(pc.is_in(info["address"], value_set=pa.array(sorted({r["address"] for r in rows}))))
-    by_name = dict(zip(zip(near["chain"].to_pylist(), near["address"].to_pylist(), strict=True),
-                       near["node"].to_pylist(), strict=True))
-    labels: dict[int, list[dict]] = {}
-    for r in rows:
-        if (r["chain"], r["address"]) in by_name:
-            labels.setdefault(by_name[(r["chain"], r["address"])], []).append(
-                {"label": r["label"], "category": r["category"], "source": r["source"]})
-    return labels
+def _node_labels(ws: Workspace, nodes: np.ndarray) -> dict[int, list[dict]]:
+    """The labels of the party ``nodes`` by node id (each node's in label, category, source order), from
+    one join of ``labels`` with ``addresses`` kept on the workspace until labels or addresses change."""
+    key = ws.rows("SELECT (SELECT count(*) FROM labels), (SELECT max(run_id) FROM labels), "
+                  "(SELECT count(*) FROM addresses)")[0]
+    cached = getattr(ws, "_trace_node_labels", None)
+    if cached is None or cached[0] != key:
+        t = ws.store.arrow("""SELECT a.address_id AS node, l.label, l.category, l.source FROM labels l
+                              JOIN addresses a ON a.chain = l.chain AND a.address = l.address
+                              ORDER BY node, l.label, l.category, l.source""")
+        ids = t["node"].to_numpy().astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else np.zeros(0, np.int64)
+        rows = [{"label": a, "category": b, "source": c} for a, b, c in zip(
+            t["label"].to_pylist(), t["category"].to_pylist(), t["source"].to_pylist(), strict=True)]
+        bounds = np.r_[starts, ids.size].tolist()
+        cached = (key, ids[starts], [rows[i:j] for i, j in zip(bounds[:-1], bounds[1:], strict=True)])
+        ws._trace_node_labels = cached
+    _, labelled, groups = cached
+    at, hit = _lookup(labelled, np.asarray(nodes, np.int64))
+    return {int(n): groups[i] for n, i in zip(np.asarray(nodes)[hit].tolist(), at[hit].tolist(), strict=True)}
 
 
 # -- paths ------------------------------------------------------------------------------------------------
@@ -628,13 +796,14 @@ def path(ws: Workspace, a: str, b: str, hops: int = 6, max_degree: int | None = 
     through unless ``max_degree`` is None. Returns up to ``limit`` paths, each a list of flow edges."""
     src = set(resolve_seeds(ws, [a]))
     dst = set(resolve_seeds(ws, [b]))
+    ws.adjacency().refresh()
     parents: dict[int, list[tuple[int, int]]] = {n: [] for n in src}   # node -> [(previous node, flow_id)]
     frontier = sorted(src)
     found = False
     for _ in range(2 * hops):  # a UTXO hop is two graph steps
         if not frontier or found:
             break
-        e = _arrays(ws.hop(frontier, "out"))
+        e = _hop(ws, frontier, "out")
         if max_degree is not None and e["flow_id"].size:
             srcs, counts = np.unique(e["src_id"], return_counts=True)
             busy = set(srcs[counts > max_degree].tolist()) - src
