@@ -5,9 +5,11 @@ A trace reaches nodes as integer ids (:mod:`tracer.store.adjacency`); its answer
 (docs/benchmarks.md, "Tracing"); here each table's ``id → (chain, text)`` is kept as Arrow string arrays
 and a position per id, so naming them is a gather.
 
-Like the adjacency, this is a cache, never the record: loaded on first use, brought up to date before each
-lookup by reading only the rows whose id is above the highest read (ids only grow), and reloaded when a
-table lost rows (its count of ids fell short of what was read plus what was added).
+Like the adjacency, this is a cache, never the record: loaded on a workspace's second lookup (the first
+reads only the ids it asks for: a one-off trace, such as one `tracer trace` process, does not pay for
+loading every name, 6–10 s on a 12 M-flow store), brought up to date before each lookup by reading only the
+rows whose id is above the highest read (ids only grow), and reloaded when a table lost rows (its count of
+ids fell short of what was read plus what was added).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class IdIndex:
         self._text: pa.Array | None = None          # the text, row by row, in the order read
         self._chain = np.zeros(0, np.int16)         # each row's chain, a code into _chains
         self._chains: list[str] = []
+        self._asked = False                         # a first lookup was answered from the store
 
     def refresh(self) -> None:
         import pyarrow as pa
@@ -92,8 +95,11 @@ class IdIndex:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        self.refresh()
         ids = np.asarray(ids, np.int64)
+        if self._key is None and not self._asked:
+            self._asked = True
+            return self._from_store(ids)
+        self.refresh()
         inside = (ids > 0) & (ids < self._pos.size)
         row = np.where(inside, self._pos[np.where(inside, ids, 0)], -1)
         found = row >= 0
@@ -102,6 +108,27 @@ class IdIndex:
         rows = pa.array(np.where(found, row, 0), mask=~found)
         text = pc.take(self._text, rows) if self._text is not None and len(self._text) else \
             pa.nulls(ids.size, pa.large_string())
+        return Named(found, chain, text)
+
+
+    def _from_store(self, ids: np.ndarray) -> Named:
+        """:meth:`take` answered by reading only the rows of ``ids`` from the table."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        con = self.store.con
+        con.register("_names_ids", pa.table({"id": np.unique(ids[ids > 0])}))
+        try:
+            t = self.store.arrow(f"""SELECT {self.id_col} AS id, {self.text_col} AS text, chain FROM {self.table}
+                                     WHERE {self.id_col} IN (SELECT id FROM _names_ids) ORDER BY 1""")
+        finally:
+            con.unregister("_names_ids")
+        got = t["id"].to_numpy().astype(np.int64)
+        at = np.minimum(np.searchsorted(got, ids), max(got.size - 1, 0))
+        found = (got[at] == ids) if got.size else np.zeros(ids.size, bool)
+        chain = np.asarray(t["chain"].to_pylist() + [None], dtype=object)[np.where(found, at, got.size)]
+        text = pc.take(t["text"].cast(pa.large_string()).combine_chunks(), pa.array(at, mask=~found)) \
+            if got.size else pa.nulls(ids.size, pa.large_string())
         return Named(found, chain, text)
 
 
