@@ -19,7 +19,11 @@ own: otherwise DuckDB's automatic checkpoint — the write-ahead log of the inge
 lands on the next cluster run's commit, a cost of persisting the ingest, not of clustering the block.
 ``--in-place`` measures on the given file itself (a scratch copy: the one-block runs take rows out and put
 them back) instead of copying it first (a 10^7-input world is ~7 GB). ``--networkx-timeout S`` bounds the
-networkx run (reported as not finished within S seconds).
+networkx run (reported as not finished within S seconds). ``--tile K`` first appends K - 1 copies of the
+store's Bitcoin transactions, inputs, outputs and addresses with shifted tx and address ids and renamed txids
+and addresses (``sha256(txid || ':k')``, ``address || '~k'``): K disjoint copies of one simulated economy,
+for K times the inputs when a simulated world that big cannot be built (it is a scale test of the step's
+cost per row, not a new world: its clusters are the original's K times over).
 Results: docs/benchmarks.md ("Clustering").
 """
 
@@ -58,6 +62,40 @@ def pairs_of(db: str):
     n = int(ws.store.scalar("SELECT max(address_id) FROM addresses")) + 1
     ws.close()
     return t["a"].to_numpy().astype(np.int64), t["b"].to_numpy().astype(np.int64), n
+
+
+def tile(db: str, k: int) -> dict:
+    """Append k - 1 disjoint copies of the Bitcoin tables (see the module doc); return the new counts."""
+    import tracer
+    from tracer.store import graph
+
+    ws = tracer.open(db)
+    con = ws.store.con
+    txs, addrs = (int(v) for v in con.execute(
+        "SELECT (SELECT max(tx_id) FROM transactions), (SELECT max(address_id) FROM addresses)").fetchone())
+    with ws.store.transaction():
+        for c in range(1, k):
+            dt, da, tag = c * txs, c * addrs, f"':{c}'"
+            con.execute(f"""INSERT INTO addresses SELECT * REPLACE (address || '~{c}' AS address, address_id + {da} AS address_id,
+                                {graph.party_key('chain', f"address || '~{c}'")} AS party_key)
+                            FROM addresses WHERE chain = 'bitcoin' AND address_id <= {addrs} ORDER BY address_id""")
+            con.execute(f"""INSERT INTO transactions SELECT * REPLACE (sha256(txid || {tag}) AS txid, sha256(wtxid || {tag}) AS wtxid,
+                                tx_id + {dt} AS tx_id) FROM transactions WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id""")
+            con.execute(f"""INSERT INTO inputs SELECT * REPLACE (sha256(txid || {tag}) AS txid, sha256(prev_txid || {tag}) AS prev_txid,
+                                address || '~{c}' AS address, address_id + {da} AS address_id, tx_id + {dt} AS tx_id,
+                                {graph.txid_key(f"sha256(prev_txid || {tag})")} AS prev_txkey)
+                            FROM inputs WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id, n""")
+            con.execute(f"""INSERT INTO outputs SELECT * REPLACE (sha256(txid || {tag}) AS txid, address || '~{c}' AS address,
+                                sha256(spent_by_txid || {tag}) AS spent_by_txid, address_id + {da} AS address_id,
+                                tx_id + {dt} AS tx_id, {graph.txid_key(f"sha256(txid || {tag})")} AS txkey)
+                            FROM outputs WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id, n""")
+        con.execute("UPDATE id_counters SET last = ? WHERE name = 'utxo_tx'", [k * txs])
+        con.execute("UPDATE id_counters SET last = ? WHERE name = 'party'", [k * addrs])
+    con.execute("CHECKPOINT")
+    counts = {t: int(ws.store.scalar(f"SELECT count(*) FROM {t} WHERE chain = 'bitcoin'"))
+              for t in ("transactions", "inputs", "outputs", "addresses")}
+    ws.close()
+    return counts
 
 
 def run_ours(db: str) -> dict:
@@ -160,6 +198,7 @@ def main() -> None:
     ap.add_argument("--skip-networkx", action="store_true")
     ap.add_argument("--networkx-timeout", type=float)
     ap.add_argument("--in-place", action="store_true")
+    ap.add_argument("--tile", type=int, default=1)
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
@@ -181,6 +220,10 @@ def main() -> None:
             print(f"simulated --scale {args.scale} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         subprocess.run([*TRACER, "--db", db, "info"], check=True, capture_output=True, cwd=ROOT)  # migrate first
         results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
+        if args.tile > 1:
+            t = time.perf_counter()
+            results["tiled"] = {"copies": args.tile, **tile(db, args.tile), "seconds": time.perf_counter() - t}
+            print("tiled", results["tiled"], file=sys.stderr, flush=True)
         # networkx last: it is the long one, and the one-block runs leave the store's rows (and so its pairs)
         # as they were
         one_block = ("--block", str(args.block), "--reps", str(args.reps))
