@@ -4,7 +4,8 @@ block at a time.
     .venv/bin/python bench/cluster.py --scale 7e6          # simulate a world (≥ 10^7 inputs; ~50 GB free disk), then measure
     .venv/bin/python bench/cluster.py --db world.duckdb    # measure on an existing store (copied first)
 
-Each contender runs in its own process so its peak memory (ru_maxrss) is its own:
+Each contender runs in its own process so its peak memory (ru_maxrss) is its own (the parent stays small:
+on Linux a child's ru_maxrss counts from the parent's resident size when it was forked):
 - moneytrail as a process: ``tracer cluster --full --json`` (interpreter start, imports, store open included);
 - moneytrail in-process: ``Workspace.cluster(full=True)`` — CoinJoin flags, pairs out of the store, numba
   union-find, ``cluster_members`` and ``cluster_evidence`` written and committed — with its phases;
@@ -204,7 +205,8 @@ def main() -> None:
     if args.child:
         result = {"ours": lambda: run_ours(args.db), "process": lambda: run_process(args.db),
                   "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db),
-                  "incremental": lambda: run_incremental(args.db, args.block, args.reps)}[args.child]()
+                  "incremental": lambda: run_incremental(args.db, args.block, args.reps),
+                  "tile": lambda: tile(args.db, args.tile)}[args.child]()
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache" if (ROOT / ".cache").exists() else None) as tmp:
@@ -221,8 +223,10 @@ def main() -> None:
         subprocess.run([*TRACER, "--db", db, "info"], check=True, capture_output=True, cwd=ROOT)  # migrate first
         results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
         if args.tile > 1:
+            # in a child too: on Linux a child's ru_maxrss starts from its parent's resident size at the fork
             t = time.perf_counter()
-            results["tiled"] = {"copies": args.tile, **tile(db, args.tile), "seconds": time.perf_counter() - t}
+            results["tiled"] = {"copies": args.tile, **child("tile", db, "--tile", str(args.tile)),
+                                "seconds": time.perf_counter() - t}
             print("tiled", results["tiled"], file=sys.stderr, flush=True)
         # networkx last: it is the long one, and the one-block runs leave the store's rows (and so its pairs)
         # as they were
