@@ -159,23 +159,22 @@ class ClusterMemory:
     @classmethod
     def load(cls, store: Store, chain: str) -> ClusterMemory | None:
         """The chain's clusters as stored (None if it was never clustered)."""
-        from heuristics.clustering.unionfind import forest, roots
+        from heuristics.clustering.unionfind import id_dtype, roots, sizes
 
         state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
         if state is None:
             return None
         through = int(state[1] or 0)
-        parent, _ = forest(through + 1)
+        parent = np.arange(through + 1, dtype=id_dtype(through + 1))
         renamed_to = np.zeros(through + 1, bool)
         for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
             rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
             parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
         renamed_to[rows["cluster_id"].to_numpy()] = True  # rows: the renames, read last
-        root = roots(parent)
-        size = np.bincount(root, minlength=through + 1).astype(parent.dtype)
+        size = sizes(roots(parent))  # in the forest's dtype, without an int64 count or arange per id
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
-        absorbed = int((root != np.arange(through + 1)).sum())
+        absorbed = int(np.count_nonzero(size == 0))  # ids that are not roots
         return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
                    int(size.max()) if addresses else 0, renamed_to=renamed_to)
 

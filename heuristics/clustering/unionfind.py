@@ -89,6 +89,16 @@ def roots(parent: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def sizes(root: np.ndarray) -> np.ndarray:
+    """How many elements each root holds (0 for an element that is not a root), in ``root``'s dtype:
+    ``np.bincount`` would count in int64, 8 bytes per address id for a moment."""
+    out = np.zeros_like(root)
+    for x in range(root.shape[0]):
+        out[root[x]] += 1
+    return out
+
+
+@njit(cache=True)
 def multi_input_pairs(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
     """Common-input pairs from inputs grouped by transaction (``tx`` non-decreasing): for each transaction
     not in ``skip`` (sorted tx ids, e.g. CoinJoins) with two or more distinct known addresses (``addr`` ≥

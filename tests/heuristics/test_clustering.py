@@ -98,6 +98,7 @@ def test_the_int32_forest_gives_the_same_unions_as_int64(world):
     same merges, evidence and cluster ids as on int64 arrays."""
     import numpy as np
 
+    from heuristics.clustering.cluster import ClusterMemory
     from heuristics.clustering.unionfind import forest, id_dtype, roots, union_pairs
 
     ws, _, result = world
@@ -114,7 +115,15 @@ def test_the_int32_forest_gives_the_same_unions_as_int64(world):
     assert int(got32[0].sum()) == result.merges
     r32, r64 = roots(p32), roots(p64)
     assert r32.dtype == np.int32 and np.array_equal(r32, r64) and np.array_equal(s32, s64)
-    assert ws._clusters["bitcoin"].parent.dtype == np.int32  # what the workspace keeps
+    kept = ws._clusters["bitcoin"]
+    assert kept.parent.dtype == np.int32  # what the workspace keeps
+    # and what a workspace that did not run it reads back from the store: the same forest, sizes, counts
+    loaded = ClusterMemory.load(ws.store, "bitcoin")
+    assert (loaded.parent.dtype, loaded.size.dtype) == (np.int32, np.int32)
+    n = loaded.parent.size
+    assert np.array_equal(roots(loaded.parent), roots(kept.parent)[:n])
+    assert np.array_equal(loaded.size[roots(loaded.parent)], kept.size[roots(kept.parent)][:n])
+    assert (loaded.clusters, loaded.largest) == (kept.clusters, kept.largest)
     assert (id_dtype(2**31 - 1), id_dtype(2**31)) == (np.int32, np.int64)
 
 
