@@ -4,7 +4,8 @@ block at a time.
     .venv/bin/python bench/cluster.py --scale 7e6          # simulate a world (≥ 10^7 inputs; ~50 GB free disk), then measure
     .venv/bin/python bench/cluster.py --db world.duckdb    # measure on an existing store (copied first)
 
-Each contender runs in its own process so its peak memory (ru_maxrss) is its own:
+Each contender runs in its own process so its peak memory (ru_maxrss) is its own (the parent stays small:
+on Linux a child's ru_maxrss counts from the parent's resident size when it was forked):
 - moneytrail as a process: ``tracer cluster --full --json`` (interpreter start, imports, store open included);
 - moneytrail in-process: ``Workspace.cluster(full=True)`` — CoinJoin flags, pairs out of the store, numba
   union-find, ``cluster_members`` and ``cluster_evidence`` written and committed — with its phases;
@@ -14,6 +15,16 @@ Each contender runs in its own process so its peak memory (ru_maxrss) is its own
 Then one block at a time: the last (reps + 1) × 3,000 transactions are taken out, the rest clustered, and
 each 3,000 put back in turn ("the block is ingested") and ``Workspace.cluster()`` timed until its commit —
 the first as warm-up (it builds the member lists), the rest measured (wall and CPU time of the process).
+Each block's ingest ends with an explicit ``CHECKPOINT`` (untimed), as ``tracer ingest`` is to end with its
+own: otherwise DuckDB's automatic checkpoint — the write-ahead log of the ingested rows passing 16 MB —
+lands on the next cluster run's commit, a cost of persisting the ingest, not of clustering the block.
+``--in-place`` measures on the given file itself (a scratch copy: the one-block runs take rows out and put
+them back) instead of copying it first (a 10^7-input world is ~7 GB). ``--networkx-timeout S`` bounds the
+networkx run (reported as not finished within S seconds). ``--tile K`` first appends K - 1 copies of the
+store's Bitcoin transactions, inputs, outputs and addresses with shifted tx and address ids and renamed txids
+and addresses (``sha256(txid || ':k')``, ``address || '~k'``): K disjoint copies of one simulated economy,
+for K times the inputs when a simulated world that big cannot be built (it is a scale test of the step's
+cost per row, not a new world: its clusters are the original's K times over).
 Results: docs/benchmarks.md ("Clustering").
 """
 
@@ -52,6 +63,40 @@ def pairs_of(db: str):
     n = int(ws.store.scalar("SELECT max(address_id) FROM addresses")) + 1
     ws.close()
     return t["a"].to_numpy().astype(np.int64), t["b"].to_numpy().astype(np.int64), n
+
+
+def tile(db: str, k: int) -> dict:
+    """Append k - 1 disjoint copies of the Bitcoin tables (see the module doc); return the new counts."""
+    import tracer
+    from tracer.store import graph
+
+    ws = tracer.open(db)
+    con = ws.store.con
+    txs, addrs = (int(v) for v in con.execute(
+        "SELECT (SELECT max(tx_id) FROM transactions), (SELECT max(address_id) FROM addresses)").fetchone())
+    with ws.store.transaction():
+        for c in range(1, k):
+            dt, da, tag = c * txs, c * addrs, f"':{c}'"
+            con.execute(f"""INSERT INTO addresses SELECT * REPLACE (address || '~{c}' AS address, address_id + {da} AS address_id,
+                                {graph.party_key('chain', f"address || '~{c}'")} AS party_key)
+                            FROM addresses WHERE chain = 'bitcoin' AND address_id <= {addrs} ORDER BY address_id""")
+            con.execute(f"""INSERT INTO transactions SELECT * REPLACE (sha256(txid || {tag}) AS txid, sha256(wtxid || {tag}) AS wtxid,
+                                tx_id + {dt} AS tx_id) FROM transactions WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id""")
+            con.execute(f"""INSERT INTO inputs SELECT * REPLACE (sha256(txid || {tag}) AS txid, sha256(prev_txid || {tag}) AS prev_txid,
+                                address || '~{c}' AS address, address_id + {da} AS address_id, tx_id + {dt} AS tx_id,
+                                {graph.txid_key(f"sha256(prev_txid || {tag})")} AS prev_txkey)
+                            FROM inputs WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id, n""")
+            con.execute(f"""INSERT INTO outputs SELECT * REPLACE (sha256(txid || {tag}) AS txid, address || '~{c}' AS address,
+                                sha256(spent_by_txid || {tag}) AS spent_by_txid, address_id + {da} AS address_id,
+                                tx_id + {dt} AS tx_id, {graph.txid_key(f"sha256(txid || {tag})")} AS txkey)
+                            FROM outputs WHERE chain = 'bitcoin' AND tx_id <= {txs} ORDER BY tx_id, n""")
+        con.execute("UPDATE id_counters SET last = ? WHERE name = 'utxo_tx'", [k * txs])
+        con.execute("UPDATE id_counters SET last = ? WHERE name = 'party'", [k * addrs])
+    con.execute("CHECKPOINT")
+    counts = {t: int(ws.store.scalar(f"SELECT count(*) FROM {t} WHERE chain = 'bitcoin'"))
+              for t in ("transactions", "inputs", "outputs", "addresses")}
+    ws.close()
+    return counts
 
 
 def run_ours(db: str) -> dict:
@@ -117,11 +162,13 @@ def run_incremental(db: str, block: int, reps: int) -> dict:
                               [cuts[0]])
             store.con.execute(f"DELETE FROM {t} WHERE chain = 'bitcoin' AND tx_id > ?", [cuts[0]])
     ws.cluster(full=True)
+    store.con.execute("CHECKPOINT")
     runs = []
     for lo, hi in zip(cuts, cuts[1:], strict=False):
         with store.transaction():  # the block is ingested
             for t in tables:
                 store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
+        store.con.execute("CHECKPOINT")  # the ingest persists its own rows (untimed)
         t0, c0 = time.perf_counter(), time.process_time()
         r = ws.cluster()
         runs.append({"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000,
@@ -133,9 +180,12 @@ def run_incremental(db: str, block: int, reps: int) -> dict:
             "median_cpu_ms": statistics.median(r["cpu_ms"] for r in measured), "runs": measured}
 
 
-def child(kind: str, db: str, *extra: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--db", db, *extra],
-                         capture_output=True, text=True, check=True)
+def child(kind: str, db: str, *extra: str, timeout: float | None = None) -> dict:
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", kind, "--db", db, *extra],
+                             capture_output=True, text=True, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"finished": False, "timeout_seconds": timeout}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -147,17 +197,23 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=3000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--skip-networkx", action="store_true")
+    ap.add_argument("--networkx-timeout", type=float)
+    ap.add_argument("--in-place", action="store_true")
+    ap.add_argument("--tile", type=int, default=1)
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
         result = {"ours": lambda: run_ours(args.db), "process": lambda: run_process(args.db),
                   "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db),
-                  "incremental": lambda: run_incremental(args.db, args.block, args.reps)}[args.child]()
+                  "incremental": lambda: run_incremental(args.db, args.block, args.reps),
+                  "tile": lambda: tile(args.db, args.tile)}[args.child]()
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache" if (ROOT / ".cache").exists() else None) as tmp:
         db = str(Path(tmp) / "world.duckdb")
-        if args.db:
+        if args.db and args.in_place:
+            db = args.db
+        elif args.db:
             shutil.copyfile(args.db, db)
         else:
             t = time.perf_counter()
@@ -166,14 +222,24 @@ def main() -> None:
             print(f"simulated --scale {args.scale} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         subprocess.run([*TRACER, "--db", db, "info"], check=True, capture_output=True, cwd=ROOT)  # migrate first
         results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
-        for kind in ("process", "ours", "scipy", *(() if args.skip_networkx else ("networkx",))):
-            results[kind] = child(kind, db)
-            print(kind, results[kind], file=sys.stderr)
-        results["incremental"] = child("incremental", db, "--block", str(args.block), "--reps", str(args.reps))
-        print("incremental", results["incremental"], file=sys.stderr)
+        if args.tile > 1:
+            # in a child too: on Linux a child's ru_maxrss starts from its parent's resident size at the fork
+            t = time.perf_counter()
+            results["tiled"] = {"copies": args.tile, **child("tile", db, "--tile", str(args.tile)),
+                                "seconds": time.perf_counter() - t}
+            print("tiled", results["tiled"], file=sys.stderr, flush=True)
+        # networkx last: it is the long one, and the one-block runs leave the store's rows (and so its pairs)
+        # as they were
+        one_block = ("--block", str(args.block), "--reps", str(args.reps))
+        for kind in ("process", "ours", "scipy", "incremental", *(() if args.skip_networkx else ("networkx",))):
+            results[kind] = child(kind, db, *(one_block if kind == "incremental" else ()),
+                                  timeout=args.networkx_timeout if kind == "networkx" else None)
+            print(kind, results[kind], os.getloadavg(), file=sys.stderr, flush=True)
         results["machine"]["load_after"] = os.getloadavg()
         results["vs_scipy"] = results["ours"]["seconds"] / results["scipy"]["seconds"]
-        if "networkx" in results:
+        if results.get("networkx", {}).get("finished", True) is False:
+            results["vs_networkx_at_least"] = args.networkx_timeout / results["ours"]["seconds"]
+        elif "networkx" in results:
             results["vs_networkx"] = results["networkx"]["seconds"] / results["ours"]["seconds"]
         print(json.dumps(results))
 

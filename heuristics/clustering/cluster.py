@@ -144,35 +144,37 @@ class ClusterMemory:
 
     def grow(self, n: int) -> None:
         """Room for address ids below ``n``: new addresses are clusters of their own."""
+        from heuristics.clustering.unionfind import id_dtype
+
         old = self.parent.shape[0]
         if n <= old:
             return
         n = max(n, old + old // 4)  # amortised: a block at a time would otherwise copy every time
-        self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
-        self.size = np.concatenate([self.size, np.ones(n - old, np.int64)])
+        dtype = np.promote_types(self.parent.dtype, id_dtype(n))  # int32 until ids outgrow it
+        self.parent = np.concatenate([self.parent.astype(dtype, copy=False), np.arange(old, n, dtype=dtype)])
+        self.size = np.concatenate([self.size.astype(dtype, copy=False), np.ones(n - old, dtype)])
         if self.renamed_to is not None:
             self.renamed_to = np.concatenate([self.renamed_to, np.zeros(n - old, bool)])
 
     @classmethod
     def load(cls, store: Store, chain: str) -> ClusterMemory | None:
         """The chain's clusters as stored (None if it was never clustered)."""
-        from heuristics.clustering.unionfind import roots
+        from heuristics.clustering.unionfind import id_dtype, roots, sizes
 
         state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
         if state is None:
             return None
         through = int(state[1] or 0)
-        parent = np.arange(through + 1, dtype=np.int64)
+        parent = np.arange(through + 1, dtype=id_dtype(through + 1))
         renamed_to = np.zeros(through + 1, bool)
         for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
             rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
             parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
         renamed_to[rows["cluster_id"].to_numpy()] = True  # rows: the renames, read last
-        root = roots(parent)
-        size = np.bincount(root, minlength=through + 1).astype(np.int64)
+        size = sizes(roots(parent))  # in the forest's dtype, without an int64 count or arange per id
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
-        absorbed = int((root != np.arange(through + 1)).sum())
+        absorbed = int(np.count_nonzero(size == 0))  # ids that are not roots
         return cls(chain, int(state[0] or 0), parent, size, addresses, addresses - absorbed,
                    int(size.max()) if addresses else 0, renamed_to=renamed_to)
 
@@ -220,7 +222,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
              memory: dict[str, ClusterMemory]) -> ClusterResult:
-    from heuristics.clustering.unionfind import find_all, roots, union_pairs
+    from heuristics.clustering.unionfind import find_all, forest, roots, union_pairs
 
     con = store.con
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
@@ -282,8 +284,7 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
     clock("pairs")
     if mem is None:
         # every address id of the store in one array; the chain's absorbed addresses written from it
-        parent = np.arange(top_address + 1, dtype=np.int64)
-        size = np.ones(top_address + 1, dtype=np.int64)
+        parent, size = forest(top_address + 1)
         merged, survive, absorb, size_a, size_b, _ = union_pairs(parent, size, a, b)
         cluster_of = roots(parent)  # and parent is now flat
         moved = np.flatnonzero(cluster_of != np.arange(cluster_of.size))

@@ -93,6 +93,40 @@ def test_clusters_equal_networkx_components_of_the_same_pairs(world):
                       WHERE m <> cluster_id""") == [(0,)]
 
 
+def test_the_int32_forest_gives_the_same_unions_as_int64(world):
+    """The union-find runs on int32 arrays while address ids fit (half the memory); the same pairs give the
+    same merges, evidence and cluster ids as on int64 arrays."""
+    import numpy as np
+
+    from heuristics.clustering.cluster import ClusterMemory
+    from heuristics.clustering.unionfind import forest, id_dtype, roots, union_pairs
+
+    ws, _, result = world
+    sql, params = MultiInput().pairs_sql("bitcoin", 0)
+    t = ws.store.arrow(f"SELECT a, b FROM ({sql}) ORDER BY tx_id, a, b", params)
+    a, b = t["a"].to_numpy().astype(np.int64), t["b"].to_numpy().astype(np.int64)
+    n = int(ws.store.scalar("SELECT max(address_id) FROM addresses")) + 1
+    p32, s32 = forest(n)
+    p64, s64 = np.arange(n, dtype=np.int64), np.ones(n, np.int64)
+    assert (p32.dtype, s32.dtype) == (np.int32, np.int32)
+    got32, got64 = union_pairs(p32, s32, a, b), union_pairs(p64, s64, a, b)
+    for x, y in zip(got32, got64, strict=True):
+        assert np.array_equal(x, y)
+    assert int(got32[0].sum()) == result.merges
+    r32, r64 = roots(p32), roots(p64)
+    assert r32.dtype == np.int32 and np.array_equal(r32, r64) and np.array_equal(s32, s64)
+    kept = ws._clusters["bitcoin"]
+    assert kept.parent.dtype == np.int32  # what the workspace keeps
+    # and what a workspace that did not run it reads back from the store: the same forest, sizes, counts
+    loaded = ClusterMemory.load(ws.store, "bitcoin")
+    assert (loaded.parent.dtype, loaded.size.dtype) == (np.int32, np.int32)
+    n = loaded.parent.size
+    assert np.array_equal(roots(loaded.parent), roots(kept.parent)[:n])
+    assert np.array_equal(loaded.size[roots(loaded.parent)], kept.size[roots(kept.parent)][:n])
+    assert (loaded.clusters, loaded.largest) == (kept.clusters, kept.largest)
+    assert (id_dtype(2**31 - 1), id_dtype(2**31)) == (np.int32, np.int64)
+
+
 def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
     full = tracer.open(tmp_path / "full.duckdb")
     simulate(full.store, seed=5, scale="test", truth_path=tmp_path / "t.json")

@@ -127,6 +127,11 @@ class Ledger:
     """Allocates transaction and address ids and stages rows; :meth:`materialise` writes the store."""
 
     FLUSH_ROWS = 400_000
+    # materialise writes transactions, outputs, inputs and flows in slices of about this many transactions
+    # (whole blocks, ascending): each statement's joins, sort and flow staging then hold one slice, not the
+    # world (a 7e6 world's flows staged at once are ~28 M wide rows, copied twice and sorted: tens of GB of
+    # DuckDB temporary files). The rows, their order and their ids are the same for any slice size.
+    SLICE_TX = 1_000_000
 
     def __init__(self, store: Store, seed: int, network_name: str = "mainnet"):
         self.store, self.seed = store, seed
@@ -313,65 +318,83 @@ class Ledger:
             GROUP BY ALL ORDER BY b.height
             """
         )
-        con.execute(
-            f"""
-            INSERT INTO transactions BY NAME
-            SELECT 'bitcoin' AS chain, t.txid, t.wtxid, b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
-                   t.version, t.locktime, t.size, t.weight,
-                   CASE WHEN t.kind = 0 THEN NULL ELSE t.fee END AS fee, t.kind = 0 AS is_coinbase,
-                   t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id, t.tx_id
-            FROM _sim_txid t JOIN _sim_block b ON b.block = t.block
-            ORDER BY b.height, t.position
-            """
-        )
-        con.execute(
-            f"""
-            INSERT INTO outputs BY NAME
-            SELECT 'bitcoin' AS chain, t.txid, o.n, a.address,
-                   CASE o.script WHEN 0 THEN 'p2pkh' WHEN 1 THEN 'p2sh' WHEN 2 THEN 'p2wpkh'
-                        WHEN 3 THEN 'p2wsh' WHEN 4 THEN 'p2tr' ELSE 'nulldata' END AS script_type,
-                   o.value, s.txid AS spent_by_txid, i.n AS spent_by_n,
-                   {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
-                   t.tx_id, {graph.txid_key('t.txid')} AS txkey, ai.address_id
-            FROM _sim_out o JOIN _sim_txid t ON t.tx = o.tx
-            LEFT JOIN _sim_addr a ON a.addr = o.addr
-            LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
-            LEFT JOIN _sim_in i ON i.prev_tx = o.tx AND i.prev_n = o.n
-            LEFT JOIN _sim_txid s ON s.tx = i.tx
-            ORDER BY t.block, t.position, o.n
-            """
-        )
         # a world written as blocks carries the spending scripts (serialise.py): the form the ingester reads
         spend_type = (f"""CASE o.script WHEN {P2PKH} THEN 'p2pkh' WHEN {P2SH} THEN 'p2sh-p2wpkh' WHEN {P2WPKH} THEN 'p2wpkh'
                          WHEN {P2WSH} THEN 'p2wsh' END""" if blk_dir is not None else "NULL")
-        con.execute(
-            f"""
-            INSERT INTO inputs BY NAME
-            SELECT 'bitcoin' AS chain, t.txid, i.n, p.txid AS prev_txid,
-                   CASE WHEN i.prev_tx < 0 THEN NULL ELSE i.prev_n END AS prev_n, a.address, o.value,
-                   i.sequence, {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
-                   t.tx_id, CASE WHEN p.txid IS NULL THEN NULL ELSE {graph.txid_key('p.txid')} END AS prev_txkey,
-                   ai.address_id, CASE WHEN a.address IS NOT NULL THEN 'prevout' END AS address_source,
-                   {spend_type} AS spend_type
-            FROM _sim_in i JOIN _sim_txid t ON t.tx = i.tx
-            LEFT JOIN _sim_txid p ON p.tx = i.prev_tx
-            LEFT JOIN _sim_out o ON o.tx = i.prev_tx AND o.n = i.prev_n
-            LEFT JOIN _sim_addr a ON a.addr = o.addr
-            LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
-            ORDER BY t.block, t.position, i.n
-            """
-        )
-        graph.append_utxo_flows(
-            self.store,
-            f"""SELECT o.chain, o.txid, o.n, o.tx_id, o.address, o.address_id, o.value, t.block_time AS time,
-                       o.block_height AS height, o.run_id, o.tx_id * 2097152 + o.n AS ord
-                FROM outputs o JOIN transactions t ON t.chain = o.chain AND t.tx_id = o.tx_id
-                WHERE o.run_id = {run_id} AND t.run_id = {run_id}""",
-            f"""SELECT i.chain, i.txid, i.n, i.tx_id, i.address, i.address_id, i.value, t.block_time AS time,
-                       i.block_height AS height, i.run_id, i.tx_id * 2097152 + i.n AS ord
-                FROM inputs i JOIN transactions t ON t.chain = i.chain AND t.tx_id = i.tx_id
-                WHERE i.run_id = {run_id} AND t.run_id = {run_id} AND i.prev_txid IS NOT NULL""",
-        )
+        # slices of whole blocks, ~SLICE_TX transactions each, in order: each table gets the same rows in the
+        # same order as from one statement, and the flows the same ids (they are numbered in tx_id order)
+        per_block = np.bincount(con.execute("SELECT block FROM _sim_txid").fetchnumpy()["block"].astype(np.int64),
+                                minlength=n_blocks)
+        ends = np.cumsum(per_block)
+        cuts = np.unique(np.r_[0, np.searchsorted(ends, np.arange(self.SLICE_TX, n_tx, self.SLICE_TX)) + 1, n_blocks])
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            sl = {"lo": int(lo), "hi": int(hi)}
+            t0 = first_tx + (int(ends[lo - 1]) if lo else 0)
+            t1 = first_tx + int(ends[hi - 1]) - 1
+            con.execute(
+                f"""
+                INSERT INTO transactions BY NAME
+                SELECT 'bitcoin' AS chain, t.txid, t.wtxid, b.hash AS block_hash, b.height AS block_height, b.time AS block_time, t.position,
+                       t.version, t.locktime, t.size, t.weight,
+                       CASE WHEN t.kind = 0 THEN NULL ELSE t.fee END AS fee, t.kind = 0 AS is_coinbase,
+                       t.nin AS input_count, t.nout AS output_count, {run_id} AS run_id, t.tx_id
+                FROM _sim_txid t JOIN _sim_block b ON b.block = t.block
+                WHERE t.block >= $lo AND t.block < $hi
+                ORDER BY b.height, t.position
+                """,
+                sl,
+            )
+            con.execute(
+                f"""
+                INSERT INTO outputs BY NAME
+                SELECT 'bitcoin' AS chain, t.txid, o.n, a.address,
+                       CASE o.script WHEN 0 THEN 'p2pkh' WHEN 1 THEN 'p2sh' WHEN 2 THEN 'p2wpkh'
+                            WHEN 3 THEN 'p2wsh' WHEN 4 THEN 'p2tr' ELSE 'nulldata' END AS script_type,
+                       o.value, s.txid AS spent_by_txid, i.n AS spent_by_n,
+                       {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
+                       t.tx_id, {graph.txid_key('t.txid')} AS txkey, ai.address_id
+                FROM _sim_out o JOIN _sim_txid t ON t.tx = o.tx
+                LEFT JOIN _sim_addr a ON a.addr = o.addr
+                LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
+                LEFT JOIN _sim_in i ON i.prev_tx = o.tx AND i.prev_n = o.n
+                LEFT JOIN _sim_txid s ON s.tx = i.tx
+                WHERE t.block >= $lo AND t.block < $hi
+                ORDER BY t.block, t.position, o.n
+                """,
+                sl,
+            )
+            con.execute(
+                f"""
+                INSERT INTO inputs BY NAME
+                SELECT 'bitcoin' AS chain, t.txid, i.n, p.txid AS prev_txid,
+                       CASE WHEN i.prev_tx < 0 THEN NULL ELSE i.prev_n END AS prev_n, a.address, o.value,
+                       i.sequence, {FIRST_HEIGHT} + t.block AS block_height, {run_id} AS run_id,
+                       t.tx_id, CASE WHEN p.txid IS NULL THEN NULL ELSE {graph.txid_key('p.txid')} END AS prev_txkey,
+                       ai.address_id, CASE WHEN a.address IS NOT NULL THEN 'prevout' END AS address_source,
+                       {spend_type} AS spend_type
+                FROM _sim_in i JOIN _sim_txid t ON t.tx = i.tx
+                LEFT JOIN _sim_txid p ON p.tx = i.prev_tx
+                LEFT JOIN _sim_out o ON o.tx = i.prev_tx AND o.n = i.prev_n
+                LEFT JOIN _sim_addr a ON a.addr = o.addr
+                LEFT JOIN _sim_addr_id ai ON ai.addr = o.addr
+                WHERE t.block >= $lo AND t.block < $hi
+                ORDER BY t.block, t.position, i.n
+                """,
+                sl,
+            )
+            graph.append_utxo_flows(
+                self.store,
+                f"""SELECT o.chain, o.txid, o.n, o.tx_id, o.address, o.address_id, o.value, t.block_time AS time,
+                           o.block_height AS height, o.run_id, o.tx_id * 2097152 + o.n AS ord
+                    FROM outputs o JOIN transactions t ON t.chain = o.chain AND t.tx_id = o.tx_id
+                    WHERE o.run_id = {run_id} AND t.run_id = {run_id}
+                          AND o.tx_id BETWEEN {t0} AND {t1} AND t.tx_id BETWEEN {t0} AND {t1}""",
+                f"""SELECT i.chain, i.txid, i.n, i.tx_id, i.address, i.address_id, i.value, t.block_time AS time,
+                           i.block_height AS height, i.run_id, i.tx_id * 2097152 + i.n AS ord
+                    FROM inputs i JOIN transactions t ON t.chain = i.chain AND t.tx_id = i.tx_id
+                    WHERE i.run_id = {run_id} AND t.run_id = {run_id} AND i.prev_txid IS NOT NULL
+                          AND i.tx_id BETWEEN {t0} AND {t1} AND t.tx_id BETWEEN {t0} AND {t1}""",
+            )
         return {
             "blocks": len(block_times),
             "transactions": self.counts["transactions"],
