@@ -246,10 +246,12 @@ def _classify(n_in: np.ndarray, f: np.ndarray, r: CoinJoinRules) -> np.ndarray:
 
 def read_inputs(store: Store, chain: str, after_tx_id: int) -> pa.Table:
     """The non-coinbase inputs above ``after_tx_id`` by transaction: tx_id, address_id and value (−1: unknown).
-    Read once per run; the CoinJoin rules and the multi-input pairs both use it."""
+    Read once per run; the CoinJoin rules and the multi-input pairs both use it. A coinbase input is told
+    by ``prev_txkey IS NULL`` — every writer sets it NULL exactly when ``prev_txid`` is — an integer test
+    that spares reading the txid text of every input (0.15 s instead of 0.56 s for 13.6 M inputs)."""
     return _by_tx(store.arrow(
         """SELECT tx_id, coalesce(address_id, -1) AS address_id, coalesce(value, -1) AS value FROM inputs
-           WHERE chain = ? AND tx_id > ? AND prev_txid IS NOT NULL""", [chain, after_tx_id]))
+           WHERE chain = ? AND tx_id > ? AND prev_txkey IS NOT NULL""", [chain, after_tx_id]))
 
 
 def _ints(column: pa.ChunkedArray) -> np.ndarray:
@@ -260,10 +262,10 @@ def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inp
     """(tx_id, txid, flag, confidence) for the transactions of ``chain`` above ``after_tx_id``; ``inputs``:
     :func:`read_inputs` if the caller has it."""
     r = rules
-    txs = store.arrow(
-        """SELECT tx_id, txid, input_count FROM transactions
-           WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3 ORDER BY tx_id""",  # every rule needs 3 outputs
-        [chain, after_tx_id])
+    # every rule needs 3 outputs; the txids are read for the flagged transactions only, at the end
+    txs = _by_tx(store.arrow(
+        """SELECT tx_id, input_count FROM transactions
+           WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3""", [chain, after_tx_id]))
     if not len(txs):
         return pa.table({"tx_id": pa.array([], pa.int64()), "txid": pa.array([], pa.string()),
                          "flag": pa.array([], pa.string()), "confidence": pa.array([], pa.float64())})
@@ -281,7 +283,13 @@ def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inp
     hit = (rule >= 0) & (f[:, 10] == 1) & (f[:, 16] == 1)  # a transaction without stored inputs or outputs: no verdict
     flags = np.array([flag for flag, _, _ in RULES], dtype=object)
     confidence = np.array([c for _, c, _ in RULES])
-    return pa.table({"tx_id": ids[hit], "txid": txs["txid"].filter(pa.array(hit)),
+    found = ids[hit]
+    with store.view("_cj_ids", pa.table({"tx_id": found})):
+        named = store.arrow("SELECT t.tx_id, t.txid FROM transactions t JOIN _cj_ids c ON c.tx_id = t.tx_id "
+                            "WHERE t.chain = ? ORDER BY 1", [chain])
+    if not np.array_equal(_ints(named["tx_id"]), found):
+        raise RuntimeError(f"coinjoin.detect: {found.size} flagged transactions, {len(named)} found by tx_id")
+    return pa.table({"tx_id": found, "txid": named["txid"],
                      "flag": pa.array(flags[rule[hit]], pa.string()), "confidence": confidence[rule[hit]]})
 
 
