@@ -461,11 +461,10 @@ class Ledger:
         )
         first_prev = bytes.fromhex(block_hash_of(self.seed, FIRST_HEIGHT - 1))[::-1]
         h = write_blk_files(chain, self.net.magic, first_prev, self.seed, blk_dir)
-        con.register("_sim_hash", pa.table({"tx": tx["tx"], "txid": hex_rows(h.txid, reverse=True),
-                                            "wtxid": hex_rows(h.wtxid, reverse=True)}))
-        con.execute("CREATE OR REPLACE TEMP TABLE _sim_txid AS SELECT t.*, h.txid, h.wtxid FROM _sim_pos t "
-                    "JOIN _sim_hash h USING (tx)")
-        con.unregister("_sim_hash")
+        hashes = pa.table({"tx": tx["tx"], "txid": hex_rows(h.txid, reverse=True), "wtxid": hex_rows(h.wtxid, reverse=True)})
+        with self.store.view("_sim_hash", hashes):
+            con.execute("CREATE OR REPLACE TEMP TABLE _sim_txid AS SELECT t.*, h.txid, h.wtxid FROM _sim_pos t "
+                        "JOIN _sim_hash h USING (tx)")
         nb = len(block_times)
         work = block_work(REGTEST_BITS)
         root = block_hash_of(self.seed, FIRST_HEIGHT - 1)
@@ -485,11 +484,8 @@ class Ledger:
         wanted = np.unique(np.asarray([int(i) for i in ids], np.int64))
         if wanted.size == 0:
             return {}
-        self.store.con.register("_sim_want", pa.table({"tx": wanted}))
-        try:
-            rows = self.store.con.execute("SELECT t.tx, t.txid FROM _sim_txid t JOIN _sim_want USING (tx)").fetchall()
-        finally:
-            self.store.con.unregister("_sim_want")
+        with self.store.view("_sim_want", pa.table({"tx": wanted})):
+            rows = self.store.query("SELECT t.tx, t.txid FROM _sim_txid t JOIN _sim_want USING (tx)")
         return {int(t): x for t, x in rows}
 
     def drop_staging(self) -> None:

@@ -81,18 +81,15 @@ class Adjacency:
         for k in kinds:
             if k not in self.codes:
                 self.codes.append(k)
-        self.store.con.register("_adjacency_codes", pa.table(
-            {n: [k[i] for k in self.codes] for i, n in enumerate(("chain", "asset", "kind"))}
-            | {"code": pa.array(range(len(self.codes)), pa.int16())}))
-        try:
+        codes = pa.table({n: [k[i] for k in self.codes] for i, n in enumerate(("chain", "asset", "kind"))}
+                         | {"code": pa.array(range(len(self.codes)), pa.int16())})
+        with self.store.view("_adjacency_codes", codes):
             t = self.store.arrow(
                 """SELECT flow_id, coalesce(src_id, 0) AS src_id, coalesce(dst_id, 0) AS dst_id,
                           CAST(amount AS DOUBLE) AS amount, CAST(coalesce(decimals, 0) AS INTEGER) AS decimals,
                           usd, epoch_us(time) AS time, coalesce(TRY_CAST(amount AS BIGINT), -1) AS units, c.code
                    FROM flows f JOIN _adjacency_codes c USING (chain, asset, kind)
                    WHERE flow_id > ? ORDER BY flow_id""", [above])
-        finally:
-            self.store.con.unregister("_adjacency_codes")
         if not len(t):
             return None
         return {c: t[c].to_numpy(zero_copy_only=False) for c in COLUMNS + EXTRA}

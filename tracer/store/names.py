@@ -116,13 +116,9 @@ class IdIndex:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        con = self.store.con
-        con.register("_names_ids", pa.table({"id": np.unique(ids[ids > 0])}))
-        try:
+        with self.store.view("_names_ids", pa.table({"id": np.unique(ids[ids > 0])})):
             t = self.store.arrow(f"""SELECT {self.id_col} AS id, {self.text_col} AS text, chain FROM {self.table}
                                      WHERE {self.id_col} IN (SELECT id FROM _names_ids) ORDER BY 1""")
-        finally:
-            con.unregister("_names_ids")
         got = t["id"].to_numpy().astype(np.int64)
         at = np.minimum(np.searchsorted(got, ids), max(got.size - 1, 0))
         found = (got[at] == ids) if got.size else np.zeros(ids.size, bool)

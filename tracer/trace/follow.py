@@ -734,11 +734,8 @@ def _with_ids(ws: Workspace, sql: str, ids: Any) -> Any:
     thousands of ids far faster than it binds a list parameter of them."""
     import pyarrow as pa
 
-    ws.store.con.register("_trace_ids", pa.table({"id": ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids)}))
-    try:
+    with ws.store.view("_trace_ids", pa.table({"id": ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids)})):
         return ws.store.arrow(sql)
-    finally:
-        ws.store.con.unregister("_trace_ids")
 
 
 def _objects(column: Any) -> np.ndarray:
