@@ -161,25 +161,25 @@ def _usd_sql(alias: str) -> str:
 
 
 def _insert_flows(store: Store, staged: str) -> tuple[int, int]:
-    """Append staged flow rows (all columns but flow_id, price_asset and usd, plus ``ord``), numbered in
-    ``ord`` order; return (rows, first flow_id)."""
+    """Append flow rows from ``staged`` (a table name, or a parenthesised SELECT: all columns but flow_id,
+    price_asset and usd, plus ``ord``), numbered in ``ord`` order; return (rows, first flow_id).
+
+    One INSERT reads ``staged`` once, prices it and numbers it, and the counter is moved by the rows it
+    wrote: no staging table. (A temporary table dropped inside a transaction keeps its disk space until the
+    commit, so a simulator writing tens of millions of flows in slices ran out of disk with staging tables.)"""
     con = store.con
-    n = int(con.execute(f"SELECT count(*) FROM {staged}").fetchall()[0][0])
-    if not n:
-        return 0, 0
-    base = next_ids(store, "flow", n)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _flow_priced AS
-            SELECT s.*, {_price_asset_sql('s', 'tp')} AS price_asset FROM {staged} s
-            LEFT JOIN {_TOKEN_PRICES} tp ON s.kind NOT IN ('utxo', 'native', 'internal') AND s.chain <> 'fiat'
-                 AND tp.chain = s.chain AND tp.asset = lower(s.asset)"""
-    )
-    con.execute(
+    base = next_ids(store, "flow", 0)  # the next id, not yet reserved
+    n = int(con.execute(
         f"""INSERT INTO flows BY NAME
             SELECT f.* EXCLUDE (ord), {base} - 1 + row_number() OVER (ORDER BY f.ord) AS flow_id, {_usd_sql('f')} AS usd
-            FROM _flow_priced f {_PRICE_JOIN.format(a='f')}"""
-    )
-    con.execute("DROP TABLE IF EXISTS _flow_priced")
+            FROM (SELECT s.*, {_price_asset_sql('s', 'tp')} AS price_asset FROM {staged} s
+                  LEFT JOIN {_TOKEN_PRICES} tp ON s.kind NOT IN ('utxo', 'native', 'internal') AND s.chain <> 'fiat'
+                       AND tp.chain = s.chain AND tp.asset = lower(s.asset)) f
+            {_PRICE_JOIN.format(a='f')}"""
+    ).fetchall()[0][0])
+    if not n:
+        return 0, 0
+    next_ids(store, "flow", n)
     return n, base
 
 
@@ -254,9 +254,7 @@ def append_utxo_flows(store: Store, outputs_sql: str | None, inputs_sql: str | N
         )
     if not parts:
         return 0
-    store.con.execute("CREATE OR REPLACE TEMP TABLE _flow_stage AS " + " UNION ALL ".join(parts))
-    n, _ = _insert_flows(store, "_flow_stage")
-    store.con.execute("DROP TABLE IF EXISTS _flow_stage")
+    n, _ = _insert_flows(store, "(" + " UNION ALL ".join(parts) + ")")
     return n
 
 
