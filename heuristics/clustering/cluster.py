@@ -157,8 +157,8 @@ class ClusterMemory:
             self.renamed_to = np.concatenate([self.renamed_to, np.zeros(n - old, bool)])
 
     @classmethod
-    def load(cls, store: Store, chain: str) -> ClusterMemory | None:
-        """The chain's clusters as stored (None if it was never clustered)."""
+    def load(cls, store: Store, chain: str, batch_rows: int = 1 << 20) -> ClusterMemory | None:
+        """The chain's clusters as stored (None if it was never clustered), read ``batch_rows`` rows at a time."""
         from heuristics.clustering.unionfind import id_dtype, roots, sizes
 
         state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
@@ -167,10 +167,14 @@ class ClusterMemory:
         through = int(state[1] or 0)
         parent = np.arange(through + 1, dtype=id_dtype(through + 1))
         renamed_to = np.zeros(through + 1, bool)
+        # streamed in batches: at chain scale the members are ~10^9 rows, more than memory holds at once
         for table, key in (("cluster_members", "address_id"), ("cluster_renames", "absorbed_id")):
-            rows = store.arrow(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain])
-            parent[rows["x"].to_numpy()] = rows["cluster_id"].to_numpy()
-        renamed_to[rows["cluster_id"].to_numpy()] = True  # rows: the renames, read last
+            for batch in store.batches(f"SELECT {key} AS x, cluster_id FROM {table} WHERE chain = ?", [chain],
+                                       batch_rows):
+                x, cluster_id = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+                parent[x] = cluster_id
+                if table == "cluster_renames":
+                    renamed_to[cluster_id] = True
         size = sizes(roots(parent))  # in the forest's dtype, without an int64 count or arange per id
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))

@@ -167,6 +167,17 @@ def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
         first.addresses - first.clusters, 0)
     assert inc.store.count("cluster_members") + inc.store.count("cluster_renames") == first.addresses - first.clusters
     assert inc.store.count("cluster_renames") > 0
+    # read back in batches of 7 rows (members and renames streamed): the forest the workspace holds
+    import numpy as np
+
+    from heuristics.clustering.cluster import ClusterMemory
+    from heuristics.clustering.unionfind import roots
+
+    kept, loaded = inc._clusters["bitcoin"], ClusterMemory.load(inc.store, "bitcoin", batch_rows=7)
+    n = loaded.parent.size
+    assert n > 7 * 10 and np.array_equal(roots(loaded.parent), roots(kept.parent)[:n])
+    assert np.array_equal(np.flatnonzero(loaded.renamed_to), np.flatnonzero(kept.renamed_to[:n]))
+    assert (loaded.addresses, loaded.clusters, loaded.largest) == (kept.addresses, kept.clusters, kept.largest)
 
 
 def test_an_008_store_is_converted_to_integer_tables_with_the_same_clusters_and_links(tmp_path, monkeypatch):

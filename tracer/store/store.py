@@ -157,6 +157,12 @@ class Store:
         self.con.complete()
         return self.con.sql(sql, params=params or None).to_arrow_table()
 
+    def batches(self, sql: str, params: list[Any] | None = None, rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+        """The result as Arrow record batches of at most ``rows`` rows, streamed: memory bounded by a batch,
+        whatever the result's size (a chain's cluster members, say). Read it out before the next statement."""
+        self.con.complete()
+        yield from self.con.sql(sql, params=params or None).to_arrow_reader(rows)
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
