@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, flag_coinjoins, read_inputs
+from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, Columns, flag_coinjoins, read_inputs
 from tracer.store import Store
 from tracer.store.store import utcnow
 
@@ -90,7 +90,7 @@ class MultiInput:
         return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
 
     def pairs(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
-              inputs: pa.Table | None = None):
+              inputs: Columns | None = None):
         """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
         from one scan of the inputs' integer columns. ``flags`` (the (tx_id, flag) rows of ``tx_flags`` above
         ``after_tx_id``) and ``inputs`` (:func:`~heuristics.clustering.coinjoin.read_inputs`): if the caller
@@ -99,15 +99,17 @@ class MultiInput:
 
         if inputs is None:
             inputs = read_inputs(store, chain, after_tx_id)
-        tx = inputs["tx_id"].to_numpy().astype(np.int64, copy=False)
-        addr = inputs["address_id"].to_numpy().astype(np.int64, copy=False)
+        tx = inputs["tx_id"].astype(np.int64, copy=False)
+        addr = inputs["address_id"].astype(np.int64, copy=False)
         if flags is None:
             flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
         flag_tx = flags["tx_id"].to_numpy().astype(np.int64)
         kind = flags["flag"].to_numpy(zero_copy_only=False)
         skip = np.sort(flag_tx[np.isin(kind, COINJOIN_FLAGS)])
         ptx, a, b = multi_input_pairs(tx, addr, skip)
-        conf = np.where(np.isin(ptx, flag_tx[kind == "stonewall"]), 0.6, 1.0)
+        weak = np.sort(flag_tx[kind == "stonewall"])  # membership by binary search: ptx is long, weak short
+        at = np.minimum(np.searchsorted(weak, ptx), max(weak.size - 1, 0))
+        conf = np.where(weak[at] == ptx, 0.6, 1.0) if weak.size else np.ones(ptx.size)
         return ptx, a, b, conf, int((addr < 0).sum())
 
     def describe(self) -> dict:
@@ -351,7 +353,7 @@ def _no_pairs() -> dict[str, np.ndarray]:
 
 
 def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult,
-           flags: pa.Table | None, inputs: pa.Table | None) -> dict:
+           flags: pa.Table | None, inputs: Columns | None) -> dict:
     """Every heuristic's (tx_id, a, b, confidence) pairs above ``after``, in the order the union-find takes
     them: by transaction, then heuristic (``rank``: its place in ``links``), then b, then a."""
     parts = []
