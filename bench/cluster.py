@@ -11,7 +11,9 @@ on Linux a child's ru_maxrss counts from the parent's resident size when it was 
   union-find, ``cluster_members`` and ``cluster_evidence`` written and committed — with its phases;
 - networkx: the same pairs (read from the store by moneytrail's own pair query, not timed) into a Graph,
   then connected_components;
-- scipy: the same pairs into a CSR matrix, then ``scipy.sparse.csgraph.connected_components``.
+- scipy: the same pairs into a CSR matrix, then ``scipy.sparse.csgraph.connected_components``;
+- the floor: the store's reads and writes of the step alone (:func:`run_floor`), the least a step that
+  reads its pairs out of DuckDB and writes its members and evidence back could take on this machine.
 Then one block at a time: the last (reps + 1) × 3,000 transactions are taken out, the rest clustered, and
 each 3,000 put back in turn ("the block is ingested") and ``Workspace.cluster()`` timed until its commit —
 the first as warm-up (it builds the member lists), the rest measured (wall and CPU time of the process).
@@ -114,6 +116,44 @@ def run_ours(db: str) -> dict:
             "transactions": r.transactions}
 
 
+def run_floor(db: str, reps: int = 3) -> dict:
+    """The store's own share of the step, each part timed alone (best of ``reps``), no clustering done:
+    - read: the columns any multi-input clustering with a CoinJoin guard must read, into numpy — the inputs'
+      tx_id, address id and value, and the outputs' tx_id, value and script type (moneytrail's own scans);
+    - write: the rows the evidence contract requires — this world's ``cluster_evidence`` and
+      ``cluster_members`` rows (the last full run's, copied to Arrow first, untimed) — inserted into empty
+      tables of the same columns in the same store file, and committed.
+    Run after ``ours`` (it needs the run's rows). The tables are dropped again."""
+    import tracer
+    from heuristics.clustering.coinjoin import _by_tx, read_inputs
+
+    ws = tracer.open(db)
+    store, con = ws.store, ws.store.con
+    tables = {t: store.arrow(f"SELECT * FROM {t} WHERE chain = 'bitcoin'") for t in ("cluster_evidence", "cluster_members")}
+    read, write = [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        read_inputs(store, "bitcoin", 0)
+        _by_tx(store.arrow("SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs "
+                           "WHERE chain = 'bitcoin' AND tx_id > 0"))
+        read.append(time.perf_counter() - t)
+        for name in tables:
+            con.execute(f"CREATE OR REPLACE TABLE _floor_{name} AS SELECT * FROM {name} LIMIT 0")
+        con.execute("CHECKPOINT")
+        t = time.perf_counter()
+        with store.transaction():
+            for name, rows in tables.items():
+                with store.view("_floor_rows", rows):
+                    con.execute(f"INSERT INTO _floor_{name} SELECT * FROM _floor_rows")
+        write.append(time.perf_counter() - t)
+    for name in tables:
+        con.execute(f"DROP TABLE _floor_{name}")
+    ws.close()
+    return {"read_seconds": min(read), "write_seconds": min(write), "seconds": min(read) + min(write),
+            "rows_written": {name: rows.num_rows for name, rows in tables.items()},
+            "values_written": sum(rows.num_rows * rows.num_columns for rows in tables.values())}
+
+
 def run_process(db: str) -> dict:
     t = time.perf_counter()
     out = subprocess.run([*TRACER, "--db", db, "cluster", "--full", "--json"], capture_output=True, text=True,
@@ -205,6 +245,7 @@ def main() -> None:
     if args.child:
         result = {"ours": lambda: run_ours(args.db), "process": lambda: run_process(args.db),
                   "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db),
+                  "floor": lambda: run_floor(args.db),
                   "incremental": lambda: run_incremental(args.db, args.block, args.reps),
                   "tile": lambda: tile(args.db, args.tile)}[args.child]()
         print(json.dumps(result))
@@ -231,12 +272,14 @@ def main() -> None:
         # networkx last: it is the long one, and the one-block runs leave the store's rows (and so its pairs)
         # as they were
         one_block = ("--block", str(args.block), "--reps", str(args.reps))
-        for kind in ("process", "ours", "scipy", "incremental", *(() if args.skip_networkx else ("networkx",))):
+        for kind in ("process", "ours", "floor", "scipy", "incremental", *(() if args.skip_networkx else ("networkx",))):
             results[kind] = child(kind, db, *(one_block if kind == "incremental" else ()),
                                   timeout=args.networkx_timeout if kind == "networkx" else None)
             print(kind, results[kind], os.getloadavg(), file=sys.stderr, flush=True)
         results["machine"]["load_after"] = os.getloadavg()
         results["vs_scipy"] = results["ours"]["seconds"] / results["scipy"]["seconds"]
+        # the store's own reads and writes alone, against scipy: the least any store-backed step could take
+        results["floor_vs_scipy"] = results["floor"]["seconds"] / results["scipy"]["seconds"]
         if results.get("networkx", {}).get("finished", True) is False:
             results["vs_networkx_at_least"] = args.networkx_timeout / results["ours"]["seconds"]
         elif "networkx" in results:

@@ -89,14 +89,12 @@ class MultiInput:
             WHERE a.address_id <> f.first"""
         return sql, [chain, after_tx_id, chain, after_tx_id, chain, after_tx_id]
 
-    def pairs(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
-              inputs: Columns | None = None):
-        """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
-        from one scan of the inputs' integer columns. ``flags`` (the (tx_id, flag) rows of ``tx_flags`` above
-        ``after_tx_id``) and ``inputs`` (:func:`~heuristics.clustering.coinjoin.read_inputs`): if the caller
-        has them. Returns (tx_id, a, b, confidence, unresolved inputs)."""
-        from heuristics.clustering.unionfind import multi_input_pairs
-
+    def columns(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
+                inputs: Columns | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the pairs are built from: the inputs' tx_id and address_id (−1: unknown) by transaction, and
+        the sorted tx ids to skip (CoinJoins) and whose links are weak (Stonewall). ``flags`` (the (tx_id,
+        flag) rows of ``tx_flags`` above ``after_tx_id``) and ``inputs``
+        (:func:`~heuristics.clustering.coinjoin.read_inputs`): if the caller has them."""
         if inputs is None:
             inputs = read_inputs(store, chain, after_tx_id)
         tx = inputs["tx_id"].astype(np.int64, copy=False)
@@ -105,10 +103,18 @@ class MultiInput:
             flags = store.arrow("SELECT tx_id, flag FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
         flag_tx = flags["tx_id"].to_numpy().astype(np.int64)
         kind = flags["flag"].to_numpy(zero_copy_only=False)
-        skip = np.sort(flag_tx[np.isin(kind, COINJOIN_FLAGS)])
+        return tx, addr, np.sort(flag_tx[np.isin(kind, COINJOIN_FLAGS)]), np.sort(flag_tx[kind == "stonewall"])
+
+    def pairs(self, store: Store, chain: str, after_tx_id: int, flags: pa.Table | None = None,
+              inputs: Columns | None = None):
+        """The pairs of :meth:`pairs_sql`, built by :func:`~heuristics.clustering.unionfind.multi_input_pairs`
+        from one scan of the inputs' integer columns (:meth:`columns`). Returns (tx_id, a, b, confidence,
+        unresolved inputs)."""
+        from heuristics.clustering.unionfind import multi_input_pairs
+
+        tx, addr, skip, weak = self.columns(store, chain, after_tx_id, flags, inputs)
         ptx, a, b = multi_input_pairs(tx, addr, skip)
-        weak = np.sort(flag_tx[kind == "stonewall"])  # membership by binary search: ptx is long, weak short
-        at = np.minimum(np.searchsorted(weak, ptx), max(weak.size - 1, 0))
+        at = np.minimum(np.searchsorted(weak, ptx), max(weak.size - 1, 0))  # binary search: ptx long, weak short
         conf = np.where(weak[at] == ptx, 0.6, 1.0) if weak.size else np.ones(ptx.size)
         return ptx, a, b, conf, int((addr < 0).sum())
 
@@ -228,7 +234,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
              memory: dict[str, ClusterMemory]) -> ClusterResult:
-    from heuristics.clustering.unionfind import find_all, forest, roots, union_pairs
+    from heuristics.clustering.unionfind import find_all, flatten, forest
 
     con = store.con
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
@@ -284,40 +290,34 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
         result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
     clock("read and flags")
-    pairs = _pairs(store, chain, after, links, result, flags, inputs) if top > after else _no_pairs()
-    a, b = pairs["a"], pairs["b"]
-    result.pairs = int(a.size)
-    clock("pairs")
-    if mem is None:
-        # every address id of the store in one array; the chain's absorbed addresses written from it
+    if mem is None:  # every address id of the store in one forest; the chain's absorbed addresses written from it
         parent, size = forest(top_address + 1)
-        merged, survive, absorb, size_a, size_b, _ = union_pairs(parent, size, a, b)
-        cluster_of = roots(parent)  # and parent is now flat
-        moved = np.flatnonzero(cluster_of != np.arange(cluster_of.size))
+    else:
+        mem.grow(top_address + 1)
+        parent, size = mem.parent, mem.size
+    m = _merges(store, chain, after, links, result, flags, inputs, parent, size, clock) if top > after else _no_merges()
+    result.merges = int(m["tx_id"].size)
+    if mem is None:
+        moved, cluster_ids = flatten(parent)
         clock("union")
-        _insert(store, "cluster_members", chain, run_id, moved, cluster_of[moved])
-        result.merges = int(merged.sum())
+        _insert(store, "cluster_members", chain, run_id, moved, cluster_ids)
         mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
                             int(size.max()) if new_addresses else 0, renamed_to=np.zeros(parent.size, bool))
     else:
-        mem.grow(top_address + 1)
-        merged, survive, absorb, size_a, size_b, gone = union_pairs(mem.parent, mem.size, a, b)
-        result.merges = int(merged.sum())
         clock("union")
         if result.merges:
-            _absorb(store, chain, run_id, absorb[merged], find_all(mem.parent, absorb[merged]), gone[merged], mem)
+            _absorb(store, chain, run_id, m["absorbed_id"], find_all(mem.parent, m["absorbed_id"]), m["gone"], mem)
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
-            mem.largest = max(mem.largest, int(mem.size[survive[merged]].max()))
+            mem.largest = max(mem.largest, int(mem.size[m["surviving_id"]].max()))
         mem.run_id = run_id
     if result.merges:
         codes = _heuristic_codes(store, [h.name for h in links], mem.codes)
         evidence = pa.table({
-            "id_a": a[merged], "id_b": b[merged], "tx_id": pairs["tx_id"][merged],
-            "heuristic": codes[pairs["rank"][merged]], "confidence": pairs["confidence"][merged],
-            "surviving_id": survive[merged], "absorbed_id": absorb[merged],
-            "size_a": size_a[merged], "size_b": size_b[merged],
+            "id_a": m["a"], "id_b": m["b"], "tx_id": m["tx_id"], "heuristic": codes[m["rank"]],
+            "confidence": m["confidence"], "surviving_id": m["surviving_id"], "absorbed_id": m["absorbed_id"],
+            "size_a": m["size_a"], "size_b": m["size_b"],
         })
         with store.view("_evidence", evidence):
             con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
@@ -347,9 +347,42 @@ class _Clock:
         self.last = now
 
 
-def _no_pairs() -> dict[str, np.ndarray]:
+_MERGE_COLUMNS = ("tx_id", "a", "b", "rank", "surviving_id", "absorbed_id", "size_a", "size_b", "gone")
+
+
+def _no_merges() -> dict[str, np.ndarray]:
     empty = np.zeros(0, np.int64)
-    return {"tx_id": empty, "a": empty, "b": empty, "confidence": np.zeros(0), "rank": empty}
+    return {**{c: empty for c in _MERGE_COLUMNS}, "confidence": np.zeros(0)}
+
+
+def _merges(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult,
+            flags: pa.Table | None, inputs: Columns | None, parent: np.ndarray, size: np.ndarray, clock: _Clock) -> dict:
+    """Union every heuristic's pairs above ``after`` into the forest (``parent``, ``size``, changed in place);
+    return the pairs that joined two clusters (the evidence) with their records: tx_id, a, b, confidence, rank
+    (the heuristic's place in ``links``), surviving and absorbed roots, both sizes before, the absorbed size.
+    Multi-input alone (the default) is one compiled pass that finds and unions its pairs together
+    (:func:`~heuristics.clustering.unionfind.multi_input_union`); with other heuristics every pair is built
+    and ordered first (:func:`_pairs`), then unioned (:func:`~heuristics.clustering.unionfind.union_pairs`).
+    Both give the same merges for the same pairs."""
+    from heuristics.clustering.unionfind import multi_input_union, union_pairs
+
+    if len(links) == 1 and isinstance(links[0], MultiInput):
+        result.pairs, result.unresolved_inputs, *cols = multi_input_union(
+            parent, size, *links[0].columns(store, chain, after, flags, inputs))
+        m = dict(zip(("tx_id", "a", "b", "weak", "surviving_id", "absorbed_id", "size_a", "size_b", "gone"), cols,
+                     strict=True))
+        m["confidence"] = np.where(m.pop("weak"), 0.6, 1.0)
+        m["rank"] = np.zeros(m["tx_id"].size, np.int8)
+        clock("pairs and union")
+        return m
+    pairs = _pairs(store, chain, after, links, result, flags, inputs)
+    a, b = pairs["a"], pairs["b"]
+    result.pairs = int(a.size)
+    clock("pairs")
+    merged, survive, absorb, size_a, size_b, gone = union_pairs(parent, size, a, b)
+    return {"tx_id": pairs["tx_id"][merged], "a": a[merged], "b": b[merged], "confidence": pairs["confidence"][merged],
+            "rank": pairs["rank"][merged], "surviving_id": survive[merged], "absorbed_id": absorb[merged],
+            "size_a": size_a[merged], "size_b": size_b[merged], "gone": gone[merged]}
 
 
 def _pairs(store: Store, chain: str, after: int, links: list[LinkHeuristic], result: ClusterResult,

@@ -89,8 +89,29 @@ def _rows_of(keys, start, tx):
 
 
 @njit(cache=True)
-def _room(buf, n):
-    return buf if buf.shape[0] >= n else np.empty(2 * n, np.int64)
+def _longest_run(keys):
+    """The most rows one key has in ``keys`` (grouped)."""
+    best, run = 0, 0
+    for i in range(keys.shape[0]):
+        run = run + 1 if i > 0 and keys[i] == keys[i - 1] else 1
+        if run > best:
+            best = run
+    return best
+
+
+@njit(cache=True)
+def _sort_head(vals, m):
+    """Sort ``vals[:m]`` in place: insertion sort for the few values most transactions have."""
+    if m > 24:
+        vals[:m].sort()
+        return
+    for i in range(1, m):
+        v = vals[i]
+        p = i - 1
+        while p >= 0 and vals[p] > v:
+            vals[p + 1] = vals[p]
+            p -= 1
+        vals[p + 1] = v
 
 
 @njit(cache=True)
@@ -101,10 +122,11 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
     count, 0 if none), 5 top_value (the largest such value), 6 repeated_values, 7 premix_equal,
     8 pool_fee_outputs (distinct fee values), 9 second_level (repeated values within 1.9–2.1 × top_value),
     10 has_inputs, 11 known_addr, 12 known_in, 13 min_in, 14 max_in (−1: unknown), 15 max_addr_inputs,
-    16 has_outputs."""
+    16 has_outputs. One scratch buffer, sized once (a buffer re-allocated inside the loop made numba count
+    references on every pass: 2× slower)."""
     n = txs.shape[0]
     f = np.zeros((n, 17), np.int64)
-    vals = np.empty(16, np.int64)
+    vals = np.empty(max(_longest_run(out_tx), _longest_run(in_tx), 1), np.int64)
     o = 0
     q = 0
     for t in range(n):
@@ -112,7 +134,6 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
         o, e = _rows_of(out_tx, o, tx)
         if e > o:
             f[t, 16] = 1
-        vals = _room(vals, e - o)
         m = 0
         min_out = -1
         for i in range(o, e):
@@ -130,16 +151,15 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                 min_out = v
         f[t, 0] = m
         f[t, 2] = min_out
-        w = vals[:m]
-        w.sort()
+        _sort_head(vals, m)
         # runs of equal values: (value, k)
         top_count, top_value = 0, 0
         i = 0
         while i < m:
             j = i
-            while j < m and w[j] == w[i]:
+            while j < m and vals[j] == vals[i]:
                 j += 1
-            v, k = w[i], j - i
+            v, k = vals[i], j - i
             is_dust = False
             for d in range(dust.shape[0]):
                 if v == dust[d]:
@@ -163,9 +183,9 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
             i = 0
             while i < m:
                 j = i
-                while j < m and w[j] == w[i]:
+                while j < m and vals[j] == vals[i]:
                     j += 1
-                if j - i >= 2 and 19 * top_value <= 10 * w[i] <= 21 * top_value:
+                if j - i >= 2 and 19 * top_value <= 10 * vals[i] <= 21 * top_value:
                     f[t, 9] += 1
                 i = j
         o = e
@@ -173,7 +193,6 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
         q, e = _rows_of(in_tx, q, tx)
         if e > q:
             f[t, 10] = 1
-            vals = _room(vals, e - q)
             m = 0
             unknown = 0
             min_in, max_in = -1, -1
@@ -192,14 +211,13 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
             f[t, 12] = m
             f[t, 13] = min_in
             f[t, 14] = max_in
-            w = vals[:m]
-            w.sort()
+            _sort_head(vals, m)
             most = unknown  # inputs of unknown address count as one group, as SQL's GROUP BY groups NULLs
             distinct = 0
             i = 0
             while i < m:
                 j = i
-                while j < m and w[j] == w[i]:
+                while j < m and vals[j] == vals[i]:
                     j += 1
                 distinct += 1
                 if j - i > most:

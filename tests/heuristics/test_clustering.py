@@ -289,3 +289,13 @@ def test_a_failing_run_changes_nothing_and_is_recorded_as_failed(tmp_path):
     assert status == "failed" and "no_such_column" in error
     assert ws.cluster().merges == 0  # the next run starts from the committed state (its memory was dropped)
     assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before
+
+
+def test_one_pass_union_equals_pairs_then_union_on_a_world(world):
+    from tests.heuristics.test_unionfind import _same as same_as_two_steps
+
+    ws, _, result = world
+    tx, addr, skip, weak = MultiInput().columns(ws.store, "bitcoin", 0)
+    n = int(ws.store.scalar("SELECT max(address_id) FROM addresses")) + 1
+    records = same_as_two_steps(n, tx, addr, skip, weak)
+    assert records[0].size == result.merges > 1000 and skip.size > 0
