@@ -117,7 +117,8 @@ def _sort_head(vals, m):
 @njit(cache=True)
 def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, premix_lo, premix_hi, fees):
     """Per transaction of ``txs`` (sorted tx ids): the shape the rules read. Outputs and inputs are grouped by
-    tx_id (non-decreasing); ``in_addr`` −1 and ``in_value`` −1 mean unknown. Columns of the result (int64):
+    tx_id (non-decreasing); ``in_addr`` −1 and ``in_value`` −1 mean unknown. Rows of the result (int64, one
+    per feature, a column per transaction):
     0 n_out (non-null outputs), 1 n_null, 2 min_out, 3 premix_n, 4 top_count (most common non-dust value's
     count, 0 if none), 5 top_value (the largest such value), 6 repeated_values, 7 premix_equal,
     8 pool_fee_outputs (distinct fee values), 9 second_level (repeated values within 1.9–2.1 × top_value),
@@ -125,7 +126,7 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
     16 has_outputs. One scratch buffer, sized once (a buffer re-allocated inside the loop made numba count
     references on every pass: 2× slower)."""
     n = txs.shape[0]
-    f = np.zeros((n, 17), np.int64)
+    f = np.zeros((17, n), np.int64)  # a row per feature: the rules read whole rows
     vals = np.empty(max(_longest_run(out_tx), _longest_run(in_tx), 1), np.int64)
     o = 0
     q = 0
@@ -133,24 +134,24 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
         tx = txs[t]
         o, e = _rows_of(out_tx, o, tx)
         if e > o:
-            f[t, 16] = 1
+            f[16, t] = 1
         m = 0
         min_out = -1
         for i in range(o, e):
             v = out_value[i]
             for d in range(premix_lo.shape[0]):
                 if v > premix_lo[d] and v <= premix_hi[d]:
-                    f[t, 3] += 1
+                    f[3, t] += 1
                     break
             if out_null[i]:
-                f[t, 1] += 1
+                f[1, t] += 1
                 continue
             vals[m] = v
             m += 1
             if min_out < 0 or v < min_out:
                 min_out = v
-        f[t, 0] = m
-        f[t, 2] = min_out
+        f[0, t] = m
+        f[2, t] = min_out
         _sort_head(vals, m)
         # runs of equal values: (value, k)
         top_count, top_value = 0, 0
@@ -167,18 +168,18 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
             if not is_dust and (k > top_count or (k == top_count and v > top_value)):
                 top_count, top_value = k, v
             if k >= 2:
-                f[t, 6] += 1
+                f[6, t] += 1
             for d in range(premix_lo.shape[0]):
                 if v > premix_lo[d] and v <= premix_hi[d]:
-                    if k > f[t, 7]:
-                        f[t, 7] = k
+                    if k > f[7, t]:
+                        f[7, t] = k
                     break
             for d in range(fees.shape[0]):
                 if v == fees[d]:
-                    f[t, 8] += 1
+                    f[8, t] += 1
             i = j
-        f[t, 4] = top_count
-        f[t, 5] = top_value
+        f[4, t] = top_count
+        f[5, t] = top_value
         if top_count > 0:
             i = 0
             while i < m:
@@ -186,13 +187,13 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                 while j < m and vals[j] == vals[i]:
                     j += 1
                 if j - i >= 2 and 19 * top_value <= 10 * vals[i] <= 21 * top_value:
-                    f[t, 9] += 1
+                    f[9, t] += 1
                 i = j
         o = e
         # inputs
         q, e = _rows_of(in_tx, q, tx)
         if e > q:
-            f[t, 10] = 1
+            f[10, t] = 1
             m = 0
             unknown = 0
             min_in, max_in = -1, -1
@@ -208,9 +209,9 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                         min_in = v
                     if v > max_in:
                         max_in = v
-            f[t, 12] = m
-            f[t, 13] = min_in
-            f[t, 14] = max_in
+            f[12, t] = m
+            f[13, t] = min_in
+            f[14, t] = max_in
             _sort_head(vals, m)
             most = unknown  # inputs of unknown address count as one group, as SQL's GROUP BY groups NULLs
             distinct = 0
@@ -223,8 +224,8 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                 if j - i > most:
                     most = j - i
                 i = j
-            f[t, 11] = distinct
-            f[t, 15] = most
+            f[11, t] = distinct
+            f[15, t] = most
             q = e
     return f
 
@@ -232,10 +233,10 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
 def _classify(n_in: np.ndarray, f: np.ndarray, r: CoinJoinRules) -> np.ndarray:
     """The rule each transaction matches first (index into :data:`RULES`), or −1. Stonewall is tried before
     JoinMarket and the generic rule: its shape vetoes them."""
-    n_out, n_null, min_out, premix_n = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-    top_count, top_value, repeated, premix_equal = f[:, 4], f[:, 5], f[:, 6], f[:, 7]
-    pool_fees, second_level = f[:, 8], f[:, 9]
-    known_addr, known_in, min_in, max_in, max_addr_inputs = f[:, 11], f[:, 12], f[:, 13], f[:, 14], f[:, 15]
+    n_out, n_null, min_out, premix_n = f[0], f[1], f[2], f[3]
+    top_count, top_value, repeated, premix_equal = f[4], f[5], f[6], f[7]
+    pool_fees, second_level = f[8], f[9]
+    known_addr, known_in, min_in, max_in, max_addr_inputs = f[11], f[12], f[13], f[14], f[15]
     has_top = top_count > 0
     n_addr = known_addr + (n_in - known_in)  # inputs whose spent output is not stored count as distinct
     lo1 = int(r.wasabi1_denomination * (1 - r.wasabi1_tolerance))
@@ -296,7 +297,7 @@ def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inp
     f = _features(outs["tx_id"], outs["value"], outs["is_null"], ins["tx_id"], ins["address_id"], ins["value"], ids,
                   np.array(r.dust, np.int64), pools, pools + r.whirlpool_margin, np.array(r.whirlpool_fees, np.int64))
     rule = _classify(txs["input_count"].astype(np.int64), f, r)
-    hit = (rule >= 0) & (f[:, 10] == 1) & (f[:, 16] == 1)  # a transaction without stored inputs or outputs: no verdict
+    hit = (rule >= 0) & (f[10] == 1) & (f[16] == 1)  # a transaction without stored inputs or outputs: no verdict
     flags = np.array([flag for flag, _, _ in RULES], dtype=object)
     confidence = np.array([c for _, c, _ in RULES])
     found = ids[hit].astype(np.int64, copy=False)
