@@ -101,23 +101,27 @@ def tile(db: str, k: int) -> dict:
     return counts
 
 
-def run_ours(db: str) -> dict:
+def run_ours(db: str, runs: int = 1) -> dict:
+    """The whole step in-process, ``runs`` times after a warm-up run: the median and every run."""
     import tracer
 
     ws = tracer.open(db)
     inputs = int(ws.store.scalar("SELECT count(*) FROM inputs"))
     ws.cluster(chain="bitcoin", full=True)  # compiles/loads the numba kernels and warms the file cache
-    t, cpu = time.perf_counter(), time.process_time()
-    r = ws.cluster(full=True)
-    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    measured = []
+    for _ in range(runs):
+        t, cpu = time.perf_counter(), time.process_time()
+        r = ws.cluster(full=True)
+        measured.append({"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - cpu,
+                         "phases": r.seconds})
     ws.close()
-    return {"seconds": seconds, "cpu_seconds": cpu, "phases": r.seconds, "peak_mb": peak_mb(), "inputs": inputs,
-            "pairs": r.pairs, "merges": r.merges, "clusters": r.clusters, "addresses": r.addresses,
-            "transactions": r.transactions}
+    mid = sorted(measured, key=lambda m: m["seconds"])[len(measured) // 2]
+    return {**mid, "runs": measured, "peak_mb": peak_mb(), "inputs": inputs, "pairs": r.pairs, "merges": r.merges,
+            "clusters": r.clusters, "addresses": r.addresses, "transactions": r.transactions}
 
 
-def run_floor(db: str, reps: int = 3) -> dict:
-    """The store's own share of the step, each part timed alone (best of ``reps``), no clustering done:
+def run_floor(db: str, runs: int = 3) -> dict:
+    """The store's own share of the step, each part timed alone (median of ``runs``), no clustering done:
     - read: the columns any multi-input clustering with a CoinJoin guard must read, into numpy — the inputs'
       tx_id, address id and value, and the outputs' tx_id, value and script type (moneytrail's own scans);
     - write: the rows the evidence contract requires — this world's ``cluster_evidence`` and
@@ -131,7 +135,7 @@ def run_floor(db: str, reps: int = 3) -> dict:
     store, con = ws.store, ws.store.con
     tables = {t: store.arrow(f"SELECT * FROM {t} WHERE chain = 'bitcoin'") for t in ("cluster_evidence", "cluster_members")}
     read, write = [], []
-    for _ in range(reps):
+    for _ in range(runs):
         t = time.perf_counter()
         read_inputs(store, "bitcoin", 0)
         _by_tx(store.arrow("SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs "
@@ -149,7 +153,9 @@ def run_floor(db: str, reps: int = 3) -> dict:
     for name in tables:
         con.execute(f"DROP TABLE _floor_{name}")
     ws.close()
-    return {"read_seconds": min(read), "write_seconds": min(write), "seconds": min(read) + min(write),
+    read_s, write_s = statistics.median(read), statistics.median(write)
+    return {"read_seconds": read_s, "write_seconds": write_s, "seconds": read_s + write_s, "read_runs": read,
+            "write_runs": write,
             "rows_written": {name: rows.num_rows for name, rows in tables.items()},
             "values_written": sum(rows.num_rows * rows.num_columns for rows in tables.values())}
 
@@ -176,16 +182,20 @@ def run_networkx(db: str) -> dict:
     return {"seconds": time.perf_counter() - t, "peak_mb": peak_mb(), "components": comps}
 
 
-def run_scipy(db: str) -> dict:
+def run_scipy(db: str, runs: int = 1) -> dict:
     import numpy as np
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     a, b, n = pairs_of(db)
-    t = time.perf_counter()
-    m = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)).tocsr()
-    comps, _ = connected_components(m, directed=False)
-    return {"seconds": time.perf_counter() - t, "peak_mb": peak_mb(), "components": int(comps) - 1}
+    seconds = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        m = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)).tocsr()
+        comps, _ = connected_components(m, directed=False)
+        seconds.append(time.perf_counter() - t)
+        del m
+    return {"seconds": statistics.median(seconds), "runs": seconds, "peak_mb": peak_mb(), "components": int(comps) - 1}
 
 
 def run_incremental(db: str, block: int, reps: int) -> dict:
@@ -240,12 +250,13 @@ def main() -> None:
     ap.add_argument("--networkx-timeout", type=float)
     ap.add_argument("--in-place", action="store_true")
     ap.add_argument("--tile", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=3, help="measured runs of ours, floor and scipy (medians reported)")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
-        result = {"ours": lambda: run_ours(args.db), "process": lambda: run_process(args.db),
-                  "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db),
-                  "floor": lambda: run_floor(args.db),
+        result = {"ours": lambda: run_ours(args.db, args.runs), "process": lambda: run_process(args.db),
+                  "networkx": lambda: run_networkx(args.db), "scipy": lambda: run_scipy(args.db, args.runs),
+                  "floor": lambda: run_floor(args.db, args.runs),
                   "incremental": lambda: run_incremental(args.db, args.block, args.reps),
                   "tile": lambda: tile(args.db, args.tile)}[args.child]()
         print(json.dumps(result))
@@ -273,7 +284,7 @@ def main() -> None:
         # as they were
         one_block = ("--block", str(args.block), "--reps", str(args.reps))
         for kind in ("process", "ours", "floor", "scipy", "incremental", *(() if args.skip_networkx else ("networkx",))):
-            results[kind] = child(kind, db, *(one_block if kind == "incremental" else ()),
+            results[kind] = child(kind, db, *(one_block if kind == "incremental" else ("--runs", str(args.runs))),
                                   timeout=args.networkx_timeout if kind == "networkx" else None)
             print(kind, results[kind], os.getloadavg(), file=sys.stderr, flush=True)
         results["machine"]["load_after"] = os.getloadavg()

@@ -338,11 +338,17 @@ def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | Non
     if replace:
         con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
     found = detect(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
-    if len(found):
-        with store.view("_cj", found):
+    with store.view("_cj", found):
+        if replace:  # verdicts of earlier rules that these do not repeat (the rules changed): cleared
+            con.execute(
+                """UPDATE transactions SET flags = NULL WHERE chain = ? AND tx_id > ? AND flags IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM _cj c WHERE c.tx_id = transactions.tx_id AND c.flag = transactions.flags)""",
+                [chain, after_tx_id])
+        if len(found):
             con.execute("INSERT INTO tx_flags SELECT ?, tx_id, txid, flag, confidence, ? FROM _cj", [chain, run_id])
             con.execute(
                 """UPDATE transactions SET flags = c.flag FROM _cj c
-                   WHERE transactions.chain = ? AND transactions.tx_id > ? AND transactions.tx_id = c.tx_id""",
+                   WHERE transactions.chain = ? AND transactions.tx_id > ? AND transactions.tx_id = c.tx_id
+                   AND transactions.flags IS DISTINCT FROM c.flag""",
                 [chain, after_tx_id])
     return found.select(["tx_id", "flag"])

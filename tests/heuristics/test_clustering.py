@@ -299,3 +299,23 @@ def test_one_pass_union_equals_pairs_then_union_on_a_world(world):
     n = int(ws.store.scalar("SELECT max(address_id) FROM addresses")) + 1
     records = same_as_two_steps(n, tx, addr, skip, weak)
     assert records[0].size == result.merges > 1000 and skip.size > 0
+
+
+def test_a_run_with_other_coinjoin_rules_replaces_the_verdicts_on_transactions_too(tmp_path):
+    """``transactions.flags`` follows ``tx_flags``: a full run under other rules clears the verdicts it does
+    not repeat (they stayed behind before) and leaves the ones it repeats."""
+    from heuristics.clustering.coinjoin import CoinJoinRules
+
+    ws = tracer.open(tmp_path / "w.duckdb")
+    simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
+    ws.cluster()
+    on_transactions = "SELECT tx_id, flags FROM transactions WHERE flags IS NOT NULL ORDER BY tx_id"
+    before = ws.rows("SELECT tx_id, flag FROM tx_flags ORDER BY tx_id")
+    kinds = {f for _, f in before}
+    assert "coinjoin:whirlpool" in kinds and len(kinds) > 1
+    assert ws.rows(on_transactions) == before
+    ws.cluster(rules=CoinJoinRules(whirlpool_pools=(1,)))  # no Whirlpool pool matches: other rules, a full run
+    after = ws.rows("SELECT tx_id, flag FROM tx_flags ORDER BY tx_id")
+    assert "coinjoin:whirlpool" not in {f for _, f in after} and after != before
+    assert ws.rows(on_transactions) == after
+    ws.close()
