@@ -212,18 +212,20 @@ def normalise_address(chain: str, address: str) -> str:
 
 
 def _moves_sql() -> str:
+    # Each output and input meets its own transaction by tx_id: a txid stored twice (BIP30's duplicate
+    # coinbases) would otherwise pair every row with both transactions and count it twice.
     # Parameters, in order: asset, chain, address (outputs); asset, chain, address (inputs);
     # chain, address (transfers in); chain, address (transfers out).
     return """
         SELECT o.txid, ? AS asset, ? AS symbol, 8 AS decimals, CAST(o.value AS HUGEINT) AS received,
                CAST(0 AS HUGEINT) AS sent, NULL AS raw_in, NULL AS raw_out, 1 AS n_in, 0 AS n_out,
                tx.block_time AS time, tx.block_height AS block_height
-        FROM outputs o LEFT JOIN transactions tx ON tx.chain = o.chain AND tx.txid = o.txid
+        FROM outputs o LEFT JOIN transactions tx ON tx.chain = o.chain AND tx.tx_id = o.tx_id
         WHERE o.chain = ? AND o.address = ?
         UNION ALL
         SELECT i.txid, ?, ?, 8, CAST(0 AS HUGEINT), CAST(i.value AS HUGEINT), NULL, NULL, 0, 1,
                tx.block_time, tx.block_height
-        FROM inputs i LEFT JOIN transactions tx ON tx.chain = i.chain AND tx.txid = i.txid
+        FROM inputs i LEFT JOIN transactions tx ON tx.chain = i.chain AND tx.tx_id = i.tx_id
         WHERE i.chain = ? AND i.address = ? AND i.value IS NOT NULL
         UNION ALL
         SELECT t.txid, t.asset, coalesce(t.symbol, t.asset), coalesce(t.decimals, 0),

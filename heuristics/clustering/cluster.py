@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, Columns, flag_coinjoins, read_inputs
+from heuristics.clustering.coinjoin import COINJOIN_FLAGS, CoinJoinRules, Columns, read_inputs, verdicts, write_flags
 from tracer.store import Store
 from tracer.store.store import utcnow
 
@@ -234,7 +235,7 @@ def cluster(store: Store, chain: str = "bitcoin", full: bool = False, rules: Coi
 
 def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoinRules, links: list[LinkHeuristic], params: str,
              memory: dict[str, ClusterMemory]) -> ClusterResult:
-    from heuristics.clustering.unionfind import find_all, flatten, forest
+    from heuristics.clustering.unionfind import find_all, flatten, forest, multi_input_union
 
     con = store.con
     # new addresses and transactions are appended with rising ids: the filters let DuckDB skip old row groups
@@ -283,45 +284,53 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         mem = memory.get(chain)
         if mem is None or mem.run_id != state[3]:
             mem = ClusterMemory.load(store, chain)
-    flags = inputs = None
-    if top > after and not account:
-        inputs = read_inputs(store, chain, after)
-        flags = flag_coinjoins(store, chain, after, run_id, rules, inputs, replace=result.full)
-        kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
-        result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
-    clock("read and flags")
     if mem is None:  # every address id of the store in one forest; the chain's absorbed addresses written from it
         parent, size = forest(top_address + 1)
     else:
         mem.grow(top_address + 1)
         parent, size = mem.parent, mem.size
-    m = _merges(store, chain, after, links, result, flags, inputs, parent, size, clock) if top > after else _no_merges()
+    flags = inputs = union = None
+    if top > after and not account:
+        inputs = read_inputs(store, chain, after)
+        found = verdicts(store, chain, after, rules, inputs)
+        flags = found.select(["tx_id", "flag"])
+        kinds, counts = np.unique(flags["flag"].to_numpy(zero_copy_only=False), return_counts=True)
+        result.coinjoins = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+        if _one_pass(links):  # the union (compiled, without the GIL) runs while DuckDB writes the flags
+            union = _Background(multi_input_union, parent, size, *links[0].columns(store, chain, after, flags, inputs))
+        with _joined(union):
+            write_flags(store, chain, after, run_id, found, replace=result.full)
+    clock("read and flags")
+    if union is not None:
+        m = _one_pass_merges(union.result(), result)
+        clock("pairs and union")
+    elif top > after:
+        m = _merges(store, chain, after, links, result, flags, inputs, parent, size, clock)
+    else:
+        m = _no_merges()
     result.merges = int(m["tx_id"].size)
+    known_codes = mem.codes if mem is not None else {}
+    codes = _heuristic_codes(store, [h.name for h in links], known_codes) if result.merges else None
     if mem is None:
-        moved, cluster_ids = flatten(parent)
+        flat = _Background(flatten, parent)  # a full run's members, found while DuckDB writes the evidence
+        with _joined(flat):
+            _insert_evidence(store, chain, run_id, m, codes)
+        moved, cluster_ids = flat.result()
         clock("union")
         _insert(store, "cluster_members", chain, run_id, moved, cluster_ids)
         mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
-                            int(size.max()) if new_addresses else 0, renamed_to=np.zeros(parent.size, bool))
+                            int(size.max()) if new_addresses else 0, codes=known_codes,
+                            renamed_to=np.zeros(parent.size, bool))
     else:
         clock("union")
         if result.merges:
             _absorb(store, chain, run_id, m["absorbed_id"], find_all(mem.parent, m["absorbed_id"]), m["gone"], mem)
+        _insert_evidence(store, chain, run_id, m, codes)
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
             mem.largest = max(mem.largest, int(mem.size[m["surviving_id"]].max()))
         mem.run_id = run_id
-    if result.merges:
-        codes = _heuristic_codes(store, [h.name for h in links], mem.codes)
-        evidence = pa.table({
-            "id_a": m["a"], "id_b": m["b"], "tx_id": m["tx_id"], "heuristic": codes[m["rank"]],
-            "confidence": m["confidence"], "surviving_id": m["surviving_id"], "absorbed_id": m["absorbed_id"],
-            "size_a": m["size_a"], "size_b": m["size_b"],
-        })
-        with store.view("_evidence", evidence):
-            con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
-                           surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
     if state is None:
         con.execute("INSERT INTO cluster_state (chain, through_tx_id, params, run_id, updated, through_address_id) "
                     "VALUES (?, ?, ?, ?, ?, ?)", [chain, int(top), params, run_id, utcnow(), top_address])
@@ -347,6 +356,69 @@ class _Clock:
         self.last = now
 
 
+class _Background(threading.Thread):
+    """``fn(*args)`` in a thread, started at once: for the compiled kernels (``nogil``), which then run while
+    the calling thread waits in DuckDB (which releases the GIL too). :meth:`result` joins and re-raises."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.value, self.error = fn, args, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@contextlib.contextmanager
+def _joined(job: _Background | None):
+    """Run the block; if it fails, wait for ``job`` before the error goes on (its arrays must not change
+    while the caller rolls back)."""
+    try:
+        yield
+    except BaseException:
+        if job is not None:
+            job.join()
+        raise
+
+
+def _one_pass(links: list[LinkHeuristic]) -> bool:
+    """Multi-input alone (the default): its pairs are found and unioned in one compiled pass."""
+    return len(links) == 1 and isinstance(links[0], MultiInput)
+
+
+def _one_pass_merges(out: tuple, result: ClusterResult) -> dict:
+    """The merge records of :func:`~heuristics.clustering.unionfind.multi_input_union`'s result ``out``."""
+    result.pairs, result.unresolved_inputs, *cols = out
+    m = dict(zip(("tx_id", "a", "b", "weak", "surviving_id", "absorbed_id", "size_a", "size_b", "gone"), cols,
+                 strict=True))
+    m["confidence"] = np.where(m.pop("weak"), 0.6, 1.0)
+    m["rank"] = np.zeros(m["tx_id"].size, np.int8)
+    return m
+
+
+def _insert_evidence(store: Store, chain: str, run_id: int, m: dict, codes: np.ndarray | None) -> None:
+    """The merges ``m`` into ``cluster_evidence``; ``codes``: the heuristics' codes by rank."""
+    if not m["tx_id"].size:
+        return
+    evidence = pa.table({
+        "id_a": m["a"], "id_b": m["b"], "tx_id": m["tx_id"], "heuristic": codes[m["rank"]],
+        "confidence": m["confidence"], "surviving_id": m["surviving_id"], "absorbed_id": m["absorbed_id"],
+        "size_a": m["size_a"], "size_b": m["size_b"],
+    })
+    with store.view("_evidence", evidence):
+        store.con.execute("""INSERT INTO cluster_evidence SELECT ?, id_a, id_b, tx_id, heuristic, confidence,
+                             surviving_id, absorbed_id, size_a, size_b, ? FROM _evidence""", [chain, run_id])
+
+
 _MERGE_COLUMNS = ("tx_id", "a", "b", "rank", "surviving_id", "absorbed_id", "size_a", "size_b", "gone")
 
 
@@ -366,13 +438,9 @@ def _merges(store: Store, chain: str, after: int, links: list[LinkHeuristic], re
     Both give the same merges for the same pairs."""
     from heuristics.clustering.unionfind import multi_input_union, union_pairs
 
-    if len(links) == 1 and isinstance(links[0], MultiInput):
-        result.pairs, result.unresolved_inputs, *cols = multi_input_union(
-            parent, size, *links[0].columns(store, chain, after, flags, inputs))
-        m = dict(zip(("tx_id", "a", "b", "weak", "surviving_id", "absorbed_id", "size_a", "size_b", "gone"), cols,
-                     strict=True))
-        m["confidence"] = np.where(m.pop("weak"), 0.6, 1.0)
-        m["rank"] = np.zeros(m["tx_id"].size, np.int8)
+    if _one_pass(links):
+        m = _one_pass_merges(multi_input_union(parent, size, *links[0].columns(store, chain, after, flags, inputs)),
+                             result)
         clock("pairs and union")
         return m
     pairs = _pairs(store, chain, after, links, result, flags, inputs)

@@ -276,17 +276,17 @@ def read_inputs(store: Store, chain: str, after_tx_id: int) -> Columns:
            WHERE chain = ? AND tx_id > ? AND prev_txkey IS NOT NULL""", [chain, after_tx_id]))
 
 
-def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: Columns | None = None) -> pa.Table:
-    """(tx_id, txid, flag, confidence) for the transactions of ``chain`` above ``after_tx_id``; ``inputs``:
-    :func:`read_inputs` if the caller has it."""
+def verdicts(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: Columns | None = None) -> pa.Table:
+    """(tx_id, flag, confidence) for the transactions of ``chain`` above ``after_tx_id`` that a rule flags;
+    ``inputs``: :func:`read_inputs` if the caller has it."""
     r = rules
-    # every rule needs 3 outputs; the txids are read for the flagged transactions only, at the end
+    # every rule needs 3 outputs
     txs = _by_tx(store.arrow(
         """SELECT tx_id, input_count FROM transactions
            WHERE chain = ? AND tx_id > ? AND NOT is_coinbase AND output_count >= 3""", [chain, after_tx_id]))
     if not txs["tx_id"].size:
-        return pa.table({"tx_id": pa.array([], pa.int64()), "txid": pa.array([], pa.string()),
-                         "flag": pa.array([], pa.string()), "confidence": pa.array([], pa.float64())})
+        return pa.table({"tx_id": pa.array([], pa.int64()), "flag": pa.array([], pa.string()),
+                         "confidence": pa.array([], pa.float64())})
     ids = txs["tx_id"]
     # plain scans keep the stored order, which is by transaction; _features skips the rows of other transactions
     outs = _by_tx(store.arrow(
@@ -300,14 +300,20 @@ def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inp
     hit = (rule >= 0) & (f[10] == 1) & (f[16] == 1)  # a transaction without stored inputs or outputs: no verdict
     flags = np.array([flag for flag, _, _ in RULES], dtype=object)
     confidence = np.array([c for _, c, _ in RULES])
-    found = ids[hit].astype(np.int64, copy=False)
-    with store.view("_cj_ids", pa.table({"tx_id": found})):
+    return pa.table({"tx_id": ids[hit].astype(np.int64, copy=False), "flag": pa.array(flags[rule[hit]], pa.string()),
+                     "confidence": confidence[rule[hit]]})
+
+
+def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: Columns | None = None) -> pa.Table:
+    """:func:`verdicts` with each transaction's txid: (tx_id, txid, flag, confidence)."""
+    found = verdicts(store, chain, after_tx_id, rules, inputs)
+    with store.view("_cj_ids", found.select(["tx_id"])):
         named = store.arrow("SELECT t.tx_id, t.txid FROM transactions t JOIN _cj_ids c ON c.tx_id = t.tx_id "
                             "WHERE t.chain = ? ORDER BY 1", [chain])
-    if not np.array_equal(named["tx_id"].to_numpy(), found):
-        raise RuntimeError(f"coinjoin.detect: {found.size} flagged transactions, {len(named)} found by tx_id")
-    return pa.table({"tx_id": found, "txid": named["txid"],
-                     "flag": pa.array(flags[rule[hit]], pa.string()), "confidence": confidence[rule[hit]]})
+    if not np.array_equal(named["tx_id"].to_numpy(), found["tx_id"].to_numpy()):
+        raise RuntimeError(f"coinjoin.detect: {len(found)} flagged transactions, {len(named)} found by tx_id")
+    return pa.table({"tx_id": found["tx_id"], "txid": named["txid"], "flag": found["flag"],
+                     "confidence": found["confidence"]})
 
 
 @njit(cache=True)
@@ -329,15 +335,14 @@ def _by_tx(t: pa.Table) -> Columns:
     return cols
 
 
-def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | None,
-                   rules: CoinJoinRules | None = None, inputs: Columns | None = None, replace: bool = True) -> pa.Table:
-    """Write tx_flags (and transactions.flags) for the transactions above ``after_tx_id``; return the flags
-    written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it. ``replace`` False: the
-    caller knows no flags exist above ``after_tx_id`` (an incremental run), so none are deleted first."""
+def write_flags(store: Store, chain: str, after_tx_id: int, run_id: int | None, found: pa.Table,
+                replace: bool = True) -> None:
+    """Write the :func:`verdicts` ``found`` for the transactions above ``after_tx_id`` to ``tx_flags`` (with
+    their txids, joined in the store) and ``transactions.flags``. ``replace`` False: the caller knows no flags
+    exist above ``after_tx_id`` (an incremental run), so none are deleted or cleared first."""
     con = store.con
     if replace:
         con.execute("DELETE FROM tx_flags WHERE chain = ? AND tx_id > ?", [chain, after_tx_id])
-    found = detect(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
     with store.view("_cj", found):
         if replace:  # verdicts of earlier rules that these do not repeat (the rules changed): cleared
             con.execute(
@@ -345,10 +350,23 @@ def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | Non
                    AND NOT EXISTS (SELECT 1 FROM _cj c WHERE c.tx_id = transactions.tx_id AND c.flag = transactions.flags)""",
                 [chain, after_tx_id])
         if len(found):
-            con.execute("INSERT INTO tx_flags SELECT ?, tx_id, txid, flag, confidence, ? FROM _cj", [chain, run_id])
+            written = con.execute(
+                """INSERT INTO tx_flags SELECT ?, c.tx_id, t.txid, c.flag, c.confidence, ? FROM _cj c
+                   JOIN transactions t ON t.chain = ? AND t.tx_id = c.tx_id ORDER BY c.tx_id""",
+                [chain, run_id, chain]).fetchall()[0][0]
+            if written != len(found):
+                raise RuntimeError(f"coinjoin.write_flags: {len(found)} flagged transactions, {written} found by tx_id")
             con.execute(
                 """UPDATE transactions SET flags = c.flag FROM _cj c
                    WHERE transactions.chain = ? AND transactions.tx_id > ? AND transactions.tx_id = c.tx_id
                    AND transactions.flags IS DISTINCT FROM c.flag""",
                 [chain, after_tx_id])
+
+
+def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | None,
+                   rules: CoinJoinRules | None = None, inputs: Columns | None = None, replace: bool = True) -> pa.Table:
+    """Detect (:func:`verdicts`) and write (:func:`write_flags`) the flags of the transactions above
+    ``after_tx_id``; return the flags written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it."""
+    found = verdicts(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
+    write_flags(store, chain, after_tx_id, run_id, found, replace)
     return found.select(["tx_id", "flag"])

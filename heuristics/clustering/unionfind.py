@@ -153,7 +153,7 @@ def find_all(parent: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pair_bound(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
     """For :func:`multi_input_union`: at most how many pairs the transactions give (known inputs − 1 per
     transaction not skipped), how many inputs have no known address, and the most inputs of a transaction."""
@@ -181,7 +181,7 @@ def _pair_bound(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
     return bound, unresolved, longest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def multi_input_union(parent: np.ndarray, size: np.ndarray, tx: np.ndarray, addr: np.ndarray, skip: np.ndarray,
                       weak: np.ndarray):
     """:func:`multi_input_pairs` then :func:`union_pairs` in one pass, for multi-input alone: each pair is
@@ -264,7 +264,7 @@ def multi_input_union(parent: np.ndarray, size: np.ndarray, tx: np.ndarray, addr
             m_size_a[:k], m_size_b[:k], m_gone[:k])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flatten(parent: np.ndarray):
     """Point every element straight at its root (in place), and return (ids, root) of the elements that are
     not roots, ids ascending: a full run's ``cluster_members`` rows, without an array per element."""

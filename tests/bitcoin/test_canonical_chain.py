@@ -221,6 +221,10 @@ def test_bip30_duplicate_of_a_spent_coinbase_overwrites_nothing(tmp_path):
             assert s.query("SELECT address, value FROM inputs WHERE txid = ?", [S]) == [(ALICE[1], 50 * BTC)]
             assert s.query("SELECT height, CAST(amount AS BIGINT) FROM flows WHERE txid = ? ORDER BY height", [D]) == [
                 (1, 50 * BTC), (3, 50 * BTC)]
+            # the address page counts each coinbase output once (joined to its own transaction by tx_id)
+            act = address_activity(s, "bitcoin", ALICE[1])
+            assert [(t.received, t.sent, t.received_count, t.sent_count) for t in act.totals] == [(100 * BTC, 50 * BTC, 2, 1)]
+            assert [(t.txid, t.received, t.sent) for t in act.transactions] == [(D, 100 * BTC, 0), (S, 0, 50 * BTC)]
 
 
 def test_a_chain_without_forks_keeps_every_block_and_flow(loaded):

@@ -319,3 +319,40 @@ def test_a_run_with_other_coinjoin_rules_replaces_the_verdicts_on_transactions_t
     assert "coinjoin:whirlpool" not in {f for _, f in after} and after != before
     assert ws.rows(on_transactions) == after
     ws.close()
+
+
+def test_a_run_failing_while_its_union_runs_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The one-pass union runs in a thread while the flags are written: a write that fails waits for it,
+    rolls back, and drops the workspace's forest (the thread changed it), so the next run is right."""
+    import importlib
+
+    clustering = importlib.import_module("heuristics.clustering.cluster")  # the package exports a function of that name
+
+    ws = tracer.open(tmp_path / "w.duckdb")
+    simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
+    top = ws.store.scalar("SELECT max(tx_id) FROM transactions")
+    with ws.store.transaction():
+        for t in ("transactions", "inputs", "outputs"):
+            ws.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 2])
+            ws.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 2])
+    ws.cluster()
+    before = ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
+    with ws.store.transaction():
+        for t in ("transactions", "inputs", "outputs"):
+            ws.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t}")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(clustering, "write_flags", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ws.cluster()
+    assert "bitcoin" not in ws._clusters
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == before
+    monkeypatch.undo()
+    step = ws.cluster()
+    assert not step.full and step.merges > 0
+    after = ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
+    assert ws.cluster(full=True).merges > step.merges
+    assert ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == after
+    ws.close()
