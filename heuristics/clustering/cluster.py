@@ -168,7 +168,7 @@ class ClusterMemory:
     @classmethod
     def load(cls, store: Store, chain: str, batch_rows: int = 1 << 20) -> ClusterMemory | None:
         """The chain's clusters as stored (None if it was never clustered), read ``batch_rows`` rows at a time."""
-        from heuristics.clustering.unionfind import id_dtype, roots, sizes
+        from heuristics.clustering.unionfind import forest_sizes, id_dtype
 
         state = store.one("SELECT run_id, through_address_id FROM cluster_state WHERE chain = ?", [chain])
         if state is None:
@@ -184,7 +184,7 @@ class ClusterMemory:
                 parent[x] = cluster_id
                 if table == "cluster_renames":
                     renamed_to[cluster_id] = True
-        size = sizes(roots(parent))  # in the forest's dtype, without an int64 count or arange per id
+        size = forest_sizes(parent)  # in the forest's dtype, without an int64 count or an array of roots
         addresses = int(store.scalar("SELECT count(*) FROM addresses WHERE chain = ? AND address_id <= ?",
                                      [chain, through]))
         absorbed = int(np.count_nonzero(size == 0))  # ids that are not roots
