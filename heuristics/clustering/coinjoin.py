@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from heuristics.clustering.unionfind import sort_head
 from tracer.store import Store
 
 
@@ -100,21 +101,6 @@ def _longest_run(keys):
 
 
 @njit(cache=True)
-def _sort_head(vals, m):
-    """Sort ``vals[:m]`` in place: insertion sort for the few values most transactions have."""
-    if m > 24:
-        vals[:m].sort()
-        return
-    for i in range(1, m):
-        v = vals[i]
-        p = i - 1
-        while p >= 0 and vals[p] > v:
-            vals[p + 1] = vals[p]
-            p -= 1
-        vals[p + 1] = v
-
-
-@njit(cache=True)
 def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, premix_lo, premix_hi, fees):
     """Per transaction of ``txs`` (sorted tx ids): the shape the rules read. Outputs and inputs are grouped by
     tx_id (non-decreasing); ``in_addr`` −1 and ``in_value`` −1 mean unknown. Rows of the result (int64, one
@@ -152,7 +138,7 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
                 min_out = v
         f[0, t] = m
         f[2, t] = min_out
-        _sort_head(vals, m)
+        sort_head(vals, m)
         # runs of equal values: (value, k)
         top_count, top_value = 0, 0
         i = 0
@@ -212,7 +198,7 @@ def _features(out_tx, out_value, out_null, in_tx, in_addr, in_value, txs, dust, 
             f[12, t] = m
             f[13, t] = min_in
             f[14, t] = max_in
-            _sort_head(vals, m)
+            sort_head(vals, m)
             most = unknown  # inputs of unknown address count as one group, as SQL's GROUP BY groups NULLs
             distinct = 0
             i = 0

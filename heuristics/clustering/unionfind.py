@@ -98,6 +98,34 @@ def forest_sizes(parent: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, inline="always")
+def sort_head(vals: np.ndarray, m: int) -> None:
+    """Sort ``vals[:m]`` in place: insertion sort for the few values most transactions have, numpy's sort
+    beyond 24."""
+    if m > 24:
+        vals[:m].sort()
+        return
+    for i in range(1, m):
+        v = vals[i]
+        p = i - 1
+        while p >= 0 and vals[p] > v:
+            vals[p + 1] = vals[p]
+            p -= 1
+        vals[p + 1] = v
+
+
+@njit(cache=True, inline="always")
+def _known_sorted(addr: np.ndarray, s: int, e: int, buf: np.ndarray) -> int:
+    """The known addresses (≥ 0) of inputs ``s`` to ``e`` into ``buf``, ascending; how many."""
+    m = 0
+    for i in range(s, e):
+        if addr[i] >= 0:
+            buf[m] = addr[i]
+            m += 1
+    sort_head(buf, m)
+    return m
+
+
 @njit(cache=True)
 def multi_input_pairs(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
     """Common-input pairs from inputs grouped by transaction (``tx`` non-decreasing): for each transaction
@@ -120,19 +148,8 @@ def multi_input_pairs(tx: np.ndarray, addr: np.ndarray, skip: np.ndarray):
         while j < skip.shape[0] and skip[j] < t:
             j += 1
         if (j >= skip.shape[0] or skip[j] != t) and e - s > 1:
-            m = 0
-            for i in range(s, e):
-                if addr[i] >= 0:
-                    buf[m] = addr[i]
-                    m += 1
+            m = _known_sorted(addr, s, e, buf)
             if m > 1:
-                for i in range(1, m):  # insertion sort: most transactions have a few inputs
-                    v = buf[i]
-                    p = i - 1
-                    while p >= 0 and buf[p] > v:
-                        buf[p + 1] = buf[p]
-                        p -= 1
-                    buf[p + 1] = v
                 for i in range(1, m):
                     if buf[i] != buf[i - 1]:
                         out_tx[k] = t
@@ -218,19 +235,8 @@ def multi_input_union(parent: np.ndarray, size: np.ndarray, tx: np.ndarray, addr
             while j < skip.shape[0] and skip[j] < t:
                 j += 1
             if j >= skip.shape[0] or skip[j] != t:
-                m = 0
-                for i in range(s, e):
-                    if addr[i] >= 0:
-                        buf[m] = addr[i]
-                        m += 1
+                m = _known_sorted(addr, s, e, buf)
                 if m > 1:
-                    for i in range(1, m):  # insertion sort: most transactions have a few inputs
-                        v = buf[i]
-                        p = i - 1
-                        while p >= 0 and buf[p] > v:
-                            buf[p + 1] = buf[p]
-                            p -= 1
-                        buf[p + 1] = v
                     while w < weak.shape[0] and weak[w] < t:
                         w += 1
                     is_weak = w < weak.shape[0] and weak[w] == t
