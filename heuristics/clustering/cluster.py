@@ -54,7 +54,7 @@ class ClusterResult:
     clusters: int = 0              # distinct clusters
     largest: int = 0               # size of the largest cluster
     unresolved_inputs: int = 0     # inputs read without a known address (their funding tx is not stored)
-    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read and flags, pairs, union, write
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read and flags, pairs (and union), evidence, write
 
 
 class LinkHeuristic(Protocol):
@@ -316,16 +316,16 @@ def _cluster(store: Store, chain: str, account: bool, full: bool, rules: CoinJoi
         with _joined(flat):
             _insert_evidence(store, chain, run_id, m, codes)
         moved, cluster_ids = flat.result()
-        clock("union")
+        clock("evidence")
         _insert(store, "cluster_members", chain, run_id, moved, cluster_ids)
         mem = ClusterMemory(chain, run_id, parent, size, new_addresses, new_addresses - result.merges,
                             int(size.max()) if new_addresses else 0, codes=known_codes,
                             renamed_to=np.zeros(parent.size, bool))
     else:
-        clock("union")
         if result.merges:
             _absorb(store, chain, run_id, m["absorbed_id"], find_all(mem.parent, m["absorbed_id"]), m["gone"], mem)
         _insert_evidence(store, chain, run_id, m, codes)
+        clock("evidence")
         mem.addresses += new_addresses
         mem.clusters += new_addresses - result.merges
         if result.merges:
@@ -448,6 +448,7 @@ def _merges(store: Store, chain: str, after: int, links: list[LinkHeuristic], re
     result.pairs = int(a.size)
     clock("pairs")
     merged, survive, absorb, size_a, size_b, gone = union_pairs(parent, size, a, b)
+    clock("union")
     return {"tx_id": pairs["tx_id"][merged], "a": a[merged], "b": b[merged], "confidence": pairs["confidence"][merged],
             "rank": pairs["rank"][merged], "surviving_id": survive[merged], "absorbed_id": absorb[merged],
             "size_a": size_a[merged], "size_b": size_b[merged], "gone": gone[merged]}
