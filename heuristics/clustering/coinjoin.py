@@ -290,18 +290,6 @@ def verdicts(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, i
                      "confidence": confidence[rule[hit]]})
 
 
-def detect(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: Columns | None = None) -> pa.Table:
-    """:func:`verdicts` with each transaction's txid: (tx_id, txid, flag, confidence)."""
-    found = verdicts(store, chain, after_tx_id, rules, inputs)
-    with store.view("_cj_ids", found.select(["tx_id"])):
-        named = store.arrow("SELECT t.tx_id, t.txid FROM transactions t JOIN _cj_ids c ON c.tx_id = t.tx_id "
-                            "WHERE t.chain = ? ORDER BY 1", [chain])
-    if not np.array_equal(named["tx_id"].to_numpy(), found["tx_id"].to_numpy()):
-        raise RuntimeError(f"coinjoin.detect: {len(found)} flagged transactions, {len(named)} found by tx_id")
-    return pa.table({"tx_id": found["tx_id"], "txid": named["txid"], "flag": found["flag"],
-                     "confidence": found["confidence"]})
-
-
 @njit(cache=True)
 def _ascending(x: np.ndarray) -> bool:
     for i in range(1, x.shape[0]):
@@ -348,11 +336,3 @@ def write_flags(store: Store, chain: str, after_tx_id: int, run_id: int | None, 
                    AND transactions.flags IS DISTINCT FROM c.flag""",
                 [chain, after_tx_id])
 
-
-def flag_coinjoins(store: Store, chain: str, after_tx_id: int, run_id: int | None,
-                   rules: CoinJoinRules | None = None, inputs: Columns | None = None, replace: bool = True) -> pa.Table:
-    """Detect (:func:`verdicts`) and write (:func:`write_flags`) the flags of the transactions above
-    ``after_tx_id``; return the flags written (tx_id, flag). ``inputs``: :func:`read_inputs` if the caller has it."""
-    found = verdicts(store, chain, after_tx_id, rules or CoinJoinRules(), inputs)
-    write_flags(store, chain, after_tx_id, run_id, found, replace)
-    return found.select(["tx_id", "flag"])
