@@ -432,17 +432,12 @@ def _merges(store: Store, chain: str, after: int, links: list[LinkHeuristic], re
     """Union every heuristic's pairs above ``after`` into the forest (``parent``, ``size``, changed in place);
     return the pairs that joined two clusters (the evidence) with their records: tx_id, a, b, confidence, rank
     (the heuristic's place in ``links``), surviving and absorbed roots, both sizes before, the absorbed size.
-    Multi-input alone (the default) is one compiled pass that finds and unions its pairs together
-    (:func:`~heuristics.clustering.unionfind.multi_input_union`); with other heuristics every pair is built
-    and ordered first (:func:`_pairs`), then unioned (:func:`~heuristics.clustering.unionfind.union_pairs`).
-    Both give the same merges for the same pairs."""
-    from heuristics.clustering.unionfind import multi_input_union, union_pairs
+    Every pair is built and ordered first (:func:`_pairs`), then unioned
+    (:func:`~heuristics.clustering.unionfind.union_pairs`): the path of change heuristics and account-model
+    chains. Multi-input alone on a UTXO chain takes :func:`~heuristics.clustering.unionfind.multi_input_union`
+    in :func:`_cluster` instead, which gives the same merges for the same pairs."""
+    from heuristics.clustering.unionfind import union_pairs
 
-    if _one_pass(links):
-        m = _one_pass_merges(multi_input_union(parent, size, *links[0].columns(store, chain, after, flags, inputs)),
-                             result)
-        clock("pairs and union")
-        return m
     pairs = _pairs(store, chain, after, links, result, flags, inputs)
     a, b = pairs["a"], pairs["b"]
     result.pairs = int(a.size)
