@@ -131,7 +131,7 @@ def run_floor(db: str, runs: int = 3) -> dict:
       tables of the same columns in the same store file, and committed.
     Run after ``ours`` (it needs the run's rows). The tables are dropped again."""
     import tracer
-    from heuristics.clustering.coinjoin import _by_tx, read_inputs
+    from heuristics.clustering.coinjoin import read_inputs, read_outputs
 
     ws = tracer.open(db)
     store, con = ws.store, ws.store.con
@@ -140,8 +140,7 @@ def run_floor(db: str, runs: int = 3) -> dict:
     for _ in range(runs):
         t = time.perf_counter()
         read_inputs(store, "bitcoin", 0)
-        _by_tx(store.arrow("SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs "
-                           "WHERE chain = 'bitcoin' AND tx_id > 0"))
+        read_outputs(store, "bitcoin", 0)
         read.append(time.perf_counter() - t)
         for name in tables:
             con.execute(f"CREATE OR REPLACE TABLE _floor_{name} AS SELECT * FROM {name} LIMIT 0")

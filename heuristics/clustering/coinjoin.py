@@ -262,6 +262,14 @@ def read_inputs(store: Store, chain: str, after_tx_id: int) -> Columns:
            WHERE chain = ? AND tx_id > ? AND prev_txkey IS NOT NULL""", [chain, after_tx_id]))
 
 
+def read_outputs(store: Store, chain: str, after_tx_id: int) -> Columns:
+    """The outputs above ``after_tx_id`` by transaction: tx_id, value and is_null (an OP_RETURN), as numpy
+    arrays; a plain scan keeps the stored order, which is by transaction."""
+    return _by_tx(store.arrow(
+        "SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs WHERE chain = ? AND tx_id > ?",
+        [chain, after_tx_id]))
+
+
 def verdicts(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, inputs: Columns | None = None) -> pa.Table:
     """(tx_id, flag, confidence) for the transactions of ``chain`` above ``after_tx_id`` that a rule flags;
     ``inputs``: :func:`read_inputs` if the caller has it."""
@@ -274,10 +282,7 @@ def verdicts(store: Store, chain: str, after_tx_id: int, rules: CoinJoinRules, i
         return pa.table({"tx_id": pa.array([], pa.int64()), "flag": pa.array([], pa.string()),
                          "confidence": pa.array([], pa.float64())})
     ids = txs["tx_id"]
-    # plain scans keep the stored order, which is by transaction; _features skips the rows of other transactions
-    outs = _by_tx(store.arrow(
-        "SELECT tx_id, value, script_type = 'nulldata' AS is_null FROM outputs WHERE chain = ? AND tx_id > ?",
-        [chain, after_tx_id]))
+    outs = read_outputs(store, chain, after_tx_id)  # _features skips the rows of other transactions
     ins = read_inputs(store, chain, after_tx_id) if inputs is None else inputs
     pools = np.array(r.whirlpool_pools, np.int64)
     f = _features(outs["tx_id"], outs["value"], outs["is_null"], ins["tx_id"], ins["address_id"], ins["value"], ids,
