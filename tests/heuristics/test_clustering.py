@@ -127,6 +127,24 @@ def test_the_int32_forest_gives_the_same_unions_as_int64(world):
     assert (id_dtype(2**31 - 1), id_dtype(2**31)) == (np.int32, np.int64)
 
 
+_HELD = ("transactions", "inputs", "outputs")
+
+
+def _hold_back(store, above: int) -> None:
+    """Take the Bitcoin rows of the transactions above tx id ``above`` out of the store (kept in _held_*)."""
+    with store.transaction():
+        for t in _HELD:
+            store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [above])
+            store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [above])
+
+
+def _put_back(store, lo: int, hi: int) -> None:
+    """Put the held rows of the transactions in (``lo``, ``hi``] back: "they are ingested"."""
+    with store.transaction():
+        for t in _HELD:
+            store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
+
+
 def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
     full = tracer.open(tmp_path / "full.duckdb")
     simulate(full.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
@@ -142,18 +160,12 @@ def test_ids_are_the_same_in_two_runs_and_block_by_block(tmp_path):
     inc = tracer.open(tmp_path / "inc.duckdb")
     simulate(inc.store, seed=5, scale="test", truth_path=tmp_path / "t2.json")
     top = inc.store.scalar("SELECT max(tx_id) FROM transactions")
-    tables = ("transactions", "inputs", "outputs")
-    with inc.store.transaction():
-        for t in tables:
-            inc.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 4])
-            inc.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 4])
+    _hold_back(inc.store, top // 4)
     start = inc.cluster()
     assert start.full  # the first run starts from nothing
     steps = []
     for i, (lo, hi) in enumerate(((top // 4, top // 2), (top // 2, 3 * top // 4), (3 * top // 4, top))):
-        with inc.store.transaction():
-            for t in tables:
-                inc.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t} WHERE tx_id > ? AND tx_id <= ?", [lo, hi])
+        _put_back(inc.store, lo, hi)
         steps.append(cluster(inc.store) if i == 1 else inc.cluster())
     assert [(s.full, s.transactions > 0, s.merges > 0) for s in steps] == [(False, True, True)] * 3
     assert inc.rows("SELECT address, cluster_id FROM clusters ORDER BY address") == ids
@@ -331,15 +343,10 @@ def test_a_run_failing_while_its_union_runs_leaves_nothing_behind(tmp_path, monk
     ws = tracer.open(tmp_path / "w.duckdb")
     simulate(ws.store, seed=5, scale="test", truth_path=tmp_path / "t.json")
     top = ws.store.scalar("SELECT max(tx_id) FROM transactions")
-    with ws.store.transaction():
-        for t in ("transactions", "inputs", "outputs"):
-            ws.store.con.execute(f"CREATE TABLE _held_{t} AS SELECT * FROM {t} WHERE tx_id > ?", [top // 2])
-            ws.store.con.execute(f"DELETE FROM {t} WHERE tx_id > ?", [top // 2])
+    _hold_back(ws.store, top // 2)
     ws.cluster()
     before = ws.rows("SELECT address, cluster_id FROM clusters ORDER BY address")
-    with ws.store.transaction():
-        for t in ("transactions", "inputs", "outputs"):
-            ws.store.con.execute(f"INSERT INTO {t} SELECT * FROM _held_{t}")
+    _put_back(ws.store, top // 2, top)
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
